@@ -1,0 +1,1 @@
+"""The ``tierbook`` command line: thin entry points onto the runbooks in ``flows/``."""
