@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import typer
 
+from cli.common import ConfigOpt, Output, OutputOpt, run_flow
+
 app = typer.Typer(
     name="tierbook",
     help="Runbooks for the resilient three-tier AWS web app.",
@@ -17,10 +19,20 @@ app = typer.Typer(
 )
 
 
+@app.command()
+def preflight(config: ConfigOpt = "configs/sandbox.yaml", output: OutputOpt = Output.text) -> None:
+    """Check that the credentials reach the config's account and both regions answer."""
+    from flows.preflight import preflight as flow
+
+    run_flow(flow, output, config=config)
+
+
 def _register() -> None:
-    from cli import sandbox_cmd
+    from cli import config_cmd, runbooks_cmd, sandbox_cmd
 
     app.add_typer(sandbox_cmd.app, name="sandbox")
+    app.add_typer(config_cmd.app, name="config")
+    runbooks_cmd.register(app)
 
 
 _register()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
-app = typer.Typer(help="Run the embedded AWS sandbox (moto server on 127.0.0.1).", no_args_is_help=True)
+app = typer.Typer(
+    help="Run the embedded AWS sandbox (moto server on 127.0.0.1).", no_args_is_help=True
+)
 
 
 @app.command()

@@ -1,0 +1,34 @@
+"""Commands for runbooks that are still being built; each moves to its own module when done."""
+
+from __future__ import annotations
+
+import typer
+
+from cli.common import not_built
+
+PENDING = {
+    "provision": "Build or converge the stack in the primary region and the DR warm standby.",
+    "destroy": "Tear down an environment that is not protected.",
+    "deploy": "Build or take an image, roll it out, verify, roll back on failure.",
+    "rollback": "Return a service to its previous task-definition revision.",
+    "failover": "Cross-region DR: promote the replica, bring up the DR app stack, flip DNS.",
+    "failback": "Return to the original region once it is healthy again.",
+    "redrive": "Move messages from a dead-letter queue back to their source, safely.",
+    "drill": "Backup-restore test, DR readiness evaluation, AZ game day.",
+    "audit": "Check a live stack against the seeds' anti-patterns.",
+    "serve": "Serve every runbook deployment against the configured Prefect API.",
+    "iam-policy": "Print the least-privilege IAM policy one runbook needs.",
+}
+
+
+def register(app: typer.Typer) -> None:
+    for name, help_text in PENDING.items():
+
+        def command(_name: str = name) -> None:
+            not_built(_name)
+
+        app.command(
+            name=name,
+            help=f"{help_text} (not built yet)",
+            context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+        )(command)

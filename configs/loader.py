@@ -1,0 +1,92 @@
+"""Load one environment's YAML into a :class:`Config`, or say everything that is wrong with it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from configs.errors import ConfigError, Problem
+from configs.guards import anti_patterns
+from configs.models import Config
+
+# Overrides the sandbox endpoint of a config, e.g. when tests start the sandbox on a free port.
+ENDPOINT_ENV = "TIERBOOK_AWS_ENDPOINT_URL"
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def problems_from(exc: ValidationError) -> list[Problem]:
+    out = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if p not in ("function-after",))
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (not part of the config schema)"
+        elif msg.startswith("Value error, "):
+            msg = msg.removeprefix("Value error, ")
+        out.append(Problem(_path(loc), msg))
+    return out
+
+
+def parse_config(data: Any, *, source: str = "<config>") -> Config:
+    """Validate already-parsed YAML. Raises :class:`ConfigError` listing every problem."""
+    if not isinstance(data, dict):
+        raise ConfigError(source, [Problem("", "the file must hold a mapping of keys to values")])
+    endpoint = os.environ.get(ENDPOINT_ENV)
+    if (
+        endpoint
+        and isinstance(data.get("aws", {}), dict)
+        and (data.get("aws") or {}).get("endpoint_url")
+    ):
+        data = {**data, "aws": {**data["aws"], "endpoint_url": endpoint}}
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, problems_from(exc)) from None
+    found = anti_patterns(cfg)
+    if found:
+        raise ConfigError(source, found)
+    return cfg
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate ``path``. Invalid input fails here, before any AWS call."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise ConfigError(str(p), [Problem("", f"cannot read the file: {exc.strerror}")]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(
+            str(p), [Problem("", f"not valid YAML: {where}{getattr(exc, 'problem', exc)}")]
+        ) from None
+    return parse_config(data, source=str(p))
+
+
+CONFIG_DIR_ENV = "TIERBOOK_CONFIG_DIR"
+
+
+def config_path(ref: str | Path) -> Path:
+    """A config file from a path, or from an environment name (``sandbox`` →
+    ``<config dir>/sandbox.yaml``, the config dir being ``$TIERBOOK_CONFIG_DIR`` or this
+    package's folder)."""
+    p = Path(ref)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        return p
+    folder = Path(os.environ.get(CONFIG_DIR_ENV, Path(__file__).parent))
+    return folder / f"{ref}.yaml"
+
+
+def resolve_config(ref: str | Path) -> Config:
+    """Load the config that ``ref`` (a path or an environment name) points at."""
+    return load_config(config_path(ref))

@@ -1,0 +1,1 @@
+"""Runbooks: Prefect flows that compose the steps in ``tasks/``. No boto3 here."""

@@ -1,0 +1,205 @@
+"""Reports every runbook ends with: a timeline and, for mutating runbooks, a plan.
+
+The timeline (step, start, end, outcome, detail, plus metrics such as RTO/RPO) becomes a
+Prefect markdown artifact and a JSON file on disk (for the CLI and for people without the UI).
+A plan (resource, action, before → after) becomes a Prefect table artifact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, PrivateAttr
+
+from tasks.changes import Change
+from tasks.steps import RECORDER, now
+
+REPORT_DIR_ENV = "TIERBOOK_REPORT_DIR"
+
+
+def report_dir() -> Path:
+    home = Path(os.environ.get("TIERBOOK_HOME", Path.home() / ".tierbook"))
+    return Path(os.environ.get(REPORT_DIR_ENV, home / "reports"))
+
+
+class StepRecord(BaseModel):
+    step: str
+    start: datetime
+    end: datetime
+    outcome: str  # changed | unchanged | planned | skipped | failed | ok
+    detail: str = ""
+
+    @property
+    def seconds(self) -> float:
+        return (self.end - self.start).total_seconds()
+
+
+class Timeline(BaseModel):
+    """What a runbook did, in order. Thread-safe: parallel steps record into it."""
+
+    runbook: str
+    environment: str
+    started: datetime = Field(default_factory=now)
+    finished: datetime | None = None
+    outcome: str = "running"  # succeeded | failed | refused | planned
+    error: str = ""
+    steps: list[StepRecord] = Field(default_factory=list)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    notes: list[str] = Field(default_factory=list)
+    changes: list[Change] = Field(default_factory=list)
+    report_path: str = ""
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    def record(self, step: str, start: datetime, end: datetime, outcome: str, detail: str) -> None:
+        with self._lock:
+            self.steps.append(
+                StepRecord(step=step, start=start, end=end, outcome=outcome, detail=detail)
+            )
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[dict[str, str]]:
+        """Record a flow-level step (an approval, a decision). Set ``info['detail']`` inside."""
+        info: dict[str, str] = {"outcome": "ok", "detail": ""}
+        start = now()
+        try:
+            yield info
+        except BaseException as exc:
+            self.record(name, start, now(), "failed", f"{type(exc).__name__}: {exc}")
+            raise
+        self.record(name, start, now(), info["outcome"], info["detail"])
+
+    def note(self, text: str) -> None:
+        with self._lock:
+            self.notes.append(text)
+
+    # -- rendering -------------------------------------------------------------------------
+    def ordered(self) -> list[StepRecord]:
+        return sorted(self.steps, key=lambda s: (s.start, s.end))
+
+    def to_markdown(self) -> str:
+        lines = [
+            f"# {self.runbook} · {self.environment} · {self.outcome}",
+            "",
+            f"Started {self.started.isoformat(timespec='seconds')}"
+            + (
+                f", finished {self.finished.isoformat(timespec='seconds')}" if self.finished else ""
+            ),
+            "",
+        ]
+        if self.error:
+            lines += [f"**Error:** {self.error}", ""]
+        if self.metrics:
+            lines += ["| metric | value |", "|---|---|"]
+            lines += [f"| {k} | {v} |" for k, v in self.metrics.items()]
+            lines.append("")
+        lines += [
+            "| step | start | end | seconds | outcome | detail |",
+            "|---|---|---|---|---|---|",
+        ]
+        for s in self.ordered():
+            detail = s.detail.replace("|", "\\|").replace("\n", " ")
+            lines.append(
+                f"| {s.step} | {s.start.strftime('%H:%M:%S.%f')[:-3]} | "
+                f"{s.end.strftime('%H:%M:%S.%f')[:-3]} | {s.seconds:.1f} | {s.outcome} | {detail} |"
+            )
+        if self.notes:
+            lines += ["", "## Notes", *[f"- {n}" for n in self.notes]]
+        return "\n".join(lines)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)
+
+
+def artifact_key(text: str) -> str:
+    """Prefect artifact keys: lowercase letters, numbers and dashes."""
+    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
+
+
+def publish_plan(runbook: str, environment: str, changes: Iterable[Change]) -> list[dict[str, str]]:
+    """Render ``changes`` as a Prefect table artifact; return the rows."""
+    rows = [
+        {
+            "resource": f"{c.resource} {c.name}",
+            "region": c.region,
+            "action": c.action.value,
+            "change": c.summary(),
+        }
+        for c in changes
+    ]
+    _artifact(
+        "table",
+        key=artifact_key(f"{runbook}-plan-{environment}"),
+        table=rows or [{"resource": "-", "region": "-", "action": "none", "change": "no changes"}],
+        description=f"{runbook} plan for {environment}",
+    )
+    return rows
+
+
+def _artifact(kind: str, **kwargs: Any) -> None:
+    from prefect.context import FlowRunContext
+
+    if FlowRunContext.get() is None:
+        return
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    try:
+        if kind == "table":
+            create_table_artifact(**kwargs)
+        else:
+            create_markdown_artifact(**kwargs)
+    except Exception:  # a report that cannot be uploaded must not fail the runbook
+        pass
+
+
+def publish(timeline: Timeline) -> Path:
+    """Write the timeline as a markdown artifact and as JSON on disk; return the file."""
+    _artifact(
+        "markdown",
+        key=artifact_key(f"{timeline.runbook}-timeline-{timeline.environment}"),
+        markdown=timeline.to_markdown(),
+        description=f"{timeline.runbook} timeline for {timeline.environment}",
+    )
+    folder = report_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = timeline.started.strftime("%Y%m%dT%H%M%S%f")
+    path = folder / f"{timeline.runbook}-{timeline.environment}-{stamp}.json"
+    timeline.report_path = str(path)
+    path.write_text(timeline.to_json())
+    return path
+
+
+@contextmanager
+def runbook(name: str, environment: str) -> Iterator[Timeline]:
+    """Open a timeline for the steps inside; publish it however the block ends.
+
+    The exception that ends a failed block gets the timeline attached as ``.timeline``.
+    """
+    timeline = Timeline(runbook=name, environment=environment)
+    token = RECORDER.set(timeline)
+    try:
+        yield timeline
+        if timeline.outcome == "running":
+            timeline.outcome = "succeeded"
+    except BaseException as exc:
+        from configs.errors import BadInput
+
+        timeline.outcome = "refused" if isinstance(exc, BadInput) else "failed"
+        timeline.error = f"{type(exc).__name__}: {exc}"
+        exc.timeline = timeline  # type: ignore[attr-defined]
+        raise
+    finally:
+        RECORDER.reset(token)
+        timeline.finished = now()
+        publish(timeline)
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, indent=2, default=str)
