@@ -28,10 +28,11 @@ def preflight(config: ConfigOpt = "configs/sandbox.yaml", output: OutputOpt = Ou
 
 
 def _register() -> None:
-    from cli import config_cmd, runbooks_cmd, sandbox_cmd
+    from cli import config_cmd, redrive_cmd, runbooks_cmd, sandbox_cmd
 
     app.add_typer(sandbox_cmd.app, name="sandbox")
     app.add_typer(config_cmd.app, name="config")
+    redrive_cmd.register(app)
     runbooks_cmd.register(app)
 
 

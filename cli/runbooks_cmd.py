@@ -13,7 +13,6 @@ PENDING = {
     "rollback": "Return a service to its previous task-definition revision.",
     "failover": "Cross-region DR: promote the replica, bring up the DR app stack, flip DNS.",
     "failback": "Return to the original region once it is healthy again.",
-    "redrive": "Move messages from a dead-letter queue back to their source, safely.",
     "drill": "Backup-restore test, DR readiness evaluation, AZ game day.",
     "audit": "Check a live stack against the seeds' anti-patterns.",
     "serve": "Serve every runbook deployment against the configured Prefect API.",
