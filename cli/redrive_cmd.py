@@ -155,5 +155,18 @@ class _ProgressBar:
         self.progress.stop()
 
 
+def redrive_demo(
+    config: ConfigOpt = "configs/sandbox.yaml",
+    queue: Annotated[str, typer.Option("--queue", help="Config queue to use.")] = "orders",
+    count: Annotated[int, typer.Option("--count", help="Messages to dead-letter.")] = 30,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Sandbox demo: failing consumers fill a DLQ, a dry run looks, a redrive empties it."""
+    from flows.redrive_demo import redrive_demo as flow
+
+    run_flow(flow, output, config=config, queue=queue, count=count)
+
+
 def register(app: typer.Typer) -> None:
     app.command(name="redrive")(redrive)
+    app.command(name="redrive-demo")(redrive_demo)

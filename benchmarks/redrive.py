@@ -1,0 +1,174 @@
+"""Redrive throughput: the runbook's engine against two baselines, measured in one run.
+
+* one-at-a-time: receive 1 → send 1 → delete 1, the loop most hand-written scripts use;
+* batch-send ceiling: SendMessageBatch alone (10 per call, same worker count), the most the
+  emulator can accept, so the engine's figure reads as a fraction of what is possible;
+* engine: ``tasks.redrive_engine.Engine`` (receive 10, send 10, delete 10, parallel workers);
+* peak memory (tracemalloc, this process only) of an engine run over ``--memory-messages``.
+
+Runs against a moto server it starts (default) or ``--endpoint URL`` (e.g. LocalStack). moto's
+SQS slows as a queue grows, so keep ``--messages`` small there.
+
+    python benchmarks/redrive.py [--messages 500] [--workers 4] [--memory-messages 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import tracemalloc
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from configs import load_config  # noqa: E402
+from tasks.aws import forget_connections  # noqa: E402
+from tasks.queues_find import find_route  # noqa: E402
+from tasks.redrive_engine import Engine, EngineSettings  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_moto() -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(url + "/moto-api/", timeout=1)
+            return proc, url
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("moto server did not start")
+
+
+def message(i: int) -> dict[str, Any]:
+    return {
+        "MessageBody": json.dumps({"order": {"id": i, "tier": ("gold", "silver")[i % 2]}}),
+        "MessageAttributes": {"kind": {"DataType": "String", "StringValue": "refund"}},
+    }
+
+
+def send_all(sqs: Any, url: str, n: int, workers: int) -> float:
+    """Seconds to put ``n`` messages into ``url`` with SendMessageBatch."""
+    chunks = [list(range(s, min(n, s + 10))) for s in range(0, n, 10)]
+
+    def send(chunk: list[int]) -> None:
+        entries = [{"Id": str(j), **message(i)} for j, i in enumerate(chunk)]
+        sqs.send_message_batch(QueueUrl=url, Entries=entries)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(send, chunks))
+    return time.perf_counter() - started
+
+
+def one_at_a_time(sqs: Any, dlq: str, src: str, n: int) -> float:
+    started = time.perf_counter()
+    moved = 0
+    while moved < n:
+        got = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=1, VisibilityTimeout=60)
+        for m in got.get("Messages", []):
+            attrs = m.get("MessageAttributes", {})
+            sqs.send_message(QueueUrl=src, MessageBody=m["Body"], MessageAttributes=attrs)
+            sqs.delete_message(QueueUrl=dlq, ReceiptHandle=m["ReceiptHandle"])
+            moved += 1
+    return time.perf_counter() - started
+
+
+def pair(sqs: Any, stem: str) -> tuple[str, str]:
+    dlq = sqs.create_queue(QueueName=f"{stem}-dlq")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]
+    policy = json.dumps({"deadLetterTargetArn": arn["QueueArn"], "maxReceiveCount": 5})
+    src = sqs.create_queue(QueueName=stem, Attributes={"RedrivePolicy": policy})["QueueUrl"]
+    return dlq, src
+
+
+def engine_run(cfg: Any, sqs: Any, n: int, workers: int, *, memory: bool = False) -> tuple:
+    stem = f"bench-{uuid.uuid4().hex[:6]}"
+    dlq, _src = pair(sqs, stem)
+    send_all(sqs, dlq, n, workers)
+    route = find_route.fn(cfg, f"{stem}-dlq")
+    if memory:
+        tracemalloc.start()
+    started = time.perf_counter()
+    tally = Engine(cfg, route, EngineSettings(workers=workers, visibility_s=120)).run()
+    seconds = time.perf_counter() - started
+    peak = tracemalloc.get_traced_memory()[1] if memory else 0
+    if memory:
+        tracemalloc.stop()
+    assert tally.moved == n, f"engine moved {tally.moved} of {n}"
+    return seconds, peak
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--endpoint", help="SQS endpoint to use instead of a fresh moto server")
+    ap.add_argument("--messages", type=int, default=500)
+    ap.add_argument("--workers", type=int, default=4)
+    ap.add_argument("--memory-messages", type=int, default=2000)
+    args = ap.parse_args()
+
+    proc = None
+    endpoint = args.endpoint
+    if not endpoint:
+        proc, endpoint = start_moto()
+    os.environ["TIERBOOK_AWS_ENDPOINT_URL"] = endpoint
+    forget_connections()
+    cfg = load_config(ROOT / "configs" / "sandbox.yaml")
+    sqs = boto3.client(
+        "sqs",
+        endpoint_url=endpoint,
+        region_name=cfg.regions.primary,
+        aws_access_key_id="sandbox",
+        aws_secret_access_key="sandbox",
+    )
+    n, w = args.messages, args.workers
+    try:
+        ceiling_q = sqs.create_queue(QueueName=f"bench-ceiling-{uuid.uuid4().hex[:6]}")["QueueUrl"]
+        ceiling = n / send_all(sqs, ceiling_q, n, w)
+
+        dlq, src = pair(sqs, f"bench-loop-{uuid.uuid4().hex[:6]}")
+        send_all(sqs, dlq, n, w)
+        loop = n / one_at_a_time(sqs, dlq, src, n)
+
+        engine_s, _ = engine_run(cfg, sqs, n, w)
+        engine = n / engine_s
+        _, peak = engine_run(cfg, sqs, args.memory_messages, w, memory=True)
+    finally:
+        if proc is not None:
+            proc.kill()
+
+    where = args.endpoint or "moto (fresh server)"
+    print(f"redrive benchmark on {where}: {n} messages, {w} workers")
+    print(f"  one-at-a-time loop   {loop:8.1f} msgs/s")
+    print(f"  batch-send ceiling   {ceiling:8.1f} msgs/s (SendMessageBatch only)")
+    print(f"  tierbook engine      {engine:8.1f} msgs/s (receive + send + delete)")
+    print(f"  engine / loop        {engine / loop:8.1f}x")
+    print(f"  engine / ceiling     {engine / ceiling:8.2f}")
+    print(f"  peak memory, {args.memory_messages} messages: {peak / 1e6:.1f} MB (tracemalloc)")
+
+
+if __name__ == "__main__":
+    main()
