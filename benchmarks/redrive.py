@@ -137,6 +137,14 @@ def main() -> None:
     os.environ["TIERBOOK_AWS_ENDPOINT_URL"] = endpoint
     forget_connections()
     cfg = load_config(ROOT / "configs" / "sandbox.yaml")
+    account = boto3.client(
+        "sts",
+        endpoint_url=endpoint,
+        region_name=cfg.regions.primary,
+        aws_access_key_id="sandbox",
+        aws_secret_access_key="sandbox",
+    ).get_caller_identity()["Account"]
+    cfg = cfg.model_copy(update={"account_id": account})  # LocalStack's default is 000000000000
     sqs = boto3.client(
         "sqs",
         endpoint_url=endpoint,

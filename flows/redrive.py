@@ -34,12 +34,13 @@ from tasks.redrive_engine import (
     Tally,
     scan_message_ids,
 )
-from tasks.redrive_rules import canary_returned, parse_filters, parse_s3_url
+from tasks.redrive_rules import canary_returned, now_ms, parse_filters, parse_s3_url
 from tasks.retry import wait_for
 from tasks.steps import step
 
 LOCK_LEASE_S = 1800.0
 CANARY_WAIT_S = 60.0
+CLOCK_SKEW_MS = 5000
 
 # (counts, total) → None. The CLI sets one to draw its progress bar.
 Listener = Callable[[dict[str, Any], int | None], None]
@@ -351,8 +352,9 @@ def _native(tl: Timeline, cfg: Config, route: Route, rate: float | None, visible
         feed.total = int(task.get("ApproximateNumberOfMessagesToMove") or visible) or None
         feed({"received": moved, "moved": moved})
 
+    since_ms = now_ms() - CLOCK_SKEW_MS
     handle = native.start_move_task(cfg, route, rate)
     tl.metrics["task_handle"] = handle
-    task = native.wait_for_move_task(cfg, route, handle, on_progress=progress)
+    task = native.wait_for_move_task(cfg, route, handle, since_ms=since_ms, on_progress=progress)
     tl.metrics["moved"] = int(task.get("ApproximateNumberOfMessagesMoved") or 0)
     feed.publish(tl.metrics["moved"], final=True)

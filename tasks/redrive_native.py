@@ -64,6 +64,21 @@ def task_progress(task: dict[str, Any]) -> float:
     return min(1.0, moved / total) if total else 0.0
 
 
+def find_task(tasks: list[dict[str, Any]], handle: str, since_ms: int) -> dict[str, Any] | None:
+    """Our task in a ``ListMessageMoveTasks`` answer. SQS shows ``TaskHandle`` only while a
+    task runs; once it ended, ours is the latest one started since we started it (one task
+    per queue at a time)."""
+    for task in tasks:
+        if task.get("TaskHandle") == handle:
+            return task
+    ended = [
+        t
+        for t in tasks
+        if "TaskHandle" not in t and int(t.get("StartedTimestamp") or 0) >= since_ms
+    ]
+    return max(ended, key=lambda t: int(t.get("StartedTimestamp") or 0)) if ended else None
+
+
 def _tasks(cfg: Config, route: Route) -> list[dict[str, Any]]:
     sqs = connect(cfg).client("sqs", route.dlq.region)
     answer = sqs.list_message_move_tasks(SourceArn=route.dlq.arn, MaxResults=10)
@@ -104,6 +119,7 @@ def wait_for_move_task(
     route: Route,
     handle: str,
     *,
+    since_ms: int = 0,
     on_progress: Callable[[dict[str, Any]], None] | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     interval_s: float = POLL_S,
@@ -111,9 +127,8 @@ def wait_for_move_task(
     """Poll ``ListMessageMoveTasks`` until the task ends; cancel it on Ctrl-C or deadline."""
 
     def probe() -> dict[str, Any]:
-        task = next((t for t in _tasks(cfg, route) if t.get("TaskHandle") == handle), None)
-        if task is None:
-            # A finished task may already have rotated out of the (latest 10) list.
+        task = find_task(_tasks(cfg, route), handle, since_ms)
+        if task is None:  # rotated out of the latest-10 list already
             task = {"TaskHandle": handle, "Status": "UNKNOWN"}
         if on_progress is not None:
             on_progress(task)

@@ -51,8 +51,10 @@ def stubbed() -> Iterator[tuple[object, Stubber]]:
 
 
 def task(status: str, moved: int, total: int = 100, **extra: object) -> dict:
+    """A ListMessageMoveTasks result: SQS shows the handle only while the task runs."""
     return {
-        "TaskHandle": "h-1",
+        **({"TaskHandle": "h-1"} if status == "RUNNING" else {}),
+        "StartedTimestamp": 2_000,
         "Status": status,
         "SourceArn": DLQ_ARN,
         "ApproximateNumberOfMessagesMoved": moved,
@@ -128,7 +130,7 @@ def test_a_failed_task_fails_the_step_with_its_reason(stubbed) -> None:  # type:
         {"SourceArn": DLQ_ARN, "MaxResults": 10},
     )
     with pytest.raises(StepFailed, match="AccessDenied on destination"):
-        wait_for_move_task.fn(cfg, ROUTE, "h-1", interval_s=0.01)
+        wait_for_move_task.fn(cfg, ROUTE, "h-1", since_ms=1_000, interval_s=0.01)
 
 
 def test_an_interrupt_cancels_the_task(stubbed) -> None:  # type: ignore[no-untyped-def]
@@ -164,3 +166,13 @@ def test_a_deadline_cancels_the_task(stubbed) -> None:  # type: ignore[no-untype
 
     with pytest.raises(DeadlineExceeded):
         wait_for_move_task.fn(cfg, ROUTE, "h-1", timeout_s=0.05, interval_s=5)
+
+
+def test_an_ended_task_is_found_without_its_handle() -> None:
+    from tasks.redrive_native import find_task
+
+    older = task("COMPLETED", 5) | {"StartedTimestamp": 500}
+    ours = task("FAILED", 7) | {"StartedTimestamp": 2_000}
+    assert find_task([ours, older], "h-1", since_ms=1_000) == ours
+    assert find_task([older], "h-1", since_ms=1_000) is None
+    assert find_task([task("RUNNING", 1)], "h-1", since_ms=0)["TaskHandle"] == "h-1"
