@@ -39,8 +39,10 @@ def preflight(config: ConfigOpt = "configs/sandbox.yaml", output: OutputOpt = Ou
 
 
 def _register() -> None:
-    from cli import config_cmd, runbooks_cmd, sandbox_cmd
+    from cli import config_cmd, runbooks_cmd, sandbox_cmd, serve_cmd
 
+    app.command()(serve_cmd.serve)
+    app.command()(serve_cmd.server)
     app.add_typer(sandbox_cmd.app, name="sandbox")
     app.add_typer(config_cmd.app, name="config")
     runbooks_cmd.register(app)

@@ -16,7 +16,6 @@ PENDING = {
     "redrive": "Move messages from a dead-letter queue back to their source, safely.",
     "drill": "Backup-restore test, DR readiness evaluation, AZ game day.",
     "audit": "Check a live stack against the seeds' anti-patterns.",
-    "serve": "Serve every runbook deployment against the configured Prefect API.",
     "iam-policy": "Print the least-privilege IAM policy one runbook needs.",
 }
 
