@@ -56,11 +56,9 @@ def exit_code_for(exc: BaseException) -> int:
 
 def run_flow(flow_fn: Callable[..., Any], output: Output, /, **params: Any) -> None:
     """Run a runbook flow in this process, print its report, exit with the right code."""
-    from cli.prefect_env import prepare
+    from cli.prefect_env import quiet_console
 
-    warning = prepare()
-    if warning:
-        err_console.print(f"[yellow]warning:[/] {warning}")
+    quiet_console()
     try:
         result = flow_fn(**params)
     except KeyboardInterrupt:

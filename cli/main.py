@@ -6,9 +6,11 @@ Each runbook's command lives in a module of its own under ``cli/`` and is regist
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
-from cli.common import ConfigOpt, Output, OutputOpt, run_flow
+from cli.common import ConfigOpt, Output, OutputOpt, err_console, run_flow
 
 app = typer.Typer(
     name="tierbook",
@@ -17,6 +19,15 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+@app.callback()
+def _before_any_command() -> None:
+    """Decide which Prefect API to use before anything imports prefect."""
+    from cli.prefect_env import choose_api
+
+    if "prefect" not in sys.modules and (warning := choose_api()):
+        err_console.print(f"[yellow]warning:[/] {warning}")
 
 
 @app.command()
@@ -28,8 +39,10 @@ def preflight(config: ConfigOpt = "configs/sandbox.yaml", output: OutputOpt = Ou
 
 
 def _register() -> None:
-    from cli import config_cmd, redrive_cmd, runbooks_cmd, sandbox_cmd
+    from cli import config_cmd, redrive_cmd, runbooks_cmd, sandbox_cmd, serve_cmd
 
+    app.command()(serve_cmd.serve)
+    app.command()(serve_cmd.server)
     app.add_typer(sandbox_cmd.app, name="sandbox")
     app.add_typer(config_cmd.app, name="config")
     redrive_cmd.register(app)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import urllib.error
 import urllib.request
 
@@ -28,19 +29,24 @@ def api_answers(url: str, timeout_s: float = 2.0) -> bool:
         return False
 
 
-def prepare(*, quiet: bool = True) -> str | None:
-    """Pick the Prefect API and quiet its console. Returns a warning to show, if any."""
+def choose_api() -> str | None:
+    """Pick the Prefect API; call before ``prefect`` is first imported (its settings are read
+    then). Returns a warning to show, if any."""
+    if "prefect" in sys.modules:
+        raise RuntimeError("choose_api() must run before prefect is imported")
     for key, value in DEFAULTS.items():
         os.environ.setdefault(key, value)
-    warning = None
     url = os.environ.get("PREFECT_API_URL")
     if url and not api_answers(url):
         os.environ.pop("PREFECT_API_URL", None)
         os.environ["PREFECT_SERVER_ALLOW_EPHEMERAL_MODE"] = "true"
-        warning = f"Prefect server at {url} does not answer; running on a temporary local API."
-    if quiet:
-        _quiet_console()
-    return warning
+        return f"Prefect server at {url} does not answer; running on a temporary local API."
+    return None
+
+
+def quiet_console() -> None:
+    """Keep the terminal for tierbook's own output (see :class:`_OwnOutputOnly`)."""
+    _quiet_console()
 
 
 class _OwnOutputOnly(logging.Filter):

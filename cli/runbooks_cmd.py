@@ -15,7 +15,6 @@ PENDING = {
     "failback": "Return to the original region once it is healthy again.",
     "drill": "Backup-restore test, DR readiness evaluation, AZ game day.",
     "audit": "Check a live stack against the seeds' anti-patterns.",
-    "serve": "Serve every runbook deployment against the configured Prefect API.",
     "iam-policy": "Print the least-privilege IAM policy one runbook needs.",
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,10 @@ def _path(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc)
 
 
+# A cross-field validator names the field it blames first: "network.dr.azs: ...".
+_BLAMED = re.compile(r"^([a-z_][a-z0-9_.]*): (.+)$", re.S)
+
+
 def problems_from(exc: ValidationError) -> list[Problem]:
     out = []
     for err in exc.errors():
@@ -30,6 +35,9 @@ def problems_from(exc: ValidationError) -> list[Problem]:
             msg = "unknown key (not part of the config schema)"
         elif msg.startswith("Value error, "):
             msg = msg.removeprefix("Value error, ")
+            if blamed := _BLAMED.match(msg):
+                loc = (*loc, blamed.group(1))
+                msg = blamed.group(2)
         out.append(Problem(_path(loc), msg))
     return out
 

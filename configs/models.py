@@ -196,7 +196,7 @@ class Services(Strict):
     @model_validator(mode="after")
     def _web_port(self) -> Services:
         if self.web.port is None:
-            raise ValueError("web.port is required (the ALB forwards to it)")
+            raise ValueError("web.port: required (the ALB forwards to it)")
         return self
 
     def items(self) -> list[tuple[str, Service]]:
@@ -363,8 +363,8 @@ class Config(Strict):
             net: RegionNetwork = getattr(self.network, role)
             wrong = [az for az in net.azs if not az.startswith(region)]
             if wrong:
-                raise ValueError(f"network.{role}.azs {wrong} are not in region {region}")
+                raise ValueError(f"network.{role}.azs: {wrong} are not in region {region}")
         names = [q.name for q in self.queues]
         if len(set(names)) != len(names):
-            raise ValueError("queue names must be unique")
+            raise ValueError("queues: queue names must be unique")
         return self

@@ -50,6 +50,8 @@ def _container(c: dict[str, Any]) -> dict[str, Any]:
             for pm in c["portMappings"]
         ]
     c.setdefault("essential", True)
+    if c.get("cpu") == 0:  # what ECS reports for a container given no cpu share
+        del c["cpu"]
     return _clean(c)
 
 

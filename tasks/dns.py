@@ -1,0 +1,253 @@
+"""Route 53: the hosted zone, the primary's health check, and the records that fail over.
+
+The app name (or, behind CloudFront, its ``origin.`` name) has two alias records: PRIMARY to
+the primary ALB, guarded by a health check on its health path, and SECONDARY to the DR ALB.
+Route 53 moves traffic by itself when the primary fails its checks; the failover runbook
+flips it on purpose. ``weighted`` does the same with weights 100/0 (a zero-weight record is
+only used when every weighted record is unhealthy). Behind CloudFront, the domain itself is an
+alias of the distribution.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from configs.errors import NotFound
+from configs.models import Config
+from configs.names import Role, names_for
+from tasks import converge
+from tasks.aws import connect
+from tasks.certificates import origin_name
+from tasks.changes import Change, StepResult, diff
+from tasks.steps import step
+
+CLOUDFRONT_ZONE_ID = "Z2FDTNDATAQYW2"  # the fixed hosted zone of every CloudFront alias
+
+
+def _r53(cfg: Config) -> Any:
+    return connect(cfg).client("route53", cfg.regions.primary)
+
+
+def fqdn(name: str) -> str:
+    return name.rstrip(".") + "."
+
+
+def find_zone_id(cfg: Config, zone: str) -> str:
+    """The public hosted zone named ``zone``; NotFound (exit 2) if there is none."""
+    r53 = _r53(cfg)
+    for hz in r53.list_hosted_zones_by_name(DNSName=zone)["HostedZones"]:
+        if hz["Name"] == fqdn(zone) and not hz.get("Config", {}).get("PrivateZone"):
+            return str(hz["Id"].split("/")[-1])
+    raise NotFound(f"no public hosted zone named {zone} (edge.hosted_zone)")
+
+
+def health_check_config(cfg: Config, alb_dns_name: str) -> dict[str, Any]:
+    hc = cfg.dns.health_check
+    return {
+        "Type": "HTTPS",
+        "FullyQualifiedDomainName": alb_dns_name,
+        "ResourcePath": hc.path,
+        "Port": 443,
+        "RequestInterval": hc.interval_seconds,
+        "FailureThreshold": hc.failure_threshold,
+        "EnableSNI": True,
+    }
+
+
+MUTABLE_HC = ("FullyQualifiedDomainName", "ResourcePath", "Port", "FailureThreshold", "EnableSNI")
+
+
+def find_health_check(cfg: Config, role: Role = "primary") -> dict[str, Any] | None:
+    """The health check tagged ``Name=<stack>-<role>``, if any."""
+    r53 = _r53(cfg)
+    ref = names_for(cfg, role).health_check_reference
+    checks = [
+        hc
+        for page in r53.get_paginator("list_health_checks").paginate()
+        for hc in page["HealthChecks"]
+    ]
+    for i in range(0, len(checks), 10):
+        batch = checks[i : i + 10]
+        tagged = r53.list_tags_for_resources(
+            ResourceType="healthcheck", ResourceIds=[c["Id"] for c in batch]
+        )
+        for ts in tagged["ResourceTagSets"]:
+            if converge.tag_dict(ts.get("Tags")).get("Name") == ref:
+                return next(c for c in batch if c["Id"] == ts["ResourceId"])
+    return None
+
+
+@step("ensure health check on {role} load balancer")
+def ensure_health_check(
+    cfg: Config, role: Role, alb_dns_name: str, *, dry_run: bool = False
+) -> StepResult:
+    names = names_for(cfg, role)
+    r53, ref = _r53(cfg), names.health_check_reference
+    want = health_check_config(cfg, alb_dns_name)
+    tags = {**names.tags("dns"), "Name": ref}
+    found = find_health_check(cfg, role)
+    if found is None:
+        change = converge.create("route53:health-check", ref, "global", want)
+        if dry_run:
+            return StepResult(
+                changes=[change],
+                outputs={"health_check_id": converge.placeholder("route53:health-check", ref)},
+            )
+        hc = r53.create_health_check(
+            CallerReference=f"{ref}-{uuid.uuid4()}", HealthCheckConfig=want
+        )["HealthCheck"]
+        r53.change_tags_for_resource(
+            ResourceType="healthcheck", ResourceId=hc["Id"], AddTags=converge.tag_list(tags)
+        )
+        return StepResult(changes=[change], outputs={"health_check_id": hc["Id"]}, applied=True)
+    have = found["HealthCheckConfig"]
+    changes: list[Change] = []
+    before, after = diff({k: want[k] for k in MUTABLE_HC}, have)
+    if after:
+        changes.append(converge.update("route53:health-check", ref, "global", before, after))
+        if not dry_run:
+            r53.update_health_check(
+                HealthCheckId=found["Id"], HealthCheckVersion=found["HealthCheckVersion"], **after
+            )
+    note = ""
+    if have.get("RequestInterval") != want["RequestInterval"] or have.get("Type") != want["Type"]:
+        note = (
+            f"{ref} is {have.get('Type')} every {have.get('RequestInterval')}s; type and interval "
+            "cannot change in place (left as they are)"
+        )
+    return StepResult(
+        changes=changes, outputs={"health_check_id": found["Id"]}, applied=not dry_run, detail=note
+    )
+
+
+def app_records(
+    cfg: Config,
+    primary: dict[str, str],
+    dr: dict[str, str] | None,
+    health_check_id: str,
+) -> list[dict[str, Any]]:
+    """Desired alias records for the app name: ``primary``/``dr`` hold ``alb_dns_name`` and
+    ``alb_zone_id``. Without a DR ALB yet, only the primary record."""
+    name = fqdn(origin_name(cfg))
+    out = []
+    for role, alb in (("primary", primary), ("dr", dr)):
+        if alb is None:
+            continue
+        record: dict[str, Any] = {
+            "Name": name,
+            "Type": "A",
+            "SetIdentifier": f"{cfg.stack}-{role}",
+            "AliasTarget": {
+                "HostedZoneId": alb["alb_zone_id"],
+                "DNSName": fqdn(alb["alb_dns_name"]),
+                "EvaluateTargetHealth": True,
+            },
+        }
+        if cfg.dns.strategy == "weighted":
+            record["Weight"] = 100 if role == "primary" else 0
+        else:
+            record["Failover"] = "PRIMARY" if role == "primary" else "SECONDARY"
+        if role == "primary":
+            record["HealthCheckId"] = health_check_id
+        out.append(record)
+    return out
+
+
+def cloudfront_record(cfg: Config, distribution_domain: str) -> dict[str, Any]:
+    assert cfg.edge is not None
+    return {
+        "Name": fqdn(cfg.edge.domain),
+        "Type": "A",
+        "AliasTarget": {
+            "HostedZoneId": CLOUDFRONT_ZONE_ID,
+            "DNSName": fqdn(distribution_domain),
+            "EvaluateTargetHealth": False,
+        },
+    }
+
+
+def _key(r: dict[str, Any]) -> tuple[str, str, str]:
+    return (fqdn(r["Name"]).lower(), r["Type"], r.get("SetIdentifier", ""))
+
+
+def _comparable(r: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in r.items() if k not in ("Name",)}
+    if "AliasTarget" in out:
+        at = out["AliasTarget"]
+        out["AliasTarget"] = {**at, "DNSName": fqdn(at["DNSName"]).lower()}
+    return out
+
+
+def list_records(cfg: Config, zone_id: str, name: str) -> list[dict[str, Any]]:
+    r53 = _r53(cfg)
+    out = []
+    for page in r53.get_paginator("list_resource_record_sets").paginate(HostedZoneId=zone_id):
+        out += [
+            r for r in page["ResourceRecordSets"] if fqdn(r["Name"]).lower() == fqdn(name).lower()
+        ]
+    return out
+
+
+@step("ensure DNS records")
+def ensure_dns_records(
+    cfg: Config,
+    primary: dict[str, str],
+    dr: dict[str, str] | None,
+    health_check_id: str,
+    distribution_domain: str | None = None,
+    *,
+    dry_run: bool = False,
+) -> StepResult:
+    """UPSERT the records whose content differs; records of other names are never touched."""
+    if cfg.edge is None:
+        return StepResult(skipped="no edge block: no DNS records")
+    zone = find_zone_id(cfg, cfg.edge.hosted_zone)
+    want = app_records(cfg, primary, dr, health_check_id)
+    if distribution_domain and cfg.edge.cloudfront:
+        want.append(cloudfront_record(cfg, distribution_domain))
+    have = {_key(r): r for n in {r["Name"] for r in want} for r in list_records(cfg, zone, n)}
+    changes: list[Change] = []
+    batch = []
+    for record in want:
+        current = have.get(_key(record))
+        if current is not None and _comparable(current) == _comparable(record):
+            continue
+        label = f"{record['Name']} {record.get('SetIdentifier', '')}".strip()
+        if current is None:
+            changes.append(converge.create("route53:record", label, "global", _comparable(record)))
+        else:
+            before, after = diff(_comparable(record), _comparable(current))
+            changes.append(converge.update("route53:record", label, "global", before, after))
+        batch.append({"Action": "UPSERT", "ResourceRecordSet": record})
+    if batch and not dry_run:
+        _r53(cfg).change_resource_record_sets(
+            HostedZoneId=zone, ChangeBatch={"Comment": f"tierbook {cfg.stack}", "Changes": batch}
+        )
+    return StepResult(
+        changes=changes,
+        outputs={"zone_id": zone, "record_name": fqdn(origin_name(cfg))},
+        applied=not dry_run,
+    )
+
+
+def find_dns(cfg: Config) -> dict[str, Any]:
+    """Read-only: the zone, the app records (which region each points at) and the health check."""
+    if cfg.edge is None:
+        raise NotFound("no edge block in the config: the stack has no DNS name")
+    zone = find_zone_id(cfg, cfg.edge.hosted_zone)
+    records = list_records(cfg, zone, origin_name(cfg))
+    by_role: dict[str, dict[str, Any]] = {}
+    for r in records:
+        ident = r.get("SetIdentifier", "")
+        for role in ("primary", "dr"):
+            if ident == f"{cfg.stack}-{role}":
+                by_role[role] = r
+    hc = find_health_check(cfg, "primary")
+    return {
+        "zone_id": zone,
+        "name": fqdn(origin_name(cfg)),
+        "strategy": cfg.dns.strategy,
+        "records": by_role,
+        "health_check_id": hc["Id"] if hc else None,
+    }
