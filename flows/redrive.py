@@ -326,6 +326,7 @@ def _report(tl: Timeline, runs: list[Moved]) -> None:
         "delete_failed",
         "dedup_rewritten",
         "released",
+        "copies_deleted",
     )
     totals = {k: sum(getattr(m.tally, k) for m in runs) for k in keys}
     seconds = sum(m.seconds for m in runs)

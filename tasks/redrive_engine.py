@@ -77,6 +77,7 @@ class Tally:
     delete_failed: int = 0
     dedup_rewritten: int = 0
     released: int = 0
+    copies_deleted: int = 0
     interrupted: bool = False
     failures: list[dict[str, str]] = field(default_factory=list)
     samples: list[dict[str, str]] = field(default_factory=list)
@@ -168,7 +169,12 @@ class Engine:
         self.archive = (
             Archive(cfg, route.dlq.region, *settings.archive) if settings.archive else None
         )
-        self._held: dict[str, str] = {}  # MessageId -> latest receipt handle, released at the end
+        # Every message this run has seen and not finished: its newest receipt handle (SQS
+        # deletes only with the newest). Held ones are released at the end; moved ids stay
+        # known so that a second delivery of one is deleted instead of sent again.
+        self._handles: dict[str, str] = {}
+        self._held: set[str] = set()
+        self._moved: set[str] = set()
         self._lock = threading.Lock()
 
     # -- the run ------------------------------------------------------------------------------
@@ -257,21 +263,32 @@ class Engine:
         return list(answer.get("Messages") or [])
 
     def _fresh(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Messages not seen before; a held one that came back (its visibility ran out in a
-        long run) only gets its new receipt handle recorded."""
-        fresh = []
+        """Messages not seen before in this run. SQS may deliver one twice (at-least-once, or
+        a held one whose visibility ran out): a copy of a message in hand only updates its
+        receipt handle, and a copy of one already moved is deleted, never sent again."""
+        fresh, again = [], []
         with self._lock:
             for m in messages:
-                if m["MessageId"] in self._held:
-                    self._held[m["MessageId"]] = m["ReceiptHandle"]
+                mid, handle = m["MessageId"], m["ReceiptHandle"]
+                if mid in self._moved:
+                    again.append(handle)
+                elif mid in self._handles:
+                    self._handles[mid] = handle
                 else:
+                    self._handles[mid] = handle
                     fresh.append(m)
+        if again:
+            self._delete_copies(again)
         return fresh
+
+    def _delete_copies(self, handles: list[str]) -> None:
+        entries = [{"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(handles)]
+        answer = self.sqs.delete_message_batch(QueueUrl=self.route.dlq.url, Entries=entries)
+        self.tally.add(copies_deleted=len(answer.get("Successful") or []))
 
     def _hold(self, messages: list[dict[str, Any]]) -> None:
         with self._lock:
-            for m in messages:
-                self._held[m["MessageId"]] = m["ReceiptHandle"]
+            self._held.update(m["MessageId"] for m in messages)
 
     def _inspect(self, messages: list[dict[str, Any]]) -> None:
         self._hold(messages)
@@ -335,7 +352,11 @@ class Engine:
         with self.tally._lock:
             self.tally.sent_ids.extend(sent.values())
         self.tally.add(moved=len(sent))
-        deletes = [{"Id": i, "ReceiptHandle": by_id[i]["ReceiptHandle"]} for i in sent]
+        with self._lock:
+            self._moved.update(by_id[i]["MessageId"] for i in sent)
+            deletes = [
+                {"Id": i, "ReceiptHandle": self._handles.pop(by_id[i]["MessageId"])} for i in sent
+            ]
         _, undeleted = self._with_entry_retries(
             lambda entries: self.sqs.delete_message_batch(
                 QueueUrl=self.route.dlq.url, Entries=entries
@@ -370,7 +391,7 @@ class Engine:
     # -- the end ------------------------------------------------------------------------------
     def _release_held(self) -> None:
         """Make every message this run kept but did not move visible again at once."""
-        handles = list(self._held.values())
+        handles = [self._handles[mid] for mid in self._held if mid in self._handles]
         for start in range(0, len(handles), MAX_BATCH_ENTRIES):
             chunk = handles[start : start + MAX_BATCH_ENTRIES]
             entries = [
