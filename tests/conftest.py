@@ -3,8 +3,9 @@
 * Prefect: one temporary API for the whole session (``prefect_test_harness``), with its own
   PREFECT_HOME so parallel sessions never share a database.
 * tierbook: reports and state under a temporary TIERBOOK_HOME; poll intervals shrunk.
-* AWS: ``aws_endpoint`` is a moto server on a free port for the session, reset between tests
-  by ``clean_aws``; ``sandbox_cfg`` is ``configs/sandbox.yaml`` pointed at it.
+* AWS: ``sandbox`` is the embedded AWS (moto + progressions + faults) on a free port for the
+  session (``aws_endpoint`` is its URL), reset between tests by ``clean_aws``; ``sandbox_cfg``
+  is ``configs/sandbox.yaml`` pointed at it. Drive it with ``sandbox.control``.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from __future__ import annotations
 import os
 import socket
 import tempfile
-import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from sandbox.control import SandboxControl
 
 ROOT = Path(__file__).resolve().parent.parent
 _TMP = Path(tempfile.mkdtemp(prefix="tierbook-tests-"))
@@ -44,28 +47,49 @@ def prefect_harness() -> Iterator[None]:
         yield
 
 
-@pytest.fixture(scope="session")
-def aws_endpoint() -> Iterator[str]:
-    """A plain moto server for the session (the sandbox adds progressions and faults on top)."""
-    from moto.server import ThreadedMotoServer
+TEST_TIMINGS = {
+    "ecs_deployment_seconds": 0.3,
+    "ecs_task_replace_seconds": 0.3,
+    "rds_create_seconds": 0.3,
+    "rds_modify_seconds": 0.3,
+    "rds_snapshot_seconds": 0.3,
+    "route53_sync_seconds": 0.3,
+    "codebuild_seconds": 0.3,
+    "replica_lag_seconds": 1.0,
+}
 
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+
+@dataclass
+class Sandbox:
+    endpoint: str
+    control: SandboxControl
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[Sandbox]:
+    """The embedded AWS for the whole session, in a thread, with short timings."""
+    from sandbox import SandboxServer, Timings
+
+    timings = Timings()
+    timings.update(TEST_TIMINGS)
+    with SandboxServer(port=0, timings=timings) as server:
+        yield Sandbox(server.endpoint, SandboxControl(server.endpoint))
+
+
+@pytest.fixture(scope="session")
+def aws_endpoint(sandbox: Sandbox) -> str:
+    return sandbox.endpoint
 
 
 @pytest.fixture
-def clean_aws(aws_endpoint: str) -> str:
-    req = urllib.request.Request(f"{aws_endpoint}/moto-api/reset", method="POST")
-    urllib.request.urlopen(req, timeout=10).read()
+def clean_aws(sandbox: Sandbox) -> str:
+    """A fresh account: no resources, no faults, default test timings."""
+    sandbox.control.reset()
+    sandbox.control.timings(**TEST_TIMINGS)
     from tasks.aws import forget_connections
 
     forget_connections()
-    return aws_endpoint
+    return sandbox.endpoint
 
 
 @pytest.fixture

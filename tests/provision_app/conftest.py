@@ -4,13 +4,11 @@
   security groups) made with plain boto3, as the network layer would leave them.
 * ``mutations``: counts mutating calls made through ``connect(cfg)`` (a ``before-call`` hook),
   so a dry run can be shown to call nothing that changes AWS.
-* ``faithful_moto``: the session moto server runs in this process; this fixture makes it return
-  what AWS returns where moto 5.2 drops a field the steps compare (each patch names the gap).
+* ``faithful_moto``: kept for the tests that name it; the sandbox applies those fixes itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,63 +96,5 @@ def mutations(sandbox_cfg: Config) -> Mutations:
 
 
 @pytest.fixture
-def faithful_moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Patch the in-process moto where it drops fields AWS returns."""
-    from moto import settings
-    from moto.sqs.models import Queue
-
-    # SQS: RedriveAllowPolicy is stored by SetQueueAttributes but never returned.
-    original_attributes = Queue.attributes
-
-    def attributes(self: Any) -> dict[str, Any]:
-        out = original_attributes.fget(self)  # type: ignore[attr-defined]
-        allow = getattr(self, "redrive_allow_policy", None)
-        if allow:
-            out["RedriveAllowPolicy"] = allow
-        return out  # type: ignore[no-any-return]
-
-    monkeypatch.setattr(Queue, "attributes", property(attributes))
-    # ACM: DNS-validated certificates are issued at once (the validation record is ours).
-    monkeypatch.setattr(settings, "ACM_VALIDATION_WAIT", 0)
-    _ecs_create_service_keeps_settings(monkeypatch)
-    _cloudfront_keeps_origin_access(monkeypatch)
-    yield
-
-
-def _ecs_create_service_keeps_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    """ECS: CreateService ignores deploymentConfiguration, healthCheckGracePeriodSeconds, ...
-    (UpdateService keeps them)."""
-    from moto.ecs.responses import EC2ContainerServiceResponse
-
-    original = EC2ContainerServiceResponse.create_service
-
-    def create_service(self: Any) -> Any:
-        result = original(self)
-        service = self.ecs_backend._get_service(
-            self._get_param("cluster", "default"), self._get_param("serviceName")
-        )
-        for param, attr in (
-            ("deploymentConfiguration", "deployment_configuration"),
-            ("healthCheckGracePeriodSeconds", "health_check_grace_period_seconds"),
-            ("enableECSManagedTags", "enable_ecs_managed_tags"),
-        ):
-            if self._get_param(param) is not None:
-                setattr(service, attr, self._get_param(param))
-        return result
-
-    monkeypatch.setattr(EC2ContainerServiceResponse, "create_service", create_service)
-
-
-def _cloudfront_keeps_origin_access(monkeypatch: pytest.MonkeyPatch) -> None:
-    """CloudFront: an origin's OriginAccessControlId and S3OriginConfig are dropped."""
-    from moto.cloudfront import models
-
-    original_init = models.Origin.__init__
-
-    def init(self: Any, origin: dict[str, Any]) -> None:
-        original_init(self, origin)
-        self.origin_access_control_id = origin.get("OriginAccessControlId", "")
-        if "S3OriginConfig" in origin:
-            self.s3_origin_config = origin["S3OriginConfig"]
-
-    monkeypatch.setattr(models.Origin, "__init__", init)
+def faithful_moto() -> None:
+    """The sandbox already puts back what moto drops (``sandbox/moto_fixes.py``)."""

@@ -1,0 +1,239 @@
+"""The sandbox's WSGI app: moto behind a layer that injects faults, makes asynchronous AWS
+changes take time, and answers a small control API under ``/_sandbox/``."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import threading
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import asdict
+from typing import Any
+
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+from sandbox import moto_fixes, wire
+from sandbox.settings import FaultRule, Timings
+from sandbox.sim_ecs import EcsSim
+from sandbox.sim_misc import CodeBuildSim, Route53Sim
+from sandbox.sim_rds import INSTANCE_CHANGES, SNAPSHOT_CHANGES, RdsSim
+
+StartResponse = Callable[..., Any]
+ECS_TASK_OPS = ("ListTasks", "DescribeTasks", "StopTask")
+
+
+class SandboxApp:
+    def __init__(self, timings: Timings | None = None) -> None:
+        moto_fixes.apply()
+        self.moto = DomainDispatcherApplication(create_backend_app)
+        self.timings = timings or Timings()
+        self.ecs = EcsSim(self.timings)
+        self.rds = RdsSim(self.timings)
+        self.route53 = Route53Sim(self.timings)
+        self.codebuild = CodeBuildSim(self.timings)
+        self.rules: list[FaultRule] = []
+        self.rng = random.Random()
+        self.requests: Counter[str] = Counter()
+        self.faults: Counter[str] = Counter()
+        self.lock = threading.Lock()
+        self.port = 0
+
+    # -- WSGI --------------------------------------------------------------------------------
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/_sandbox/"):
+            return self._control(environ, start_response)
+        size = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(size) if size else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        call = wire.parse(environ, body)
+        with self.lock:
+            self.requests[f"{call.region} {call.service}:{call.operation}"] += 1
+        fault = self._fault(call)
+        if fault is not None:
+            return self._reply(start_response, *fault)
+        if (
+            call.service == "ecs"
+            and call.operation in ECS_TASK_OPS
+            and self.ecs.owns_tasks(call.region, call.operation, dict(call.params))
+        ):
+            answer = self.ecs.answer_tasks(call.region, call.operation, dict(call.params))
+            return self._reply(
+                start_response,
+                200,
+                [("Content-Type", "application/x-amz-json-1.1")],
+                json.dumps(answer).encode(),
+            )
+        status, headers, out = self._moto(environ)
+        if status < 300:
+            out = self._progress(call, out)
+        return self._reply(start_response, status, headers, out)
+
+    def _moto(self, environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
+        captured: dict[str, Any] = {}
+
+        def capture(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Callable[[bytes], None]:
+            captured["status"], captured["headers"] = int(status.split()[0]), headers
+            return lambda _data: None
+
+        chunks = self.moto(environ, capture)
+        try:
+            out = b"".join(chunks)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close:
+                close()
+        headers = [(k, v) for k, v in captured["headers"] if k.lower() != "content-length"]
+        return captured["status"], headers, out
+
+    @staticmethod
+    def _reply(
+        start_response: StartResponse, status: int, headers: list[tuple[str, str]], body: bytes
+    ) -> list[bytes]:
+        reason = {
+            200: "OK",
+            400: "Bad Request",
+            403: "Forbidden",
+            404: "Not Found",
+            500: "Internal Server Error",
+            503: "Service Unavailable",
+            504: "Gateway Timeout",
+        }.get(status, "Status")
+        start_response(f"{status} {reason}", [*headers, ("Content-Length", str(len(body)))])
+        return [body]
+
+    # -- faults ------------------------------------------------------------------------------
+    def _fault(self, call: wire.Call) -> tuple[int, list[tuple[str, str]], bytes] | None:
+        with self.lock:
+            rules = [r for r in self.rules if r.matches(call.service, call.region, call.operation)]
+            hits = [r for r in rules if self.rng.random() < r.rate]
+        for rule in hits:
+            if rule.kind == "latency":
+                time.sleep(rule.latency_ms / 1000.0)
+                continue
+            with self.lock:
+                self.faults[f"{rule.kind} {call.service}:{call.operation}"] += 1
+            if rule.kind == "down":
+                time.sleep(rule.hang_seconds)
+                return 504, [("Content-Type", "text/plain")], b"region does not answer"
+            if rule.kind == "throttle":
+                code, status = wire.throttling(call)
+            else:
+                default_code, default_status = wire.unavailable(call)
+                code, status = rule.code or default_code, rule.status or default_status
+            return wire.error(call, code, status, f"sandbox fault: {rule.kind}")
+        return None
+
+    # -- progressions ------------------------------------------------------------------------
+    def _progress(self, call: wire.Call, out: bytes) -> bytes:
+        params = dict(call.params)
+        if call.service == "ecs" and call.operation in (
+            "CreateService",
+            "UpdateService",
+            "DescribeServices",
+            "DeleteService",
+        ):
+            answer = json.loads(out or b"{}")
+            return json.dumps(
+                self.ecs.handle(call.region, call.operation, params, answer), default=str
+            ).encode()
+        if call.service == "rds":
+            if call.operation in INSTANCE_CHANGES or call.operation in SNAPSHOT_CHANGES:
+                self.rds.record(call.region, call.operation, params)
+            if call.operation == "DescribeDBInstances":
+                self.rds.publish_lag(call.region)
+            return self.rds.rewrite(call.region, out)
+        if call.service == "monitoring" and call.operation in (
+            "GetMetricStatistics",
+            "GetMetricData",
+        ):
+            return out
+        if call.service == "route53" and call.operation in (
+            "ChangeResourceRecordSets",
+            "GetChange",
+        ):
+            return self.route53.rewrite(call.operation, out)
+        if call.service == "codebuild" and call.operation in ("StartBuild", "BatchGetBuilds"):
+            answer = json.loads(out or b"{}")
+            if call.operation == "StartBuild":
+                answer["build"] = self.codebuild.started(call.region, params, answer)
+            else:
+                answer = self.codebuild.described(answer)
+            return json.dumps(answer, default=str).encode()
+        return out
+
+    def refresh_metrics(self, region: str) -> None:
+        self.rds.publish_lag(region)
+
+    # -- control API -------------------------------------------------------------------------
+    def _control(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        path = environ["PATH_INFO"].removeprefix("/_sandbox/").strip("/")
+        method = environ.get("REQUEST_METHOD", "GET")
+        size = int(environ.get("CONTENT_LENGTH") or 0)
+        data = json.loads(environ["wsgi.input"].read(size) or b"{}") if size else {}
+        try:
+            result = self._command(method, path, data)
+        except (ValueError, KeyError, TypeError) as exc:
+            return self._reply(
+                start_response,
+                400,
+                [("Content-Type", "application/json")],
+                json.dumps({"error": str(exc)}).encode(),
+            )
+        return self._reply(
+            start_response, 200, [("Content-Type", "application/json")], json.dumps(result).encode()
+        )
+
+    def _command(self, method: str, path: str, data: dict[str, Any]) -> dict[str, Any]:
+        if path == "health":
+            return {"ok": True}
+        if path == "timings":
+            if method == "POST":
+                self.timings.update(data)
+            return self.timings.to_dict()
+        if path == "faults":
+            if method == "POST":
+                rules = [FaultRule.from_dict(r) for r in data.get("rules", [])]
+                with self.lock:
+                    self.rules = rules
+                    self.rng = random.Random(data.get("seed"))
+            elif method == "DELETE":
+                with self.lock:
+                    self.rules = []
+            with self.lock:
+                return {"rules": [asdict(r) for r in self.rules]}
+        if path == "ecs/fail-next-deployment":
+            self.ecs.fail_next(data["region"], data["service"], data.get("mode", "fail"))
+            return {"ok": True}
+        if path == "codebuild/fail-next-build":
+            self.codebuild.fail_next = True
+            return {"ok": True}
+        if path == "rds/replica-lag":
+            self.rds.set_lag(data.get("identifier", "*"), float(data["seconds"]))
+            return {"ok": True}
+        if path == "stats":
+            with self.lock:
+                return {"requests": dict(self.requests), "faults": dict(self.faults)}
+        if path == "reset":
+            self.reset()
+            return {"ok": True}
+        raise KeyError(f"no sandbox control {method} /_sandbox/{path}")
+
+    def reset(self) -> None:
+        if self.port:
+            req = urllib.request.Request(
+                f"http://127.0.0.1:{self.port}/moto-api/reset", method="POST"
+            )
+            urllib.request.urlopen(req, timeout=30).read()
+        for sim in (self.ecs, self.rds, self.route53, self.codebuild):
+            sim.reset()
+        with self.lock:
+            self.rules = []
+            self.requests.clear()
+            self.faults.clear()

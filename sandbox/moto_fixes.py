@@ -1,0 +1,79 @@
+"""Where moto 5.2 drops a field AWS returns, put it back, so a step comparing desired with
+actual state does not see a change on every run. Applied once, in the sandbox's process."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+_applied = False
+_lock = threading.Lock()
+
+
+def apply() -> None:
+    global _applied
+    with _lock:
+        if _applied:
+            return
+        _sqs_returns_redrive_allow_policy()
+        _ecs_create_service_keeps_settings()
+        _cloudfront_keeps_origin_access()
+        from moto import settings
+
+        settings.ACM_VALIDATION_WAIT = 0  # DNS-validated certificates are issued at once
+        _applied = True
+
+
+def _sqs_returns_redrive_allow_policy() -> None:
+    """SQS: RedriveAllowPolicy is stored by SetQueueAttributes but never returned."""
+    from moto.sqs.models import Queue
+
+    original = Queue.attributes
+
+    def attributes(self: Any) -> dict[str, Any]:
+        out: dict[str, Any] = original.fget(self)  # type: ignore[attr-defined]
+        allow = getattr(self, "redrive_allow_policy", None)
+        if allow:
+            out["RedriveAllowPolicy"] = allow
+        return out
+
+    Queue.attributes = property(attributes)  # type: ignore[method-assign,assignment]
+
+
+def _ecs_create_service_keeps_settings() -> None:
+    """ECS: CreateService ignores deploymentConfiguration and healthCheckGracePeriodSeconds
+    (UpdateService keeps them)."""
+    from moto.ecs.responses import EC2ContainerServiceResponse
+
+    original = EC2ContainerServiceResponse.create_service
+
+    def create_service(self: Any) -> Any:
+        result = original(self)
+        service = self.ecs_backend._get_service(
+            self._get_param("cluster", "default"), self._get_param("serviceName")
+        )
+        for param, attr in (
+            ("deploymentConfiguration", "deployment_configuration"),
+            ("healthCheckGracePeriodSeconds", "health_check_grace_period_seconds"),
+            ("enableECSManagedTags", "enable_ecs_managed_tags"),
+        ):
+            if self._get_param(param) is not None:
+                setattr(service, attr, self._get_param(param))
+        return result
+
+    EC2ContainerServiceResponse.create_service = create_service  # type: ignore[method-assign]
+
+
+def _cloudfront_keeps_origin_access() -> None:
+    """CloudFront: an origin's OriginAccessControlId and S3OriginConfig are dropped."""
+    from moto.cloudfront import models
+
+    original_init = models.Origin.__init__
+
+    def init(self: Any, origin: dict[str, Any]) -> None:
+        original_init(self, origin)
+        self.origin_access_control_id = origin.get("OriginAccessControlId", "")
+        if "S3OriginConfig" in origin:
+            self.s3_origin_config = origin["S3OriginConfig"]
+
+    models.Origin.__init__ = init  # type: ignore[method-assign]

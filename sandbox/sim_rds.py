@@ -1,0 +1,156 @@
+"""RDS instances and snapshots that take time: creating / modifying / rebooting → available.
+
+moto finishes every RDS change at once. The sandbox remembers when a change started and, until
+its configured time has passed, rewrites the status in moto's answers. Read replicas report a
+settable ``ReplicaLag`` CloudWatch metric, as the readiness checks read it.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from typing import Any
+
+from moto.core.models import DEFAULT_ACCOUNT_ID
+
+from sandbox.settings import Timings
+
+# operation -> (status while in progress, timing key)
+INSTANCE_CHANGES = {
+    "CreateDBInstance": ("creating", "rds_create_seconds"),
+    "CreateDBInstanceReadReplica": ("creating", "rds_create_seconds"),
+    "RestoreDBInstanceFromDBSnapshot": ("creating", "rds_create_seconds"),
+    "RestoreDBInstanceToPointInTime": ("creating", "rds_create_seconds"),
+    "PromoteReadReplica": ("modifying", "rds_modify_seconds"),
+    "ModifyDBInstance": ("modifying", "rds_modify_seconds"),
+    "RebootDBInstance": ("rebooting", "rds_modify_seconds"),
+}
+SNAPSHOT_CHANGES = {
+    "CreateDBSnapshot": ("creating", "rds_snapshot_seconds"),
+    "CopyDBSnapshot": ("copying", "rds_snapshot_seconds"),
+}
+_BLOCK = {
+    "instance": (
+        re.compile(r"<DBInstance>.*?</DBInstance>", re.S),
+        "DBInstanceIdentifier",
+        "DBInstanceStatus",
+    ),
+    "snapshot": (
+        re.compile(r"<DBSnapshot>.*?</DBSnapshot>", re.S),
+        "DBSnapshotIdentifier",
+        "Status",
+    ),
+}
+
+
+class RdsSim:
+    def __init__(self, timings: Timings) -> None:
+        self.timings = timings
+        self.pending: dict[
+            tuple[str, str, str], tuple[str, float]
+        ] = {}  # (region, kind, id) -> (status, until)
+        self.lag: dict[str, float] = {}  # identifier or "*" -> seconds
+        self.lock = threading.Lock()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.pending.clear()
+            self.lag.clear()
+
+    def set_lag(self, identifier: str, seconds: float) -> None:
+        with self.lock:
+            self.lag[identifier or "*"] = float(seconds)
+
+    def record(self, region: str, op: str, params: dict[str, Any]) -> None:
+        now = time.time()
+        with self.lock:
+            if op in INSTANCE_CHANGES:
+                status, key = INSTANCE_CHANGES[op]
+                ident = str(
+                    params.get("DBInstanceIdentifier")
+                    or params.get("TargetDBInstanceIdentifier")
+                    or ""
+                )
+                if (
+                    op == "ModifyDBInstance"
+                    and str(params.get("ApplyImmediately", "")).lower() != "true"
+                ):
+                    return
+                if ident:
+                    self.pending[(region, "instance", ident)] = (
+                        status,
+                        now + getattr(self.timings, key),
+                    )
+            elif op in SNAPSHOT_CHANGES:
+                status, key = SNAPSHOT_CHANGES[op]
+                ident = str(
+                    params.get("DBSnapshotIdentifier")
+                    or params.get("TargetDBSnapshotIdentifier")
+                    or ""
+                )
+                if ident:
+                    self.pending[(region, "snapshot", ident)] = (
+                        status,
+                        now + getattr(self.timings, key),
+                    )
+
+    def rewrite(self, region: str, body: bytes) -> bytes:
+        text = body.decode("utf-8")
+        now = time.time()
+        with self.lock:
+            for kind, (block_rx, id_tag, status_tag) in _BLOCK.items():
+
+                def fix(
+                    m: re.Match[str],
+                    kind: str = kind,
+                    id_tag: str = id_tag,
+                    status_tag: str = status_tag,
+                ) -> str:
+                    block = m.group(0)
+                    ident = re.search(rf"<{id_tag}>([^<]+)</{id_tag}>", block)
+                    if not ident:
+                        return block
+                    pending = self.pending.get((region, kind, ident.group(1)))
+                    if not pending or pending[1] <= now:
+                        return block
+                    return re.sub(
+                        rf"<{status_tag}>[^<]*</{status_tag}>",
+                        f"<{status_tag}>{pending[0]}</{status_tag}>",
+                        block,
+                        count=1,
+                    )
+
+                text = block_rx.sub(fix, text)
+        return text.encode("utf-8")
+
+    def publish_lag(self, region: str) -> None:
+        """Put a fresh ReplicaLag datapoint for every read replica in ``region``."""
+        from moto.cloudwatch.models import cloudwatch_backends
+        from moto.rds.models import rds_backends
+
+        backend = rds_backends[DEFAULT_ACCOUNT_ID][region]
+        replicas = [
+            db
+            for db in list(backend.databases.values())
+            if getattr(db, "source_db_instance_identifier", None)
+        ]
+        if not replicas:
+            return
+        data = []
+        for db in replicas:
+            with self.lock:
+                lag = self.lag.get(
+                    db.db_instance_identifier, self.lag.get("*", self.timings.replica_lag_seconds)
+                )
+            data.append(
+                {
+                    "MetricName": "ReplicaLag",
+                    "Dimensions": [
+                        {"Name": "DBInstanceIdentifier", "Value": db.db_instance_identifier}
+                    ],
+                    "Value": lag,
+                    "Unit": "Seconds",
+                }
+            )
+        cloudwatch_backends[DEFAULT_ACCOUNT_ID][region].put_metric_data("AWS/RDS", data)
