@@ -39,8 +39,9 @@ def preflight(config: ConfigOpt = "configs/sandbox.yaml", output: OutputOpt = Ou
 
 
 def _register() -> None:
-    from cli import config_cmd, redrive_cmd, runbooks_cmd, sandbox_cmd, serve_cmd
+    from cli import config_cmd, demo_cmd, redrive_cmd, runbooks_cmd, sandbox_cmd, serve_cmd
 
+    app.command()(demo_cmd.demo)
     app.command()(serve_cmd.serve)
     app.command()(serve_cmd.server)
     app.add_typer(sandbox_cmd.app, name="sandbox")

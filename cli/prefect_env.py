@@ -73,13 +73,19 @@ class _OwnOutputOnly(logging.Filter):
 
 
 def _quiet_console() -> None:
-    import prefect.logging.configuration as conf
+    """Filter every Prefect console handler, including ones Prefect makes later on (it
+    rebuilds its logging when settings change), by patching the handler class once."""
+    from prefect.logging.handlers import PrefectConsoleHandler
 
-    conf.setup_logging()
+    if getattr(PrefectConsoleHandler, "_tierbook_quiet", False):
+        return
     own = _OwnOutputOnly()
-    for name in ("", "uvicorn", "fastapi"):
-        for handler in logging.getLogger(name).handlers:
-            if type(handler).__name__ == "PrefectConsoleHandler":
-                handler.addFilter(own)
+    original = PrefectConsoleHandler.filter
+
+    def quiet_filter(self: logging.Handler, record: logging.LogRecord) -> bool | logging.LogRecord:
+        return own.filter(record) and original(self, record)
+
+    PrefectConsoleHandler.filter = quiet_filter  # type: ignore[method-assign,assignment]
+    PrefectConsoleHandler._tierbook_quiet = True  # type: ignore[attr-defined]
     logging.getLogger("prefect._internal").handlers.clear()
     logging.getLogger("prefect._internal").addHandler(logging.NullHandler())
