@@ -94,23 +94,23 @@ class EcsSim:
     ) -> dict[str, Any]:
         with self.lock:
             if op == "CreateService" and "service" in answer:
-                svc = self._create(region, params, answer["service"])
-                answer["service"] = self._render(svc, answer["service"])
+                created = self._create(region, params, answer["service"])
+                answer["service"] = self._render(created, answer["service"])
             elif op == "UpdateService" and "service" in answer:
-                svc = self._find(region, answer["service"])
-                if svc:
-                    self._update(svc, params)
-                    answer["service"] = self._render(svc, answer["service"])
+                updated = self._find(region, answer["service"])
+                if updated:
+                    self._update(updated, params)
+                    answer["service"] = self._render(updated, answer["service"])
             elif op == "DescribeServices":
                 answer["services"] = [
                     self._render(s, raw) if (s := self._find(region, raw)) else raw
                     for raw in answer.get("services", [])
                 ]
             elif op == "DeleteService" and "service" in answer:
-                svc = self._find(region, answer["service"])
-                if svc:
-                    self._set_tasks(svc, [])
-                    del self.services[(svc.region, svc.cluster, svc.name)]
+                deleted = self._find(region, answer["service"])
+                if deleted:
+                    self._set_tasks(deleted, [])
+                    del self.services[(deleted.region, deleted.cluster, deleted.name)]
         return answer
 
     def owns_tasks(self, region: str, op: str, params: dict[str, Any]) -> bool:

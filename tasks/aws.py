@@ -156,7 +156,8 @@ def _session_for(cfg: Config) -> boto3.Session:
         extra_args=extra,
     )
     core = botocore.session.Session()
-    core._credentials = DeferredRefreshableCredentials(  # refreshed before they expire
+    # Refreshed before they expire, the way botocore's own assume-role provider does it.
+    core._credentials = DeferredRefreshableCredentials(  # type: ignore[attr-defined]
         method="assume-role", refresh_using=fetcher.fetch_credentials
     )
     return boto3.Session(botocore_session=core, region_name=cfg.regions.primary)
