@@ -166,3 +166,23 @@ def test_wait_for_deadline_and_early_failure() -> None:
         wait_for(lambda: "COMPLETED", until=lambda s: s == "COMPLETED", what="x", timeout_s=1)
         == "COMPLETED"
     )
+
+
+def test_sandbox_throttling_30_percent_every_call_lands_once(
+    sandbox: Any, sandbox_cfg: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The same under the sandbox's own fault injection, counted on the server side."""
+    sandbox.control.set_faults({"kind": "throttle", "rate": 0.3}, seed=11)
+    cfg = fast_retries(sandbox_cfg)
+    ec2 = connect(cfg).client("ec2", cfg.regions.primary)
+    with caplog.at_level(logging.WARNING, logger="tierbook"):
+        vpcs = [ec2.create_vpc(CidrBlock=f"10.{i}.0.0/16")["Vpc"]["VpcId"] for i in range(15)]
+        for vpc in vpcs:
+            ec2.create_tags(Resources=[vpc], Tags=[{"Key": "Name", "Value": vpc}])
+    sandbox.control.clear_faults()
+    stats = sandbox.control.stats()
+    injected = sum(stats["faults"].values())
+    retries = [r for r in caplog.records if "retrying after" in r.getMessage()]
+    assert injected > 3 and len(retries) == injected
+    created = [v for v in ec2.describe_vpcs()["Vpcs"] if v["VpcId"] in vpcs]
+    assert len(created) == 15 and all(v.get("Tags") for v in created)  # nothing done twice or lost
