@@ -228,9 +228,15 @@ def _ensure_igw(
     if found:
         igw = found[0]
         changes = fix_tags(
-            ec2, igw["InternetGatewayId"], "ec2:internet-gateway", name, region, tags,
-            igw.get("Tags"), dry_run,
-        )  # fmt: skip
+            ec2,
+            igw["InternetGatewayId"],
+            "ec2:internet-gateway",
+            name,
+            region,
+            tags,
+            igw.get("Tags"),
+            dry_run,
+        )
         return changes, igw["InternetGatewayId"]
     change = converge.create("ec2:internet-gateway", name, region, {"vpc": vpc_id})
     if dry_run:
