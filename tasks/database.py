@@ -20,6 +20,7 @@ from configs.models import Config
 from configs.names import Role, names_for
 from tasks import converge
 from tasks.aws import connect
+from tasks.changes import Action, Change, StepResult, diff
 from tasks.retry import is_code
 from tasks.steps import step
 
@@ -174,3 +175,206 @@ def find_database(cfg: Config, role: Role) -> DatabaseInfo:
     On an account without it, every id is a placeholder and ``exists`` is False.
     """
     return lookup_database(cfg, role)
+
+
+# -- subnet group ----------------------------------------------------------------------------
+@step("ensure {role} DB subnet group")
+def ensure_db_subnet_group(
+    cfg: Config, role: Role, data_subnets: list[str], *, dry_run: bool = False
+) -> StepResult:
+    """The data subnets of every AZ, so Multi-AZ standby and readers can land anywhere."""
+    names = names_for(cfg, role)
+    region = names.region
+    rds = rds_client(cfg, role)
+    name = names.db_subnet_group
+    try:
+        group = rds.describe_db_subnet_groups(DBSubnetGroupName=name)["DBSubnetGroups"][0]
+    except AwsError as exc:
+        if not is_code(exc, "DBSubnetGroupNotFoundFault"):
+            raise
+        group = None
+    if group is None:
+        change = converge.create("rds:subnet-group", name, region, {"subnets": len(data_subnets)})
+        if not dry_run:
+            rds.create_db_subnet_group(
+                DBSubnetGroupName=name,
+                DBSubnetGroupDescription=f"{names.stem} data tier",
+                SubnetIds=data_subnets,
+                Tags=converge.tag_list(names.tags("data")),
+            )
+        return StepResult(changes=[change], outputs={"name": name}, applied=not dry_run)
+    have = sorted(s["SubnetIdentifier"] for s in group.get("Subnets", []))
+    if have == sorted(data_subnets):
+        return StepResult(outputs={"name": name})
+    change = converge.update(
+        "rds:subnet-group", name, region, {"subnets": have}, {"subnets": sorted(data_subnets)}
+    )
+    if not dry_run:
+        rds.modify_db_subnet_group(DBSubnetGroupName=name, SubnetIds=data_subnets)
+    return StepResult(changes=[change], outputs={"name": name}, applied=not dry_run)
+
+
+# -- what the database should be -------------------------------------------------------------
+def instance_settings(cfg: Config, data_sg: str, *, replica: bool = False) -> dict[str, Any]:
+    """Settings ``ModifyDBInstance`` can converge, keyed by its parameter names. Pure."""
+    db = cfg.database
+    out: dict[str, Any] = {
+        "DBInstanceClass": db.instance_class,
+        "MultiAZ": db.multi_az,
+        "DeletionProtection": db.deletion_protection,
+        "EnablePerformanceInsights": db.performance_insights,
+        "EnableIAMDatabaseAuthentication": db.iam_auth,
+        "VpcSecurityGroupIds": [data_sg],
+        "PubliclyAccessible": False,
+        "CopyTagsToSnapshot": True,
+    }
+    if not replica:
+        out["BackupRetentionPeriod"] = db.backup_retention_days
+    return out
+
+
+def observed_settings(db: dict[str, Any]) -> dict[str, Any]:
+    """The same keys, read from a ``DescribeDBInstances`` entry. Pure."""
+    return {
+        "DBInstanceClass": db.get("DBInstanceClass"),
+        "MultiAZ": bool(db.get("MultiAZ")),
+        "DeletionProtection": bool(db.get("DeletionProtection")),
+        "EnablePerformanceInsights": bool(db.get("PerformanceInsightsEnabled")),
+        "EnableIAMDatabaseAuthentication": bool(db.get("IAMDatabaseAuthenticationEnabled")),
+        "VpcSecurityGroupIds": sorted(
+            g["VpcSecurityGroupId"]
+            for g in db.get("VpcSecurityGroups", [])
+            if g.get("Status", "active") in ("active", "adding")
+        ),
+        "PubliclyAccessible": bool(db.get("PubliclyAccessible")),
+        "CopyTagsToSnapshot": bool(db.get("CopyTagsToSnapshot")),
+        "BackupRetentionPeriod": db.get("BackupRetentionPeriod"),
+    }
+
+
+def instance_drift(
+    desired: dict[str, Any], db: dict[str, Any], *, managed_secret: bool
+) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """``(before, after, cannot_fix)``: modifiable differences, and the ones that would need a
+    new database (encryption at rest cannot be switched on in place). Pure."""
+    have = observed_settings(db)
+    want = {k: sorted(v) if isinstance(v, list) else v for k, v in desired.items()}
+    before, after = diff(want, have)
+    if managed_secret and not db.get("MasterUserSecret"):
+        before["ManageMasterUserPassword"], after["ManageMasterUserPassword"] = False, True
+    cannot = [] if db.get("StorageEncrypted") else ["StorageEncrypted"]
+    return before, after, cannot
+
+
+def _tags_of(db: dict[str, Any]) -> dict[str, str]:
+    return converge.tag_dict(db.get("TagList"))
+
+
+def _converge_instance(
+    rds: Any,
+    names: Any,
+    ident: str,
+    db: dict[str, Any],
+    desired: dict[str, Any],
+    *,
+    managed_secret: bool,
+    dry_run: bool,
+) -> list[Change]:
+    region = names.region
+    changes: list[Change] = []
+    before, after, cannot = instance_drift(desired, db, managed_secret=managed_secret)
+    if cannot:
+        changes.append(
+            Change(
+                resource="rds:instance",
+                name=ident,
+                action=Action.REPLACE,
+                region=region,
+                detail=f"{', '.join(cannot)} cannot change in place: not done (restore a "
+                "snapshot into an encrypted instance)",
+            )
+        )
+    if after:
+        changes.append(converge.update("rds:instance", ident, region, before, after))
+        if not dry_run:
+            rds.modify_db_instance(DBInstanceIdentifier=ident, ApplyImmediately=True, **after)
+    tags = names.tags("data")
+    if tag := converge.tag_change("rds:instance", ident, region, tags, _tags_of(db)):
+        changes.append(tag)
+        if not dry_run:
+            todo = converge.missing_tags(tags, _tags_of(db))
+            rds.add_tags_to_resource(ResourceName=db["DBInstanceArn"], Tags=converge.tag_list(todo))
+    return changes
+
+
+def create_params(cfg: Config, kms_key_arn: str, data_sg: str) -> dict[str, Any]:
+    """``CreateDBInstance`` input for the primary. The password is RDS's to make and keep in
+    Secrets Manager (``ManageMasterUserPassword``): it never passes through tierbook. Pure."""
+    d = cfg.database
+    names = names_for(cfg, "primary")
+    params: dict[str, Any] = {
+        **instance_settings(cfg, data_sg),
+        "DBInstanceIdentifier": names.db_instance,
+        "Engine": d.engine,
+        "EngineVersion": d.engine_version,
+        "AllocatedStorage": d.allocated_storage_gb,
+        "StorageType": d.storage_type,
+        "StorageEncrypted": True,
+        "KmsKeyId": kms_key_arn,
+        "MasterUsername": d.master_username,
+        "ManageMasterUserPassword": True,
+        "MasterUserSecretKmsKeyId": kms_key_arn,
+        "DBName": d.db_name,
+        "Port": d.port,
+        "DBSubnetGroupName": names.db_subnet_group,
+        "Tags": converge.tag_list(names.tags("data")),
+    }
+    if d.performance_insights:
+        params["PerformanceInsightsKMSKeyId"] = kms_key_arn
+    return params
+
+
+# -- primary ---------------------------------------------------------------------------------
+@step("ensure primary database")
+def ensure_database(
+    cfg: Config, kms_key_arn: str, data_sg: str, *, dry_run: bool = False
+) -> StepResult:
+    """The writer: RDS PostgreSQL (Multi-AZ) or, for Aurora, the cluster and its instances."""
+    if is_aurora(cfg):
+        from tasks.aurora import ensure_aurora_cluster
+
+        return ensure_aurora_cluster(cfg, kms_key_arn, data_sg, dry_run=dry_run)
+    names = names_for(cfg, "primary")
+    region = names.region
+    rds = rds_client(cfg, "primary")
+    ident = names.db_instance
+    desired = instance_settings(cfg, data_sg)
+    db = describe_instance(rds, ident)
+    if db is None:
+        d = cfg.database
+        change = converge.create(
+            "rds:instance",
+            ident,
+            region,
+            {
+                "engine": f"{d.engine} {d.engine_version}",
+                "class": d.instance_class,
+                "multi_az": d.multi_az,
+                "encrypted": True,
+                "managed_secret": True,
+            },
+        )
+        if dry_run:
+            return StepResult(changes=[change], outputs=missing_info(cfg, "primary").model_dump())
+        rds.create_db_instance(**create_params(cfg, kms_key_arn, data_sg))
+        return StepResult(
+            changes=[change], outputs=lookup_database(cfg, "primary").model_dump(), applied=True
+        )
+    changes = _converge_instance(
+        rds, names, ident, db, desired, managed_secret=True, dry_run=dry_run
+    )
+    return StepResult(
+        changes=changes,
+        outputs=info_from_instance(cfg, "primary", db).model_dump(),
+        applied=not dry_run,
+    )
