@@ -49,11 +49,17 @@ def observed_group(g: dict[str, Any], members: list[str]) -> dict[str, Any]:
     }
 
 
-def _security_groups(ec: Any, g: dict[str, Any]) -> list[str]:
+def _security_groups(ec: Any, g: dict[str, Any]) -> list[str] | None:
+    """The groups of the group's first node; None when the nodes cannot be described."""
     clusters = g.get("MemberClusters") or []
     if not clusters:
-        return []
-    found = ec.describe_cache_clusters(CacheClusterId=clusters[0])["CacheClusters"]
+        return None
+    try:
+        found = ec.describe_cache_clusters(CacheClusterId=clusters[0])["CacheClusters"]
+    except Exception as exc:
+        if is_code(exc, "CacheClusterNotFound", "CacheClusterNotFoundFault"):
+            return None
+        raise
     return sorted(s["SecurityGroupId"] for s in (found[0].get("SecurityGroups") or []))
 
 
@@ -157,7 +163,11 @@ def ensure_cache(
                 detail=f"{', '.join(cannot)} off: cannot change in place, not done",
             )
         )
-    before, after = diff(group_settings(cfg, data_sg), observed_group(g, _security_groups(ec, g)))
+    want = group_settings(cfg, data_sg)
+    members = _security_groups(ec, g)
+    if members is None:
+        want.pop("SecurityGroupIds")
+    before, after = diff(want, observed_group(g, members or []))
     if after:
         changes.append(
             converge.update("elasticache:replication-group", ident, region, before, after)
