@@ -39,13 +39,14 @@ def preflight(config: ConfigOpt = "configs/sandbox.yaml", output: OutputOpt = Ou
 
 
 def _register() -> None:
-    from cli import config_cmd, redrive_cmd, runbooks_cmd, sandbox_cmd, serve_cmd
+    from cli import config_cmd, provision_cmd, redrive_cmd, runbooks_cmd, sandbox_cmd, serve_cmd
 
     app.command()(serve_cmd.serve)
     app.command()(serve_cmd.server)
     app.add_typer(sandbox_cmd.app, name="sandbox")
     app.add_typer(config_cmd.app, name="config")
     redrive_cmd.register(app)
+    provision_cmd.register(app)
     runbooks_cmd.register(app)
 
 

@@ -160,10 +160,10 @@ def lookup_database(cfg: Config, role: Role) -> DatabaseInfo:
         info = info_from_instance(cfg, role, instance) if instance else None
     if info is None:
         info = missing_info(cfg, role)
-    if role == "dr" and info.exists and not info.secret_arn:
+    if role == "dr" and info.exists:
         # A replica has no master secret of its own: the app in DR reads the primary's secret
         # through its replica in the DR region (tasks.secrets).
-        primary = primary_secret_arn(cfg)
+        primary = info.secret_arn or primary_secret_arn(cfg)
         info.secret_arn = in_region(primary, names.region) if primary else None
     return info
 

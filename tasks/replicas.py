@@ -19,7 +19,6 @@ from tasks.database import (
     AVAILABLE,
     _converge_instance,
     describe_instance,
-    info_from_instance,
     instance_settings,
     is_aurora,
     lookup_database,
@@ -141,9 +140,7 @@ def ensure_dr_replica(
         rds, names, ident, have, desired, managed_secret=False, dry_run=dry_run
     )
     return StepResult(
-        changes=changes,
-        outputs=info_from_instance(cfg, "dr", have).model_dump(),
-        applied=not dry_run,
+        changes=changes, outputs=lookup_database(cfg, "dr").model_dump(), applied=not dry_run
     )
 
 
