@@ -55,6 +55,9 @@ class Calls:
 
 
 def watch(cfg: Config) -> Calls:
+    """Count from now on. Clients copy the session's emitter when they are made, so the
+    cached clients are dropped first: every client after this carries the hook."""
+    forget_connections()
     calls = Calls()
     connect(cfg).session.events.register("before-call.*.*", calls.hook)
     return calls
@@ -81,11 +84,16 @@ def fresh_account(
 def moto_as_aws(aws_endpoint: str) -> Iterator[pytest.MonkeyPatch]:
     """The in-process moto, patched where it drops fields AWS returns (see provision_app)."""
     with pytest.MonkeyPatch.context() as mp:
-        gen = faithful_moto.__wrapped__(mp)  # type: ignore[attr-defined]
-        next(gen)
-        _cache_keeps_node_count(mp)
-        _rds_keeps_performance_insights(mp)
+        patch_moto(mp)
         yield mp
+
+
+def patch_moto(mp: pytest.MonkeyPatch) -> None:
+    """Every patch that makes the in-process moto answer as AWS does (also for benchmarks)."""
+    gen = faithful_moto.__wrapped__(mp)  # type: ignore[attr-defined]
+    next(gen)
+    _cache_keeps_node_count(mp)
+    _rds_keeps_performance_insights(mp)
 
 
 def _cache_keeps_node_count(mp: pytest.MonkeyPatch) -> None:
