@@ -39,7 +39,15 @@ def preflight(config: ConfigOpt = "configs/sandbox.yaml", output: OutputOpt = Ou
 
 
 def _register() -> None:
-    from cli import config_cmd, demo_cmd, redrive_cmd, runbooks_cmd, sandbox_cmd, serve_cmd
+    from cli import (
+        config_cmd,
+        demo_cmd,
+        provision_cmd,
+        redrive_cmd,
+        runbooks_cmd,
+        sandbox_cmd,
+        serve_cmd,
+    )
 
     app.command()(demo_cmd.demo)
     app.command()(serve_cmd.serve)
@@ -47,6 +55,7 @@ def _register() -> None:
     app.add_typer(sandbox_cmd.app, name="sandbox")
     app.add_typer(config_cmd.app, name="config")
     redrive_cmd.register(app)
+    provision_cmd.register(app)
     runbooks_cmd.register(app)
 
 

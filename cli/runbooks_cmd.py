@@ -7,7 +7,6 @@ import typer
 from cli.common import not_built
 
 PENDING = {
-    "provision": "Build or converge the stack in the primary region and the DR warm standby.",
     "destroy": "Tear down an environment that is not protected.",
     "deploy": "Build or take an image, roll it out, verify, roll back on failure.",
     "rollback": "Return a service to its previous task-definition revision.",

@@ -18,6 +18,8 @@ def apply() -> None:
         _sqs_returns_redrive_allow_policy()
         _ecs_create_service_keeps_settings()
         _cloudfront_keeps_origin_access()
+        _cache_keeps_node_count()
+        _rds_keeps_performance_insights()
         from moto import settings
 
         settings.ACM_VALIDATION_WAIT = 0  # DNS-validated certificates are issued at once
@@ -77,3 +79,36 @@ def _cloudfront_keeps_origin_access() -> None:
             self.s3_origin_config = origin["S3OriginConfig"]
 
     models.Origin.__init__ = init  # type: ignore[method-assign]
+
+
+def _cache_keeps_node_count() -> None:
+    """ElastiCache: with cluster mode off, NumCacheClusters is ignored (one node is made)."""
+    from moto.elasticache.models import ReplicationGroup
+
+    original = ReplicationGroup._set_node_members_clusters_disabled
+
+    def members(self: Any, *args: Any, **kwargs: Any) -> None:
+        if (
+            not kwargs.get("replicas_per_node_group")
+            and (kwargs.get("num_cache_clusters") or 1) > 1
+        ):
+            kwargs["replicas_per_node_group"] = kwargs["num_cache_clusters"] - 1
+        original(self, *args, **kwargs)
+
+    ReplicationGroup._set_node_members_clusters_disabled = members  # type: ignore[method-assign]
+
+
+def _rds_keeps_performance_insights() -> None:
+    """RDS: EnablePerformanceInsights is accepted and dropped; AWS reports it back."""
+    from moto.rds.models import DBInstance
+
+    original = DBInstance.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self.enable_performance_insights = bool(kwargs.get("enable_performance_insights"))
+
+    DBInstance.__init__ = init  # type: ignore[method-assign]
+    DBInstance.performance_insights_enabled = property(  # type: ignore[attr-defined]
+        lambda self: bool(getattr(self, "enable_performance_insights", False))
+    )

@@ -24,9 +24,17 @@ DB_CPU_PERCENT = 80
 DB_CONNECTIONS = 400  # well under max_connections of the instance classes the seeds use
 QUEUE_AGE_FLOOR_S = 300
 COMPARED = (
-    "Namespace", "MetricName", "Dimensions", "Statistic", "ExtendedStatistic", "Period",
-    "EvaluationPeriods", "Threshold", "ComparisonOperator", "TreatMissingData",
-)  # fmt: skip
+    "Namespace",
+    "MetricName",
+    "Dimensions",
+    "Statistic",
+    "ExtendedStatistic",
+    "Period",
+    "EvaluationPeriods",
+    "Threshold",
+    "ComparisonOperator",
+    "TreatMissingData",
+)
 
 
 def _alarm(

@@ -115,9 +115,15 @@ def ensure_task_definition(
     names = names_for(cfg, role)
     ecs, family = _ecs(cfg, role), names.task_family(svc)
     desired = appspec.task_definition(
-        cfg, role, svc, execution_role_arn=execution_role_arn, task_role_arn=task_role_arn,
-        db_secret_arn=db_secret_arn, database=database, queues=queues,
-    )  # fmt: skip
+        cfg,
+        role,
+        svc,
+        execution_role_arn=execution_role_arn,
+        task_role_arn=task_role_arn,
+        db_secret_arn=db_secret_arn,
+        database=database,
+        queues=queues,
+    )
     try:
         current = ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]
     except AwsError as exc:
@@ -250,9 +256,14 @@ def ensure_service(
         change = converge.create("ecs:service", name, region, {**spec, "desiredCount": desired})
         if not dry_run:
             ecs.create_service(
-                cluster=cluster, serviceName=name, desiredCount=desired, launchType="FARGATE",
-                schedulingStrategy="REPLICA", tags=converge.tag_list(tags, "key", "value"), **spec,
-            )  # fmt: skip
+                cluster=cluster,
+                serviceName=name,
+                desiredCount=desired,
+                launchType="FARGATE",
+                schedulingStrategy="REPLICA",
+                tags=converge.tag_list(tags, "key", "value"),
+                **spec,
+            )
         return StepResult(changes=[change], outputs=outputs, applied=not dry_run)
     have = live[0]
     changes: list[Change] = []

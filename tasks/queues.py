@@ -138,13 +138,23 @@ def ensure_queues(cfg: Config, role: Role, *, dry_run: bool = False) -> StepResu
         src, dlq = names.queue(q.name, fifo=q.fifo), names.dlq(q.name, fifo=q.fifo)
         src_arn, dlq_arn = queue_arn(cfg, role, src), queue_arn(cfg, role, dlq)
         dlq_changes, dlq_url = _ensure_queue(
-            sqs, q=q, name=dlq, region=names.region, attrs=dlq_attributes(q, src_arn),
-            tags=tags, dry_run=dry_run,
-        )  # fmt: skip
+            sqs,
+            q=q,
+            name=dlq,
+            region=names.region,
+            attrs=dlq_attributes(q, src_arn),
+            tags=tags,
+            dry_run=dry_run,
+        )
         src_changes, src_url = _ensure_queue(
-            sqs, q=q, name=src, region=names.region, attrs=source_attributes(q, dlq_arn),
-            tags=tags, dry_run=dry_run,
-        )  # fmt: skip
+            sqs,
+            q=q,
+            name=src,
+            region=names.region,
+            attrs=source_attributes(q, dlq_arn),
+            tags=tags,
+            dry_run=dry_run,
+        )
         changes += dlq_changes + src_changes
         outputs[q.name] = {
             "name": src,

@@ -132,10 +132,14 @@ def _ensure_acl(
         )
         if not dry_run:
             waf.update_web_acl(
-                Name=name, Scope=scope, Id=found["Id"], LockToken=acl["LockToken"],
-                DefaultAction=acl["WebACL"].get("DefaultAction", {"Allow": {}}), Rules=want,
+                Name=name,
+                Scope=scope,
+                Id=found["Id"],
+                LockToken=acl["LockToken"],
+                DefaultAction=acl["WebACL"].get("DefaultAction", {"Allow": {}}),
+                Rules=want,
                 VisibilityConfig=acl["WebACL"].get("VisibilityConfig", _visibility(name)),
-            )  # fmt: skip
+            )
     have_tags = converge.tag_dict(
         waf.list_tags_for_resource(ResourceARN=found["ARN"])
         .get("TagInfoForResource", {})
