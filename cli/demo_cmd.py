@@ -22,10 +22,14 @@ SANDBOX_CONFIG = str(Path(__file__).resolve().parent.parent / "configs" / "sandb
 def _chapters() -> list[tuple[str, Callable[..., dict[str, Any]], dict[str, Any]]]:
     """The demo's runbooks, in order: (title, flow, parameters)."""
     from flows.preflight import preflight
+    from flows.provision import provision
     from flows.redrive_demo import redrive_demo
 
     return [
         ("Preflight: the right account, both regions answering", preflight, {}),
+        ("Provision, plan only: what an empty account is missing", provision, {"plan": True}),
+        ("Provision: the stack in us-east-1 and its warm standby in us-west-2", provision, {}),
+        ("Provision again: converged, nothing to change", provision, {}),
         (
             "Redrive: fill a dead-letter queue, dry-run, move it back",
             redrive_demo,

@@ -224,6 +224,8 @@ class Queue(Strict):
 class Edge(Strict):
     domain: Annotated[str, Field(pattern=r"^([a-z0-9-]+\.)+[a-z]{2,}$")]
     hosted_zone: Annotated[str, Field(pattern=r"^([a-z0-9-]+\.)+[a-z]{2,}$")]
+    # Create the public hosted zone when it is missing (a sandbox; usually it exists already).
+    manage_zone: bool = False
     certificate_arn: Annotated[str | None, Field(pattern=ARN)] = None
     dr_certificate_arn: Annotated[str | None, Field(pattern=ARN)] = None
     cloudfront: bool = True

@@ -2,7 +2,8 @@
 
 The runbook, as it would read on a wiki:
 
-0. Check the credentials reach the config's account.
+0. Check the credentials reach the config's account (and, where the config manages it, that
+   the public hosted zone exists).
 1. **Network** (both regions at once): VPC + internet gateway → subnets, security groups and
    flow logs → NAT gateways and route tables → VPC endpoints.
 2. **Data**: KMS keys and subnet groups → the primary database and the cache → wait until the
@@ -32,6 +33,7 @@ from configs.models import Config
 from configs.names import Role
 from flows.layers import Runner, app_layer, data_layer, edge_layer, network_layer
 from flows.report import publish_plan, runbook
+from tasks.dns import ensure_hosted_zone
 from tasks.preflight import check_account
 
 Regions = Literal["primary", "dr", "both"]
@@ -56,6 +58,8 @@ def provision(
     with runbook("provision", cfg.stack) as tl:
         check_account(cfg)
         run = Runner(cfg, dry_run=plan, sequential=sequential)
+        if cfg.edge is not None and cfg.edge.manage_zone:
+            run.wait(run.start(ensure_hosted_zone))
         nets = network_layer(run, roles)
         data = data_layer(run, roles, nets)
         apps = app_layer(run, roles, nets, data)

@@ -19,7 +19,7 @@ from configs.names import Role, names_for
 from tasks import converge
 from tasks.aws import connect
 from tasks.certificates import origin_name
-from tasks.changes import Change, StepResult, diff
+from tasks.changes import Action, Change, StepResult, diff
 from tasks.steps import step
 
 CLOUDFRONT_ZONE_ID = "Z2FDTNDATAQYW2"  # the fixed hosted zone of every CloudFront alias
@@ -40,6 +40,44 @@ def find_zone_id(cfg: Config, zone: str) -> str:
         if hz["Name"] == fqdn(zone) and not hz.get("Config", {}).get("PrivateZone"):
             return str(hz["Id"].split("/")[-1])
     raise NotFound(f"no public hosted zone named {zone} (edge.hosted_zone)")
+
+
+@step("ensure hosted zone")
+def ensure_hosted_zone(cfg: Config, *, dry_run: bool = False) -> StepResult:
+    """The public hosted zone of ``edge.hosted_zone``, created only when ``edge.manage_zone``."""
+    assert cfg.edge is not None
+    try:
+        return StepResult(outputs={"zone_id": find_zone_id(cfg, cfg.edge.hosted_zone)})
+    except NotFound:
+        if not cfg.edge.manage_zone:
+            raise
+    change = Change(
+        resource="route53:hosted-zone",
+        name=cfg.edge.hosted_zone,
+        action=Action.CREATE,
+        region="global",
+    )
+    if dry_run:
+        return StepResult(changes=[change], outputs={"zone_id": f"(zone {cfg.edge.hosted_zone})"})
+    zone = _r53(cfg).create_hosted_zone(
+        Name=cfg.edge.hosted_zone,
+        CallerReference=f"tierbook-{cfg.stack}-{cfg.edge.hosted_zone}",
+        HostedZoneConfig={"Comment": f"{cfg.stack} (managed by tierbook)", "PrivateZone": False},
+    )["HostedZone"]
+    return StepResult(
+        changes=[change], outputs={"zone_id": zone["Id"].split("/")[-1]}, applied=True
+    )
+
+
+def _zone_or_planned(cfg: Config, dry_run: bool) -> str:
+    """The zone id; ``""`` on a plan where the zone itself is still to be created."""
+    assert cfg.edge is not None
+    try:
+        return find_zone_id(cfg, cfg.edge.hosted_zone)
+    except NotFound:
+        if dry_run and cfg.edge.manage_zone:
+            return ""
+        raise
 
 
 def health_check_config(cfg: Config, alb_dns_name: str) -> dict[str, Any]:
@@ -202,11 +240,12 @@ def ensure_dns_records(
     """UPSERT the records whose content differs; records of other names are never touched."""
     if cfg.edge is None:
         return StepResult(skipped="no edge block: no DNS records")
-    zone = find_zone_id(cfg, cfg.edge.hosted_zone)
+    zone = _zone_or_planned(cfg, dry_run)
     want = app_records(cfg, primary, dr, health_check_id)
     if distribution_domain and cfg.edge.cloudfront:
         want.append(cloudfront_record(cfg, distribution_domain))
-    have = {_key(r): r for n in {r["Name"] for r in want} for r in list_records(cfg, zone, n)}
+    names = {r["Name"] for r in want}
+    have = {_key(r): r for n in names for r in list_records(cfg, zone, n)} if zone else {}
     changes: list[Change] = []
     batch = []
     for record in want:
