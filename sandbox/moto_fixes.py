@@ -20,6 +20,7 @@ def apply() -> None:
         _cloudfront_keeps_origin_access()
         _cache_keeps_node_count()
         _rds_keeps_performance_insights()
+        _sqs_one_consumer_at_a_time()
         from moto import settings
 
         settings.ACM_VALIDATION_WAIT = 0  # DNS-validated certificates are issued at once
@@ -40,6 +41,46 @@ def _sqs_returns_redrive_allow_policy() -> None:
         return out
 
     Queue.attributes = property(attributes)  # type: ignore[method-assign,assignment]
+
+
+def _sqs_one_consumer_at_a_time() -> None:
+    """SQS: moto's receive and delete take no lock, so under concurrent callers two receives
+    can hand out one message (or two messages of one FIFO group) and two deletes can each
+    rebuild the queue from the same snapshot, bringing back what the other deleted. SQS does
+    neither. Receives and deletes are serialised; a long poll waits outside the lock."""
+    import time
+
+    from moto.sqs.models import Queue, SQSBackend
+
+    guard = threading.RLock()
+    receive, delete = SQSBackend.receive_message, Queue.delete_message
+
+    def receive_message(
+        self: Any,
+        queue_name: str,
+        count: int,
+        wait_seconds_timeout: int,
+        visibility_timeout: int,
+        message_attribute_names: list[str] | None = None,
+    ) -> Any:
+        deadline = time.monotonic() + wait_seconds_timeout
+        while True:
+            with guard:
+                got = receive(
+                    self, queue_name, count, 0, visibility_timeout, message_attribute_names
+                )
+            if got or time.monotonic() >= deadline:
+                return got
+            self.get_queue(queue_name).wait_for_messages(
+                max(0.05, min(1.0, deadline - time.monotonic()))
+            )
+
+    def delete_message(self: Any, receipt_handle: str) -> None:
+        with guard:
+            delete(self, receipt_handle)
+
+    SQSBackend.receive_message = receive_message  # type: ignore[method-assign]
+    Queue.delete_message = delete_message  # type: ignore[method-assign]
 
 
 def _ecs_create_service_keeps_settings() -> None:
