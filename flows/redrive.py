@@ -20,8 +20,9 @@ from typing import Any, Literal
 from prefect import flow
 
 from configs import resolve_config
-from configs.errors import BadInput, DeadlineExceeded, Refused, StepFailed
+from configs.errors import BadInput, DeadlineExceeded, StepFailed
 from configs.models import Config
+from flows.approval import approve
 from flows.report import Timeline, artifact_key, runbook
 from tasks import redrive_native as native
 from tasks.locks import hold
@@ -158,31 +159,6 @@ def wait_for_canary(
     )
 
 
-def approve(tl: Timeline, cfg: Config, approved: bool, what: str) -> None:
-    """Protected environments need a yes: ``--yes`` on the CLI, or the UI's pause form."""
-    with tl.step("approval") as info:
-        if not cfg.protected:
-            info["detail"] = "not a protected environment"
-            return
-        if approved:
-            info["detail"] = "approved up front (--yes)"
-            return
-        from prefect.runtime import deployment
-
-        if deployment.id:
-            from prefect.flow_runs import pause_flow_run
-            from prefect.input import RunInput
-
-            class Approval(RunInput):
-                approve: bool = False
-
-            answer = pause_flow_run(wait_for_input=Approval, timeout=3600)
-            if answer.approve:
-                info["detail"] = "approved in the UI"
-                return
-        raise Refused(f"{cfg.stack} is protected: {what} needs approval (--yes)")
-
-
 @flow(name="redrive", persist_result=False)
 def redrive(
     config: str = "sandbox",
@@ -234,7 +210,13 @@ def redrive(
         depth = queue_depth(cfg, route.dlq)
         tl.metrics.update({"mode": mode, "route": route.describe(), "dlq_at_start": depth})
         if not dry_run:
-            approve(tl, cfg, approved, f"redriving {route.dlq.name}")
+            approve(
+                tl,
+                needed=cfg.protected,
+                approved=approved,
+                what=f"redriving {route.dlq.name}",
+                stack=cfg.stack,
+            )
         guard = (
             nullcontext()
             if dry_run

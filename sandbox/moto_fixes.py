@@ -21,6 +21,7 @@ def apply() -> None:
         _cache_keeps_node_count()
         _rds_keeps_performance_insights()
         _sqs_one_consumer_at_a_time()
+        _rds_promotion_detaches()
         from moto import settings
 
         settings.ACM_VALIDATION_WAIT = 0  # DNS-validated certificates are issued at once
@@ -81,6 +82,31 @@ def _sqs_one_consumer_at_a_time() -> None:
 
     SQSBackend.receive_message = receive_message  # type: ignore[method-assign]
     Queue.delete_message = delete_message  # type: ignore[method-assign]
+
+
+def _rds_promotion_detaches() -> None:
+    """RDS: a promoted read replica still named its source, and the source still listed it."""
+    from moto.rds.models import RDSBackend
+
+    original = RDSBackend.promote_read_replica
+
+    def promote_read_replica(self: Any, db_kwargs: dict[str, Any]) -> Any:
+        database = self.databases[db_kwargs["db_instance_identifier"]]
+        source = database.source_db_instance_identifier if database.is_replica else None
+        promoted = original(self, db_kwargs)
+        if source:
+            try:
+                primary = self.find_db_from_id(source)
+            except Exception:  # the source is gone (or its region is): nothing to detach from
+                primary = None
+            if primary is not None:
+                for ref in (promoted.db_instance_arn, promoted.db_instance_identifier):
+                    if ref in primary.replicas:
+                        primary.replicas.remove(ref)
+            promoted.source_db_instance_identifier = None
+        return promoted
+
+    RDSBackend.promote_read_replica = promote_read_replica  # type: ignore[method-assign]
 
 
 def _ecs_create_service_keeps_settings() -> None:

@@ -19,7 +19,7 @@ import botocore.session
 from botocore.config import Config as BotoConfig
 from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
 
-from configs.errors import AccountMismatch
+from configs.errors import AccountMismatch, TransientAwsError
 from configs.models import Config
 from tasks import retry
 from tasks.events import emit_mutation
@@ -105,8 +105,14 @@ class Aws:
 
     # -- account guard -------------------------------------------------------------------
     def caller_account(self) -> str:
-        sts: STSClient = self.client("sts", self.cfg.regions.primary)
-        return str(sts.get_caller_identity()["Account"])
+        """Asked of the primary region's STS, or the DR one's when the primary does not
+        answer: a failover must still pass the guard on the day the primary is down."""
+        try:
+            sts: STSClient = self.client("sts", self.cfg.regions.primary, impaired=True)
+            return str(sts.get_caller_identity()["Account"])
+        except TransientAwsError:
+            sts = self.client("sts", self.cfg.regions.dr)
+            return str(sts.get_caller_identity()["Account"])
 
     def verify_account(self) -> str:
         """Refuse to go on unless the credentials reach the config's account. Cached."""

@@ -164,9 +164,14 @@ def app_records(
     primary: dict[str, str],
     dr: dict[str, str] | None,
     health_check_id: str,
+    active: Role = "primary",
 ) -> list[dict[str, Any]]:
     """Desired alias records for the app name: ``primary``/``dr`` hold ``alb_dns_name`` and
-    ``alb_zone_id``. Without a DR ALB yet, only the primary record."""
+    ``alb_zone_id``. Without a DR ALB yet, only the primary record.
+
+    ``active`` is the region that takes the traffic (the DR one after a failover): its record
+    is the PRIMARY failover record (or weight 100) and carries ``health_check_id``, a check
+    on its own load balancer; the other region's is the SECONDARY (weight 0)."""
     name = fqdn(origin_name(cfg))
     out = []
     for role, alb in (("primary", primary), ("dr", dr)):
@@ -183,10 +188,10 @@ def app_records(
             },
         }
         if cfg.dns.strategy == "weighted":
-            record["Weight"] = 100 if role == "primary" else 0
+            record["Weight"] = 100 if role == active else 0
         else:
-            record["Failover"] = "PRIMARY" if role == "primary" else "SECONDARY"
-        if role == "primary":
+            record["Failover"] = "PRIMARY" if role == active else "SECONDARY"
+        if role == active:
             record["HealthCheckId"] = health_check_id
         out.append(record)
     return out

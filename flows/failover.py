@@ -1,0 +1,172 @@
+"""Failover: move the environment to its DR region. Failback: bring it home again.
+
+Failover, as it would read on a wiki:
+
+0. **Readiness** (read-only, also ``--plan``): DR replica replicating within the RPO budget,
+   DR services on the primary's image, image and secret in DR, DR load balancer, DNS. A
+   failed check refuses the run unless ``force`` gives a reason (kept in the report).
+1. **Approval** (typed in the UI, ``--yes`` on the CLI) and the environment's region-move
+   **lock**, kept in DynamoDB in the DR region so it holds across machines and without
+   Prefect.
+2. At once: **fence** the primary (its services to 0, bounded; skipped when the region does
+   not answer) and **scale the DR services** to the primary's counts.
+3. Once fencing has ended: **promote** the DR replica (the replica lag read just before is the
+   RPO estimate), then **harden** it (Multi-AZ, backups, deletion protection) in the
+   background.
+4. When the DR services run and the database is writable: **send traffic** to DR, wait for
+   INSYNC, **verify** healthy targets (and an optional HTTP check). RTO = start → verified.
+
+Every step looks before it acts: a run stopped anywhere and started again completes.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prefect import flow
+
+from configs import resolve_config
+from configs.errors import Refused
+from configs.models import Config
+from configs.names import Role
+from flows.approval import approve_typed
+from flows.report import Timeline, runbook
+from tasks.failover import (
+    fence_services,
+    harden_database,
+    http_check,
+    promote_replica,
+    scale_service,
+    verify_targets,
+)
+from tasks.locks import hold
+from tasks.readiness import Readiness, evaluate, replica_lag, service_names
+from tasks.steps import step
+from tasks.traffic import flip_dns
+
+LOCK = "region-move"
+
+
+@step("check DR readiness")
+def check_readiness(cfg: Config) -> Readiness:
+    return evaluate(cfg)
+
+
+def lock_lease(cfg: Config) -> float:
+    p = cfg.failover
+    return (
+        p.fence_timeout_seconds
+        + 2 * p.promote_timeout_seconds
+        + p.rollout_timeout_seconds
+        + (p.dns_timeout_seconds + 600)
+    )
+
+
+def target_counts(cfg: Config, ready: Readiness) -> dict[str, int]:
+    """The primary's desired counts where it answered, else the config's; never below 1."""
+    return {
+        svc: max(1, ready.primary_counts.get(svc) or getattr(cfg.services, svc).desired)
+        for svc in service_names(cfg)
+    }
+
+
+def record_readiness(tl: Timeline, ready: Readiness) -> None:
+    tl.metrics["readiness"] = ready.status
+    for f in ready.findings:
+        tl.note(f"readiness {f.check}: {f.status} — {f.detail}")
+
+
+def refuse_unless_ready(cfg: Config, ready: Readiness, force: str, tl: Timeline) -> None:
+    if not ready.failed:
+        return
+    failed = "; ".join(f"{f.check}: {f.detail}" for f in ready.failed)
+    if not force.strip():
+        raise Refused(f"DR region {cfg.regions.dr} is not ready — {failed} (force with a reason)")
+    tl.metrics["forced"] = force.strip()
+    tl.note(f"forced past failed readiness ({failed}): {force.strip()}")
+
+
+def switch_to(
+    tl: Timeline,
+    cfg: Config,
+    to: Role,
+    counts: dict[str, int],
+    *,
+    started: float,
+    http_url: str = "",
+) -> dict[str, Any]:
+    """The shared middle of failover and failback: fence the other region, promote ``to``'s
+    database, scale ``to``'s services, flip DNS, verify. Returns the figures."""
+    frm: Role = "primary" if to == "dr" else "dr"
+    fence = fence_services.submit(cfg, frm)
+    scales = [scale_service.submit(cfg, to, svc, n) for svc, n in counts.items()]
+    fenced = fence.result()
+    lag = replica_lag(cfg) if to == "dr" else None
+    promoted = promote_replica.submit(cfg, to)
+    promoted.result()
+    harden = harden_database.submit(cfg, to)
+    for s in scales:
+        s.result()
+    verify_targets(cfg, to, counts["web"])
+    flip_dns(cfg, to)
+    if http_url:
+        http_check(http_url)
+    rto = time.monotonic() - started
+    harden.result()
+    figures: dict[str, Any] = {"rto_seconds": round(rto, 1)}
+    if fenced.skipped:
+        figures["fencing"] = f"skipped: {fenced.skipped}"
+    if to == "dr":
+        figures["rpo_seconds"] = lag if lag is not None else "unknown (no ReplicaLag data)"
+    return figures
+
+
+@flow(name="failover", persist_result=False)
+def failover(
+    config: str = "sandbox",
+    plan: bool = False,
+    approved: bool = False,
+    reason: str = "",
+    force: str = "",
+    http_check_url: str = "",
+) -> dict[str, Any]:
+    """Move the environment to its DR region: promote, scale up, flip DNS, verify."""
+    cfg = resolve_config(config)
+    started = time.monotonic()
+    with runbook("failover", cfg.stack) as tl:
+        ready = check_readiness(cfg)
+        record_readiness(tl, ready)
+        if ready.replica_lag_s is not None:
+            tl.metrics["replica_lag_seconds"] = ready.replica_lag_s
+        refuse_unless_ready(cfg, ready, force, tl)
+        counts = target_counts(cfg, ready)
+        if plan:
+            tl.outcome = "planned"
+            tl.note(
+                f"would fence {cfg.regions.primary}, promote the DR database, scale DR to "
+                + ", ".join(f"{s}={n}" for s, n in counts.items())
+                + f", send traffic to {cfg.regions.dr} ({cfg.dns.strategy})"
+            )
+            return tl.model_dump(mode="json")
+        given = approve_typed(
+            tl,
+            needed=cfg.failover.require_approval,
+            approved=approved,
+            what=f"fail {cfg.stack} over to {cfg.regions.dr}",
+            stack=cfg.stack,
+            reason=reason,
+        )
+        if given:
+            tl.metrics["reason"] = given
+        with hold(
+            cfg,
+            LOCK,
+            region=cfg.regions.dr,
+            purpose=f"failover to {cfg.regions.dr}",
+            lease_s=lock_lease(cfg),
+        ):
+            figures = switch_to(tl, cfg, "dr", counts, started=started, http_url=http_check_url)
+        tl.metrics.update(figures)
+        tl.metrics["active_region"] = cfg.regions.dr
+    return tl.model_dump(mode="json")

@@ -1,0 +1,325 @@
+"""The steps that move an environment between regions: fence, promote, scale, flip, verify.
+
+Each step looks before it acts, so a run interrupted anywhere and started again picks up
+from where things stand: a promoted database is not promoted twice, a service already at its
+count is not updated, a record already pointing at the target region is not changed.
+
+Calls into the region being left use impaired-region clients (short timeouts, a short retry
+deadline) and a deadline for the whole step: when that region does not answer, fencing is
+recorded as skipped with the reason and the runbook goes on.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+from configs.errors import AwsError, NotFound, StepFailed
+from configs.models import Config
+from configs.names import Role, names_for
+from tasks.aws import connect
+from tasks.changes import Action, Change, StepResult
+from tasks.database import describe_instance, is_aurora
+from tasks.readiness import is_replica, service_names
+from tasks.retry import is_code, wait_for
+from tasks.scaling import DIMENSION
+from tasks.steps import step
+
+# -- fencing ---------------------------------------------------------------------------------
+
+
+def _scale_to_zero(cfg: Config, role: Role) -> list[Change]:
+    names = names_for(cfg, role)
+    ecs = connect(cfg).client("ecs", names.region, impaired=True)
+    aas = connect(cfg).client("application-autoscaling", names.region, impaired=True)
+    changes = []
+    for svc in service_names(cfg):
+        name = names.service(svc)
+        found = ecs.describe_services(cluster=names.cluster, services=[name])["services"]
+        live = [s for s in found if s.get("status") == "ACTIVE"]
+        if not live:
+            continue
+        # Autoscaling would put tasks back: its floor and ceiling go to 0 first.
+        aas.register_scalable_target(
+            ServiceNamespace="ecs",
+            ResourceId=f"service/{names.cluster}/{name}",
+            ScalableDimension=DIMENSION,
+            MinCapacity=0,
+            MaxCapacity=0,
+        )
+        if live[0]["desiredCount"] != 0:
+            ecs.update_service(cluster=names.cluster, service=name, desiredCount=0)
+            changes.append(
+                Change(
+                    resource="ecs:service",
+                    name=name,
+                    action=Action.UPDATE,
+                    region=names.region,
+                    before={"desiredCount": live[0]["desiredCount"]},
+                    after={"desiredCount": 0},
+                )
+            )
+    return changes
+
+
+@step("fence {role} services")
+def fence_services(cfg: Config, role: Role, *, timeout_s: float | None = None) -> StepResult:
+    """Best effort, bounded: scale ``role``'s services to 0 so nothing writes there."""
+    limit = timeout_s or cfg.failover.fence_timeout_seconds
+    region = names_for(cfg, role).region
+    pool = ThreadPoolExecutor(1, thread_name_prefix="fence")
+    future = pool.submit(_scale_to_zero, cfg, role)
+    pool.shutdown(wait=False)
+    try:
+        changes = future.result(timeout=limit)
+    except FutureTimeout:
+        return StepResult(skipped=f"{region} did not answer within {limit:g}s; not fenced")
+    except AwsError as exc:
+        return StepResult(skipped=f"{region} refused or did not answer: {exc}")
+    except Exception as exc:  # a dead region surfaces as connection errors of many kinds
+        return StepResult(skipped=f"{region} unreachable: {type(exc).__name__}: {exc}")
+    return StepResult(
+        changes=changes,
+        applied=True,
+        detail=f"{len(changes)} service(s) scaled to 0" if changes else "already at 0",
+    )
+
+
+# -- the database ----------------------------------------------------------------------------
+
+
+def _db(cfg: Config, role: Role) -> dict[str, Any]:
+    names = names_for(cfg, role)
+    found = describe_instance(connect(cfg).client("rds", names.region), names.db_instance)
+    if found is None:
+        raise NotFound(f"database {names.db_instance} does not exist in {names.region}")
+    return found
+
+
+def wait_available(cfg: Config, role: Role, what: str, timeout_s: float) -> dict[str, Any]:
+    return wait_for(
+        lambda: _db(cfg, role),
+        until=lambda d: d.get("DBInstanceStatus") == "available",
+        failed=lambda d: (
+            f"status {d.get('DBInstanceStatus')}"
+            if d.get("DBInstanceStatus") in ("failed", "incompatible-parameters", "storage-full")
+            else None
+        ),
+        what=what,
+        timeout_s=timeout_s,
+        describe=lambda d: str(d.get("DBInstanceStatus")),
+    )
+
+
+@step("promote {role} replica")
+def promote_replica(cfg: Config, role: Role) -> StepResult:
+    """Make ``role``'s cross-region replica a standalone, writable instance."""
+    if is_aurora(cfg):
+        from tasks.aurora_failover import promote_aurora
+
+        return promote_aurora(cfg, role)
+    names = names_for(cfg, role)
+    timeout = cfg.failover.promote_timeout_seconds
+    db = _db(cfg, role)
+    if not is_replica(db):
+        if db.get("DBInstanceStatus") != "available":
+            wait_available(cfg, role, f"{names.db_instance} available", timeout)
+        return StepResult(detail=f"{names.db_instance} was already promoted")
+    if db.get("DBInstanceStatus") != "available":
+        db = wait_available(cfg, role, f"replica {names.db_instance} available", timeout)
+    rds = connect(cfg).client("rds", names.region)
+    rds.promote_read_replica(
+        DBInstanceIdentifier=names.db_instance,
+        BackupRetentionPeriod=cfg.database.backup_retention_days,
+    )
+    wait_for(
+        lambda: _db(cfg, role),
+        until=lambda d: d.get("DBInstanceStatus") == "available" and not is_replica(d),
+        what=f"{names.db_instance} promoted",
+        timeout_s=timeout,
+        describe=lambda d: f"{d.get('DBInstanceStatus')}, replica={is_replica(d)}",
+    )
+    return StepResult(
+        changes=[
+            Change(
+                resource="rds:instance",
+                name=names.db_instance,
+                action=Action.UPDATE,
+                region=names.region,
+                before={"role": "read replica"},
+                after={"role": "standalone primary"},
+            )
+        ],
+        applied=True,
+    )
+
+
+def hardening(cfg: Config, db: dict[str, Any]) -> dict[str, Any]:
+    """What a promoted instance lacks as a primary. Pure."""
+    want = {
+        "MultiAZ": cfg.database.multi_az,
+        "BackupRetentionPeriod": cfg.database.backup_retention_days,
+        "DeletionProtection": cfg.database.deletion_protection,
+    }
+    return {k: v for k, v in want.items() if db.get(k) != v}
+
+
+@step("harden {role} database")
+def harden_database(cfg: Config, role: Role) -> StepResult:
+    """Multi-AZ, backups and deletion protection on a newly promoted primary."""
+    if is_aurora(cfg):
+        return StepResult(skipped="an Aurora cluster keeps its settings through promotion")
+    names = names_for(cfg, role)
+    db = _db(cfg, role)
+    todo = hardening(cfg, db)
+    if not todo:
+        return StepResult(detail="Multi-AZ, backups and deletion protection already on")
+    connect(cfg).client("rds", names.region).modify_db_instance(
+        DBInstanceIdentifier=names.db_instance, ApplyImmediately=True, **todo
+    )
+    wait_available(cfg, role, f"{names.db_instance} modified", cfg.failover.promote_timeout_seconds)
+    return StepResult(
+        changes=[
+            Change(
+                resource="rds:instance",
+                name=names.db_instance,
+                action=Action.UPDATE,
+                region=names.region,
+                before={k: db.get(k) for k in todo},
+                after=todo,
+            )
+        ],
+        applied=True,
+    )
+
+
+# -- the app ---------------------------------------------------------------------------------
+
+
+def _service(cfg: Config, role: Role, svc: str) -> dict[str, Any]:
+    names = names_for(cfg, role)
+    found = (
+        connect(cfg)
+        .client("ecs", names.region)
+        .describe_services(cluster=names.cluster, services=[names.service(svc)])["services"]
+    )
+    live = [s for s in found if s.get("status") == "ACTIVE"]
+    if not live:
+        raise NotFound(f"service {names.service(svc)} does not exist in {names.region}")
+    return live[0]
+
+
+def rollout_done(service: dict[str, Any]) -> bool:
+    primary = next(d for d in service["deployments"] if d["status"] == "PRIMARY")
+    return bool(
+        primary.get("rolloutState", "COMPLETED") == "COMPLETED"
+        and service.get("runningCount") == service.get("desiredCount")
+    )
+
+
+def rollout_failed(service: dict[str, Any]) -> str | None:
+    primary = next(d for d in service["deployments"] if d["status"] == "PRIMARY")
+    if primary.get("rolloutState") == "FAILED":
+        return str(primary.get("rolloutStateReason") or "rollout FAILED")
+    return None
+
+
+@step("scale {role} {svc} to {count}")
+def scale_service(cfg: Config, role: Role, svc: str, count: int) -> StepResult:
+    """Set the count (and autoscaling's floor to it), then wait for the rollout and tasks."""
+    names = names_for(cfg, role)
+    name = names.service(svc)
+    spec = getattr(cfg.services, svc)
+    aas = connect(cfg).client("application-autoscaling", names.region)
+    resource = f"service/{names.cluster}/{name}"
+    low, high = min(spec.min, count), max(spec.max, count)
+    have = aas.describe_scalable_targets(
+        ServiceNamespace="ecs", ResourceIds=[resource], ScalableDimension=DIMENSION
+    )["ScalableTargets"]
+    if not have or (have[0]["MinCapacity"], have[0]["MaxCapacity"]) != (low, high):
+        aas.register_scalable_target(
+            ServiceNamespace="ecs",
+            ResourceId=resource,
+            ScalableDimension=DIMENSION,
+            MinCapacity=low,
+            MaxCapacity=high,
+        )
+    current = _service(cfg, role, svc)
+    changes = []
+    if current["desiredCount"] != count:
+        connect(cfg).client("ecs", names.region).update_service(
+            cluster=names.cluster, service=name, desiredCount=count
+        )
+        changes.append(
+            Change(
+                resource="ecs:service",
+                name=name,
+                action=Action.UPDATE,
+                region=names.region,
+                before={"desiredCount": current["desiredCount"]},
+                after={"desiredCount": count},
+            )
+        )
+    final = wait_for(
+        lambda: _service(cfg, role, svc),
+        until=rollout_done,
+        failed=rollout_failed,
+        what=f"{name} at {count} running tasks",
+        timeout_s=cfg.failover.rollout_timeout_seconds,
+        describe=lambda s: f"{s.get('runningCount')}/{s.get('desiredCount')} running",
+    )
+    return StepResult(
+        changes=changes,
+        applied=True,
+        detail=f"{final['runningCount']}/{count} running, rollout COMPLETED",
+        outputs={"running": final["runningCount"]},
+    )
+
+
+def healthy_targets(cfg: Config, role: Role) -> int:
+    names = names_for(cfg, role)
+    elb = connect(cfg).client("elbv2", names.region)
+    try:
+        tg = elb.describe_target_groups(Names=[names.target_group])["TargetGroups"][0]
+    except AwsError as exc:
+        if is_code(exc, "TargetGroupNotFound"):
+            raise NotFound(f"target group {names.target_group} missing in {names.region}") from None
+        raise
+    health = elb.describe_target_health(TargetGroupArn=tg["TargetGroupArn"])
+    return sum(
+        1
+        for t in health["TargetHealthDescriptions"]
+        if t.get("TargetHealth", {}).get("State") == "healthy"
+    )
+
+
+@step("verify {role} targets healthy")
+def verify_targets(cfg: Config, role: Role, want: int) -> StepResult:
+    got = wait_for(
+        lambda: healthy_targets(cfg, role),
+        until=lambda n: n >= want,
+        what=f"{want} healthy targets behind the {role} load balancer",
+        timeout_s=cfg.failover.rollout_timeout_seconds,
+        describe=str,
+    )
+    return StepResult(status="passed", detail=f"{got} healthy targets (want ≥ {want})")
+
+
+@step("check {url}")
+def http_check(url: str, *, timeout_s: float = 10.0, attempts: int = 5) -> StepResult:
+    """An optional smoke test of the app through its public name."""
+    import urllib.request
+
+    last = ""
+    for i in range(attempts):
+        try:
+            with urllib.request.urlopen(url, timeout=timeout_s) as answer:
+                if 200 <= answer.status < 400:
+                    return StepResult(status="passed", detail=f"HTTP {answer.status}")
+                last = f"HTTP {answer.status}"
+        except Exception as exc:
+            last = f"{type(exc).__name__}: {exc}"
+        time.sleep(min(2**i, 8))
+    raise StepFailed(f"{url}: {last}")

@@ -1,0 +1,59 @@
+"""Failover and failback end to end on the sandbox; state read back with plain boto3."""
+
+from __future__ import annotations
+
+import pytest
+
+from flows.failover import failover
+from tests.failover.conftest import CONFIG, Stack
+
+pytestmark = [pytest.mark.e2e]
+
+
+def assert_failed_over(stack: Stack) -> None:
+    db = stack.db("dr")
+    assert db["DBInstanceStatus"] == "available"
+    assert not db.get("ReadReplicaSourceDBInstanceIdentifier")
+    assert (
+        db["MultiAZ"] is True
+        and db["BackupRetentionPeriod"] == stack.cfg.database.backup_retention_days
+    )
+    for svc, n in (("web", 2), ("worker", 1)):
+        dr = stack.service("dr", svc)
+        assert (dr["desiredCount"], dr["runningCount"]) == (n, n)
+        assert stack.service("primary", svc)["desiredCount"] == 0
+    records = stack.records()
+    assert records["dr"]["Failover"] == "PRIMARY" and records["primary"]["Failover"] == "SECONDARY"
+    assert (
+        records["dr"]["AliasTarget"]["DNSName"].rstrip(".").lower() == stack.alb_dns("dr").lower()
+    )
+    assert "HealthCheckId" in records["dr"] and "HealthCheckId" not in records["primary"]
+
+
+def test_failover_promotes_scales_and_flips(stack: Stack) -> None:
+    before = stack.records()
+    assert before["primary"]["Failover"] == "PRIMARY"
+    assert stack.db("dr").get("ReadReplicaSourceDBInstanceIdentifier")
+
+    report = failover(config=CONFIG, approved=True, reason="test")
+
+    assert report["outcome"] == "succeeded"
+    assert_failed_over(stack)
+    metrics = report["metrics"]
+    assert metrics["rto_seconds"] > 0 and metrics["rpo_seconds"] == 1.0
+    assert "fencing" not in metrics  # the primary answered: fenced, not skipped
+    steps = {s["step"]: s["outcome"] for s in report["steps"]}
+    assert steps["promote dr replica"] == "changed" and steps["send traffic to dr"] == "changed"
+
+
+def test_a_run_stopped_after_promotion_completes_when_run_again(stack: Stack) -> None:
+    from tasks.failover import promote_replica
+
+    promote_replica.fn(stack.cfg, "dr")  # as far as the first run got
+    report = failover(config=CONFIG, approved=True)
+    assert report["outcome"] == "succeeded"
+    assert_failed_over(stack)
+    steps = {s["step"]: s for s in report["steps"]}
+    assert "already promoted" in steps["promote dr replica"]["detail"]
+    again = failover(config=CONFIG, approved=True)  # and a third time: nothing left to do
+    assert {s["step"]: s["outcome"] for s in again["steps"]}["send traffic to dr"] == "unchanged"
