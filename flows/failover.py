@@ -37,8 +37,12 @@ from tasks.failover import (
     harden_database,
     http_check,
     promote_replica,
+    replicate_database,
+    retire_database,
     scale_service,
     verify_targets,
+    wait_caught_up,
+    warm_standby,
 )
 from tasks.locks import hold
 from tasks.readiness import Readiness, evaluate, replica_lag, service_names
@@ -169,4 +173,65 @@ def failover(
             figures = switch_to(tl, cfg, "dr", counts, started=started, http_url=http_check_url)
         tl.metrics.update(figures)
         tl.metrics["active_region"] = cfg.regions.dr
+    return tl.model_dump(mode="json")
+
+
+@flow(name="failback", persist_result=False)
+def failback(
+    config: str = "sandbox",
+    approved: bool = False,
+    reason: str = "",
+    max_lag_s: float = 1.0,
+    http_check_url: str = "",
+) -> dict[str, Any]:
+    """Bring a failed-over environment home: replicate back, switch over, DR to warm standby."""
+    cfg = resolve_config(config)
+    started = time.monotonic()
+    stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime())
+    with runbook("failback", cfg.stack) as tl:
+        ready = check_readiness(cfg)
+        if not ready.primary_answers:
+            raise Refused(f"{cfg.regions.primary} does not answer; fail back once it is healthy")
+        if not ready.promoted_already:
+            raise Refused(
+                f"{cfg.stack} is not failed over: the DR database still replicates the primary"
+            )
+        given = approve_typed(
+            tl,
+            needed=cfg.failover.require_approval,
+            approved=approved,
+            what=f"fail {cfg.stack} back to {cfg.regions.primary}",
+            stack=cfg.stack,
+            reason=reason,
+        )
+        if given:
+            tl.metrics["reason"] = given
+        counts = {svc: getattr(cfg.services, svc).desired for svc in service_names(cfg)}
+        with hold(
+            cfg,
+            LOCK,
+            region=cfg.regions.dr,
+            purpose=f"failback to {cfg.regions.primary}",
+            lease_s=lock_lease(cfg),
+        ):
+            # 1. A replica of the DR database in the original region, caught up.
+            retired = retire_database(cfg, "primary", stamp)
+            replicate_database(cfg, "primary", "dr")
+            # 2. The planned switch: fence DR once the copy is close, then the same moves as
+            #    a failover, the other way round.
+            wait_caught_up(cfg, "primary", max(max_lag_s, 0.0) or 1.0)
+            figures = switch_to(
+                tl, cfg, "primary", counts, started=started, http_url=http_check_url
+            )
+            # 3. DR back to a warm standby with a fresh replica.
+            retired_dr = retire_database(cfg, "dr", stamp)
+            warm = warm_standby.submit(cfg, "dr")
+            replicate_database(cfg, "dr", "primary")
+            warm.result()
+        figures.pop("fencing", None)
+        tl.metrics.update(figures)
+        tl.metrics["active_region"] = cfg.regions.primary
+        for r in (retired, retired_dr):
+            if r.outputs.get("retired"):
+                tl.note(f"kept {r.outputs['retired']} for inspection; delete it when done")
     return tl.model_dump(mode="json")

@@ -24,6 +24,7 @@ from sandbox.sim_rds import INSTANCE_CHANGES, SNAPSHOT_CHANGES, RdsSim
 
 StartResponse = Callable[..., Any]
 ECS_TASK_OPS = ("ListTasks", "DescribeTasks", "StopTask")
+METRIC_READS = ("GetMetricStatistics", "GetMetricData")
 
 
 class SandboxApp:
@@ -68,6 +69,8 @@ class SandboxApp:
                 [("Content-Type", "application/x-amz-json-1.1")],
                 json.dumps(answer).encode(),
             )
+        if call.service == "monitoring" and call.operation in METRIC_READS:
+            self.refresh_metrics(call.region)  # a metric AWS keeps publishing is fresh when read
         status, headers, out = self._moto(environ)
         if status < 300:
             out = self._progress(call, out)
@@ -149,11 +152,6 @@ class SandboxApp:
             if call.operation == "DescribeDBInstances":
                 self.rds.publish_lag(call.region)
             return self.rds.rewrite(call.region, out)
-        if call.service == "monitoring" and call.operation in (
-            "GetMetricStatistics",
-            "GetMetricData",
-        ):
-            return out
         if call.service == "route53" and call.operation in (
             "ChangeResourceRecordSets",
             "GetChange",

@@ -19,7 +19,7 @@ import botocore.session
 from botocore.config import Config as BotoConfig
 from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
 
-from configs.errors import AccountMismatch, TransientAwsError
+from configs.errors import AccountMismatch, AwsError
 from configs.models import Config
 from tasks import retry
 from tasks.events import emit_mutation
@@ -110,7 +110,7 @@ class Aws:
         try:
             sts: STSClient = self.client("sts", self.cfg.regions.primary, impaired=True)
             return str(sts.get_caller_identity()["Account"])
-        except TransientAwsError:
+        except AwsError:
             sts = self.client("sts", self.cfg.regions.dr)
             return str(sts.get_caller_identity()["Account"])
 

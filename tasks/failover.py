@@ -323,3 +323,149 @@ def http_check(url: str, *, timeout_s: float = 10.0, attempts: int = 5) -> StepR
             last = f"{type(exc).__name__}: {exc}"
         time.sleep(min(2**i, 8))
     raise StepFailed(f"{url}: {last}")
+
+
+# -- failback: the database the other way round ----------------------------------------------
+
+
+def retired_name(ident: str, stamp: str) -> str:
+    return f"{ident}-retired-{stamp}"[:63]
+
+
+@step("retire {role} database")
+def retire_database(cfg: Config, role: Role, stamp: str) -> StepResult:
+    """Move a database that is not (or no longer) the copy ``role`` needs out of the way: it
+    is renamed, not deleted, so its data stays for whoever needs to look at it."""
+    names = names_for(cfg, role)
+    rds = connect(cfg).client("rds", names.region)
+    db = describe_instance(rds, names.db_instance)
+    if db is None:
+        return StepResult(detail=f"no {names.db_instance} in {names.region}")
+    if is_replica(db):
+        return StepResult(detail=f"{names.db_instance} is already a replica")
+    new = retired_name(names.db_instance, stamp)
+    if db.get("DBInstanceStatus") != "available":
+        wait_available(
+            cfg, role, f"{names.db_instance} available", cfg.failover.promote_timeout_seconds
+        )
+    rds.modify_db_instance(
+        DBInstanceIdentifier=names.db_instance, NewDBInstanceIdentifier=new, ApplyImmediately=True
+    )
+    wait_for(
+        lambda: describe_instance(rds, new),
+        until=lambda d: d is not None and d.get("DBInstanceStatus") == "available",
+        what=f"{names.db_instance} renamed to {new}",
+        timeout_s=cfg.failover.promote_timeout_seconds,
+        describe=lambda d: str((d or {}).get("DBInstanceStatus")),
+    )
+    return StepResult(
+        changes=[
+            Change(
+                resource="rds:instance",
+                name=names.db_instance,
+                action=Action.UPDATE,
+                region=names.region,
+                before={"identifier": names.db_instance},
+                after={"identifier": new},
+                detail="kept for inspection; delete it when done",
+            )
+        ],
+        applied=True,
+        outputs={"retired": new},
+    )
+
+
+@step("replicate {source} database into {role}")
+def replicate_database(cfg: Config, role: Role, source: Role) -> StepResult:
+    """A cross-region read replica of ``source``'s database as ``role``'s database."""
+    from tasks.network import find_network
+    from tasks.replicas import _replica_params
+
+    names, src = names_for(cfg, role), names_for(cfg, source)
+    rds = connect(cfg).client("rds", names.region)
+    have = describe_instance(rds, names.db_instance)
+    if have is None:
+        origin = _db(cfg, source)
+        data_sg = find_network(cfg, role).security_groups["data"]
+        key = f"arn:aws:kms:{names.region}:{cfg.account_id}:{names.kms_alias}"
+        params = {
+            k: v
+            for k, v in _replica_params(cfg, names.db_instance, data_sg).items()
+            if k != "CopyTagsToSnapshot"
+        }
+        rds.create_db_instance_read_replica(
+            SourceDBInstanceIdentifier=origin["DBInstanceArn"],
+            SourceRegion=src.region,
+            KmsKeyId=key,
+            DBSubnetGroupName=names.db_subnet_group,
+            **params,
+        )
+        changes = [
+            Change(
+                resource="rds:cross-region-replica",
+                name=names.db_instance,
+                action=Action.CREATE,
+                region=names.region,
+                after={"source": origin["DBInstanceArn"]},
+            )
+        ]
+    elif not is_replica(have):
+        raise StepFailed(
+            f"{names.db_instance} in {names.region} is a standalone database; retire it first"
+        )
+    else:
+        changes = []
+    wait_available(
+        cfg, role, f"replica {names.db_instance} available", cfg.failover.promote_timeout_seconds
+    )
+    return StepResult(changes=changes, applied=True, detail=f"{names.db_instance} replicating")
+
+
+@step("wait for {role} replica to catch up")
+def wait_caught_up(cfg: Config, role: Role, max_lag_s: float) -> StepResult:
+    from tasks.readiness import replica_lag_of
+
+    lag = wait_for(
+        lambda: replica_lag_of(cfg, role),
+        until=lambda v: v is not None and v <= max_lag_s,
+        what=f"{role} replica lag ≤ {max_lag_s:g}s",
+        timeout_s=cfg.failover.promote_timeout_seconds,
+        describe=lambda v: "no data" if v is None else f"{v:g}s",
+    )
+    return StepResult(status="passed", detail=f"lag {lag:g}s", outputs={"lag_s": lag})
+
+
+@step("set {role} services to warm standby")
+def warm_standby(cfg: Config, role: Role) -> StepResult:
+    """Back to the warm-standby size and autoscaling range provision gives the DR region."""
+    from tasks.ecs import capacity
+
+    names = names_for(cfg, role)
+    ecs = connect(cfg).client("ecs", names.region)
+    aas = connect(cfg).client("application-autoscaling", names.region)
+    changes = []
+    for svc in service_names(cfg):
+        desired, low, high = capacity(cfg, role, svc)
+        aas.register_scalable_target(
+            ServiceNamespace="ecs",
+            ResourceId=f"service/{names.cluster}/{names.service(svc)}",
+            ScalableDimension=DIMENSION,
+            MinCapacity=low,
+            MaxCapacity=high,
+        )
+        current = _service(cfg, role, svc)
+        if current["desiredCount"] != desired:
+            ecs.update_service(
+                cluster=names.cluster, service=names.service(svc), desiredCount=desired
+            )
+            changes.append(
+                Change(
+                    resource="ecs:service",
+                    name=names.service(svc),
+                    action=Action.UPDATE,
+                    region=names.region,
+                    before={"desiredCount": current["desiredCount"]},
+                    after={"desiredCount": desired},
+                )
+            )
+    return StepResult(changes=changes, applied=True)

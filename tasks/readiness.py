@@ -127,10 +127,14 @@ def check_dr_database(cfg: Config) -> tuple[Finding, bool]:
 
 
 def replica_lag(cfg: Config) -> float | None:
-    """The worst ``ReplicaLag`` of the DR replica over the last minutes (None: no data)."""
-    names = names_for(cfg, "dr")
+    """The newest ``ReplicaLag`` of the DR replica in the last minutes (None: no data)."""
+    return replica_lag_of(cfg, "dr")
+
+
+def replica_lag_of(cfg: Config, role: Role) -> float | None:
+    names = names_for(cfg, role)
     cw = connect(cfg).client("cloudwatch", names.region)
-    end = datetime.now(UTC)
+    end = datetime.now(UTC) + timedelta(minutes=1)  # the newest point may be this second
     dims = (
         [{"Name": "DBClusterIdentifier", "Value": names.db_cluster}]
         if is_aurora(cfg)

@@ -15,7 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionError,
+    HTTPClientError,
+)
+from botocore.parsers import ResponseParserError
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -100,7 +106,8 @@ def translate(
         )
         cls = TransientAwsError if transient else PermanentAwsError
         return cls(code, message, status=status, **where)
-    if isinstance(exc, ConnectionError | HTTPClientError):
+    if isinstance(exc, ConnectionError | HTTPClientError | ResponseParserError):
+        # ResponseParserError: a gateway's non-AWS answer (e.g. a bare 504 page), not AWS's.
         return TransientAwsError(type(exc).__name__, str(exc), **where)
     if isinstance(exc, BotoCoreError):
         return PermanentAwsError(type(exc).__name__, str(exc), **where)
@@ -135,7 +142,7 @@ def call(
         with attempt:
             try:
                 return fn()
-            except (BotoCoreError, ClientError) as exc:
+            except (BotoCoreError, ClientError, ResponseParserError) as exc:
                 raise translate(exc, service=service, operation=operation, region=region) from exc
     raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 

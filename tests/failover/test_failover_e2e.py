@@ -57,3 +57,34 @@ def test_a_run_stopped_after_promotion_completes_when_run_again(stack: Stack) ->
     assert "already promoted" in steps["promote dr replica"]["detail"]
     again = failover(config=CONFIG, approved=True)  # and a third time: nothing left to do
     assert {s["step"]: s["outcome"] for s in again["steps"]}["send traffic to dr"] == "unchanged"
+
+
+def test_failback_returns_traffic_and_writes_home_and_leaves_a_fresh_dr_replica(
+    stack: Stack,
+) -> None:
+    from flows.failover import failback
+    from flows.provision import provision
+
+    failover(config=CONFIG, approved=True)
+    report = failback(config=CONFIG, approved=True, reason="primary healthy again")
+
+    assert report["outcome"] == "succeeded", report["error"]
+    primary, dr = stack.db("primary"), stack.db("dr")
+    assert primary["DBInstanceStatus"] == "available" and primary["MultiAZ"] is True
+    assert not primary.get("ReadReplicaSourceDBInstanceIdentifier")
+    assert dr["ReadReplicaSourceDBInstanceIdentifier"] == primary["DBInstanceArn"]
+    records = stack.records()
+    assert records["primary"]["Failover"] == "PRIMARY" and records["dr"]["Failover"] == "SECONDARY"
+    for svc, n in (("web", 2), ("worker", 1)):
+        p = stack.service("primary", svc)
+        assert (p["desiredCount"], p["runningCount"]) == (n, n)
+        assert stack.service("dr", svc)["desiredCount"] == 1  # warm standby again
+    retired = [
+        d["DBInstanceIdentifier"]
+        for role in ("primary", "dr")
+        for d in stack.client("rds", role).describe_db_instances()["DBInstances"]
+        if "-retired-" in d["DBInstanceIdentifier"]
+    ]
+    assert len(retired) == 2
+    # Home again, the stack matches its config: provision has nothing to change.
+    assert provision(config=CONFIG, plan=True)["changes"] == []

@@ -1,0 +1,92 @@
+"""``tierbook failover`` and ``tierbook failback``: the emergency path, with no Prefect server.
+
+Both run the flow in this process (on a temporary local Prefect API when no server answers).
+Approval on a terminal is ``--yes`` or typing the environment's name at the prompt.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from cli.common import BAD_INPUT, ConfigOpt, Output, OutputOpt, YesOpt, err_console, run_flow
+
+ReasonOpt = Annotated[str, typer.Option("--reason", help="Why: goes into the report.")]
+
+
+def _confirm(config: str, what: str, yes: bool) -> bool:
+    """``--yes``, or the environment's name typed at a terminal; else the flow refuses."""
+    if yes:
+        return True
+    from configs import resolve_config
+
+    try:
+        cfg = resolve_config(config)
+    except Exception:  # the flow reports a bad config with its exit code
+        return False
+    if not cfg.failover.require_approval:
+        return True
+    if not sys.stdin.isatty():
+        return False
+    typed = typer.prompt(f"{what} {cfg.stack}? Type the environment's name to go on")
+    if typed.strip() != cfg.stack:
+        err_console.print(f"[red]typed {typed!r}, not {cfg.stack!r}: nothing done[/]")
+        raise typer.Exit(BAD_INPUT)
+    return True
+
+
+def failover(
+    config: ConfigOpt = "configs/sandbox.yaml",
+    plan: Annotated[
+        bool, typer.Option("--plan", help="Readiness checks and the steps; change nothing.")
+    ] = False,
+    yes: YesOpt = False,
+    reason: ReasonOpt = "",
+    force: Annotated[
+        str,
+        typer.Option("--force", help="Go on despite failed readiness checks; give the reason."),
+    ] = "",
+    http_check: Annotated[
+        str, typer.Option("--http-check", help="URL that must answer 2xx/3xx afterwards.")
+    ] = "",
+    output: OutputOpt = Output.text,
+) -> None:
+    """Cross-region DR: fence the primary, promote the DR replica, scale DR up, flip DNS."""
+    from flows.failover import failover as flow
+
+    approved = plan or _confirm(config, "Fail over", yes)
+    run_flow(
+        flow,
+        output,
+        config=config,
+        plan=plan,
+        approved=approved,
+        reason=reason,
+        force=force,
+        http_check_url=http_check,
+    )
+
+
+def failback(
+    config: ConfigOpt = "configs/sandbox.yaml",
+    yes: YesOpt = False,
+    reason: ReasonOpt = "",
+    http_check: Annotated[
+        str, typer.Option("--http-check", help="URL that must answer 2xx/3xx afterwards.")
+    ] = "",
+    output: OutputOpt = Output.text,
+) -> None:
+    """Return to the original region: replicate back, switch over, DR to warm standby."""
+    from flows.failover import failback as flow
+
+    approved = _confirm(config, "Fail back", yes)
+    run_flow(
+        flow, output, config=config, approved=approved, reason=reason, http_check_url=http_check
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="failover")(failover)
+    app.command(name="failback")(failback)
