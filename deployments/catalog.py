@@ -10,17 +10,24 @@ from prefect.deployments.runner import RunnerDeployment
 
 from configs import Config, config_path, resolve_config
 from configs.models import Schedule
+from flows.failover import failback, failover
 from flows.preflight import preflight
+from flows.readiness import readiness_drill
 from flows.redrive import redrive
 
 # deployment flow name -> flow
 RUNBOOKS: dict[str, Any] = {
     "preflight": preflight,
     "redrive": redrive,
+    "failover": failover,
+    "failback": failback,
+    "drill-readiness": readiness_drill,
 }
 
 # flow name -> the config's schedule for it
-SCHEDULES: dict[str, Callable[[Config], Schedule]] = {}
+SCHEDULES: dict[str, Callable[[Config], Schedule]] = {
+    "drill-readiness": lambda cfg: cfg.drills.readiness,
+}
 
 
 def build(config: str) -> list[RunnerDeployment]:

@@ -1,0 +1,61 @@
+"""Readiness drill: the failover's readiness checks on a schedule, changing nothing in the
+stack. Publishes a scorecard; a check that turns from pass to fail emits
+``tierbook.readiness.check-failed`` (a Prefect automation can page on it). Ends failed when
+any check fails, so the run's state shows it too."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from configs import resolve_config
+from configs.errors import StepFailed
+from flows.failover import check_readiness, record_readiness
+from flows.report import _artifact, artifact_key, runbook
+from tasks.scorecard import emit_failed, swap, turned_failed
+
+
+@flow(name="drill-readiness", persist_result=False)
+def readiness_drill(config: str = "sandbox") -> dict[str, Any]:
+    """Evaluate DR readiness and keep score; fail when any check fails."""
+    cfg = resolve_config(config)
+    with runbook("drill-readiness", cfg.stack) as tl:
+        ready = check_readiness(cfg)
+        statuses = {f.check: f.status for f in ready.findings}
+        before = swap(cfg, statuses)
+        turned = turned_failed(before, statuses)
+        details = {f.check: f.detail for f in ready.findings}
+        emitted = [c for c in turned if emit_failed(cfg, c, details[c])]
+        tl.metrics.update(
+            {
+                "readiness": ready.status,
+                "passed": sum(s == "pass" for s in statuses.values()),
+                "checks": len(statuses),
+                "turned_failed": ", ".join(turned) or "none",
+                "events": len(emitted),
+            }
+        )
+        if ready.replica_lag_s is not None:
+            tl.metrics["replica_lag_seconds"] = ready.replica_lag_s
+        rows = [
+            {
+                "check": f.check,
+                "status": f.status,
+                "before": before.get(f.check, "-"),
+                "detail": f.detail,
+            }
+            for f in ready.findings
+        ]
+        _artifact(
+            "table",
+            key=artifact_key(f"readiness-scorecard-{cfg.stack}"),
+            table=rows,
+            description=f"DR readiness of {cfg.stack}: {ready.status}",
+        )
+        record_readiness(tl, ready)
+        if ready.failed:
+            raise StepFailed(
+                "DR not ready: " + "; ".join(f"{f.check}: {f.detail}" for f in ready.failed)
+            )
+    return tl.model_dump(mode="json")
