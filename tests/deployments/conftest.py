@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT, free_port
+from tests.failover.conftest import stack  # noqa: F401  (a provisioned stack, for the failover)
 
 
 @dataclass
@@ -153,3 +154,10 @@ def served(
         yield home / "serve.log"
     finally:
         _stop(proc)
+
+
+def resume(server: PrefectServer, flow_run_id: str, run_input: dict[str, Any]) -> dict[str, Any]:
+    """What the UI's form does: resume a paused run with its input."""
+    r = server.client.post(f"/flow_runs/{flow_run_id}/resume", json={"run_input": run_input})
+    r.raise_for_status()
+    return dict(r.json())
