@@ -21,6 +21,7 @@ SANDBOX_CONFIG = str(Path(__file__).resolve().parent.parent / "configs" / "sandb
 
 def _chapters() -> list[tuple[str, Callable[..., dict[str, Any]], dict[str, Any]]]:
     """The demo's runbooks, in order: (title, flow, parameters)."""
+    from flows.failover_demo import failover_demo
     from flows.preflight import preflight
     from flows.provision import provision
     from flows.redrive_demo import redrive_demo
@@ -34,6 +35,11 @@ def _chapters() -> list[tuple[str, Callable[..., dict[str, Any]], dict[str, Any]
             "Redrive: fill a dead-letter queue, dry-run, move it back",
             redrive_demo,
             {"queue": "orders", "count": 30},
+        ),
+        (
+            "Failover: promote the DR replica, scale us-west-2 up, flip DNS; RTO and RPO",
+            failover_demo,
+            {},
         ),
     ]
 

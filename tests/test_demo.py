@@ -28,4 +28,5 @@ def test_demo_runs_every_chapter_and_stops_the_sandbox(tmp_path: Path) -> None:
     reports = {
         p.name.split("-shop-sandbox-")[0] for p in (tmp_path / "home" / "reports").glob("*.json")
     }
-    assert {"preflight", "redrive-demo"} <= reports
+    assert {"preflight", "provision", "redrive-demo", "failover"} <= reports
+    assert "rto_seconds" in done.stdout and "rpo_seconds" in done.stdout
