@@ -28,15 +28,30 @@ from typing import Any, Literal
 from prefect import flow
 
 from configs import resolve_config
-from configs.errors import BadInput
+from configs.errors import BadInput, Refused
 from configs.models import Config
 from configs.names import Role
 from flows.layers import Runner, app_layer, data_layer, edge_layer, network_layer
 from flows.report import publish_plan, runbook
+from tasks.database import is_aurora
 from tasks.dns import ensure_hosted_zone
 from tasks.preflight import check_account
+from tasks.readiness import dr_database, is_replica
 
 Regions = Literal["primary", "dr", "both"]
+
+
+def refuse_if_failed_over(cfg: Config) -> None:
+    """After a failover the DR database is the writer and the primary's services are fenced;
+    converging to the config would undo that. Failback is the way home."""
+    if is_aurora(cfg) or not cfg.database.dr_replica:
+        return  # an Aurora global secondary names no source; its failover is tracked there
+    db = dr_database(cfg)
+    if db is not None and not is_replica(db):
+        raise Refused(
+            f"{cfg.stack} runs in {cfg.regions.dr} since a failover (the DR database is a "
+            "standalone primary); provision would undo it — run `tierbook failback` first"
+        )
 
 
 def roles_for(region: str) -> list[Role]:
@@ -57,6 +72,7 @@ def provision(
     roles = roles_for(region)
     with runbook("provision", cfg.stack) as tl:
         check_account(cfg)
+        refuse_if_failed_over(cfg)
         run = Runner(cfg, dry_run=plan, sequential=sequential)
         if cfg.edge is not None and cfg.edge.manage_zone:
             run.wait(run.start(ensure_hosted_zone))

@@ -44,6 +44,12 @@ def test_failover_promotes_scales_and_flips(stack: Stack) -> None:
     assert "fencing" not in metrics  # the primary answered: fenced, not skipped
     steps = {s["step"]: s["outcome"] for s in report["steps"]}
     assert steps["promote dr replica"] == "changed" and steps["send traffic to dr"] == "changed"
+    # Provision would undo the failover: it refuses until a failback.
+    from configs.errors import Refused
+    from flows.provision import provision
+
+    with pytest.raises(Refused, match="tierbook failback"):
+        provision(config=CONFIG, plan=True)
 
 
 def test_a_run_stopped_after_promotion_completes_when_run_again(stack: Stack) -> None:
