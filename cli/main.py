@@ -42,6 +42,7 @@ def _register() -> None:
     from cli import (
         config_cmd,
         demo_cmd,
+        deploy_cmd,
         provision_cmd,
         redrive_cmd,
         runbooks_cmd,
@@ -56,6 +57,7 @@ def _register() -> None:
     app.add_typer(config_cmd.app, name="config")
     redrive_cmd.register(app)
     provision_cmd.register(app)
+    deploy_cmd.register(app)
     runbooks_cmd.register(app)
 
 

@@ -8,8 +8,6 @@ from cli.common import not_built
 
 PENDING = {
     "destroy": "Tear down an environment that is not protected.",
-    "deploy": "Build or take an image, roll it out, verify, roll back on failure.",
-    "rollback": "Return a service to its previous task-definition revision.",
     "failover": "Cross-region DR: promote the replica, bring up the DR app stack, flip DNS.",
     "failback": "Return to the original region once it is healthy again.",
     "drill": "Backup-restore test, DR readiness evaluation, AZ game day.",

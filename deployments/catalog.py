@@ -10,6 +10,7 @@ from prefect.deployments.runner import RunnerDeployment
 
 from configs import Config, config_path, resolve_config
 from configs.models import Schedule
+from flows.deploy import deploy, rollback
 from flows.preflight import preflight
 from flows.redrive import redrive
 
@@ -17,6 +18,8 @@ from flows.redrive import redrive
 RUNBOOKS: dict[str, Any] = {
     "preflight": preflight,
     "redrive": redrive,
+    "deploy": deploy,
+    "rollback": rollback,
 }
 
 # flow name -> the config's schedule for it

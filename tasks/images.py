@@ -281,6 +281,7 @@ class CodeBuildImage:
             interval_s=2,
             describe=lambda b: f"phase {b.get('currentPhase')}, {b.get('buildStatus')}",
         )
+        phases = [p["phaseType"] for p in done.get("phases", [])] or seen
         return StepResult(
             changes=[
                 Change(
@@ -292,9 +293,9 @@ class CodeBuildImage:
                     detail=f"built and pushed {names.repository(svc)}:{tag}",
                 )
             ],
-            outputs={"build_id": build_id, "phases": seen, "log_lines": logs.lines},
+            outputs={"build_id": build_id, "phases": phases, "log_lines": logs.lines},
             applied=True,
-            detail=f"build {build_id} {done.get('buildStatus')} ({' → '.join(seen)})",
+            detail=f"build {build_id} {done.get('buildStatus')} ({' → '.join(phases)})",
         )
 
 
@@ -441,6 +442,10 @@ def provide_image(cfg: Config, svc: str, tag: str, source: ImageSource) -> StepR
     )
 
 
+def default_build_source(cfg: Config) -> str:
+    return f"{names_for(cfg).asset_bucket}/image-build/source.zip"
+
+
 def build_role_policy(cfg: Config, svc_repos: list[str]) -> dict[str, Any]:
     """Push to the services' repositories, write the build's logs; nothing else."""
     region, account = cfg.regions.primary, cfg.account_id
@@ -459,6 +464,11 @@ def build_role_policy(cfg: Config, svc_repos: list[str]) -> dict[str, Any]:
                     "ecr:BatchGetImage",
                 ],
                 "Resource": [f"arn:aws:ecr:{region}:{account}:repository/{r}" for r in svc_repos],
+            },
+            {
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+                "Resource": f"arn:aws:s3:::{names_for(cfg).asset_bucket}/image-build/*",
             },
             {
                 "Effect": "Allow",
@@ -515,7 +525,9 @@ def ensure_build_project(cfg: Config, *, dry_run: bool = False) -> StepResult:
         )
     cb.create_project(
         name=project,
-        source={"type": "NO_SOURCE", "buildspec": BUILDSPEC},
+        # Until a build names its own (--build-source), it builds what CI left in the asset
+        # bucket; the buildspec lives here so every service builds the same way.
+        source={"type": "S3", "location": default_build_source(cfg), "buildspec": BUILDSPEC},
         artifacts={"type": "NO_ARTIFACTS"},
         environment={
             "type": "LINUX_CONTAINER",

@@ -5,11 +5,28 @@ One stack for the module; each test pushes its own tags (ECR tags are immutable 
 
 from __future__ import annotations
 
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from configs.errors import StepFailed
 from configs.models import Config
 from configs.names import names_for
 from flows.deploy import deploy
 from tasks.taskdefs import differences
-from tests.deploy.conftest import CONFIG, push, revisions, service, taskdef, watch
+from tests.conftest import Sandbox
+from tests.deploy.conftest import (
+    CONFIG,
+    manifest_digest,
+    plain,
+    push,
+    revisions,
+    service,
+    taskdef,
+    watch,
+)
 
 
 def test_new_tag_deploys_by_digest_and_dr_follows(stack: Config) -> None:
@@ -50,3 +67,117 @@ def test_new_tag_deploys_by_digest_and_dr_follows(stack: Config) -> None:
     assert len(revisions(cfg, "web")) == count
     assert not [c for c in calls.seen if c.startswith("ecs:")], calls.seen
     assert service(cfg, "web")["taskDefinition"] == after["taskDefinition"]
+
+
+def test_missing_tag_exits_2_and_changes_nothing(stack: Config) -> None:
+    cfg = stack
+    before = service(cfg, "web")["taskDefinition"]
+    count = len(revisions(cfg, "web"))
+    calls = watch(cfg)
+
+    result = CliRunner().invoke(
+        app, ["deploy", "-c", CONFIG, "--tag", "no-such-tag", "--yes", "-o", "json"]
+    )
+
+    assert result.exit_code == 2, result.output
+    report = json.loads(result.stdout)
+    assert report["outcome"] == "refused"
+    assert "no image tagged 'no-such-tag'" in report["error"]
+    assert calls.seen == []
+    assert service(cfg, "web")["taskDefinition"] == before
+    assert len(revisions(cfg, "web")) == count
+
+
+@pytest.mark.parametrize("mode", ["fail", "stall"])
+def test_failed_rollout_returns_to_the_previous_revision(
+    stack: Config, sandbox: Sandbox, mode: str
+) -> None:
+    cfg = stack
+    before = service(cfg, "web")["taskDefinition"]
+    push(cfg, "web", f"3.0.0-{mode}")
+    sandbox.control.fail_next_deployment(cfg.regions.primary, names_for(cfg).service("web"), mode)
+
+    with pytest.raises(StepFailed) as caught:
+        deploy(config=CONFIG, service="web", tag=f"3.0.0-{mode}", approved=True, timeout_s=3)
+
+    timeline = caught.value.timeline  # type: ignore[attr-defined]
+    assert timeline.outcome == "failed"
+    why = "circuit breaker" if mode == "fail" else "not reached within 3s"
+    assert why in timeline.error
+    assert f"rolled back to {before.split('/')[-1]}" in timeline.error
+    assert any("rolled back" in n for n in timeline.notes)
+    assert [s.outcome for s in timeline.steps if s.step.startswith("roll back")] == ["changed"]
+    after = service(cfg, "web")
+    assert after["taskDefinition"] == before
+    assert [d["rolloutState"] for d in after["deployments"]] == ["COMPLETED"]
+    # DR untouched: the failed image never reached it
+    dr = taskdef(cfg, service(cfg, "web", "dr")["taskDefinition"], "dr")
+    assert f"3.0.0-{mode}" not in json.dumps(dr)
+    assert manifest_digest(cfg, f"3.0.0-{mode}") not in dr["containerDefinitions"][0]["image"]
+
+
+def test_rollback_command_returns_to_a_named_revision(stack: Config) -> None:
+    cfg = stack
+    push(cfg, "worker", "2.1.0")
+    before = service(cfg, "worker")["taskDefinition"]
+    deploy(config=CONFIG, service="worker", tag="2.1.0", approved=True, timeout_s=60, dr=False)
+    assert service(cfg, "worker")["taskDefinition"] != before
+
+    result = CliRunner().invoke(
+        app, ["rollback", "-c", CONFIG, "--service", "worker", "--yes", "-o", "json"]
+    )
+
+    assert result.exit_code == 0, result.output
+    assert service(cfg, "worker")["taskDefinition"] == before
+    bad = CliRunner().invoke(app, ["rollback", "-c", CONFIG, "-s", "worker", "--to", "99", "--yes"])
+    assert bad.exit_code == 2
+    assert service(cfg, "worker")["taskDefinition"] == before
+
+
+def test_plan_shows_the_revision_and_changes_nothing(stack: Config) -> None:
+    cfg = stack
+    digest = push(cfg, "worker", "4.0.0")
+    before = service(cfg, "worker")["taskDefinition"]
+    calls = watch(cfg)
+
+    report = deploy(config=CONFIG, service="worker", tag="4.0.0", plan=True)
+
+    assert calls.seen == []
+    assert report["outcome"] == "planned"
+    kinds = [(c["resource"], c["region"]) for c in report["changes"]]
+    assert kinds == [
+        ("ecs:task-definition", cfg.regions.primary),
+        ("ecs:service", cfg.regions.primary),
+        ("ecs:task-definition", cfg.regions.dr),
+        ("ecs:service", cfg.regions.dr),
+    ]
+    assert digest in json.dumps(report["changes"][0]["after"])
+    assert service(cfg, "worker")["taskDefinition"] == before
+
+
+def test_codebuild_builds_pushes_and_deploys(stack: Config) -> None:
+    cfg = stack
+    before = service(cfg, "web")["taskDefinition"]
+
+    report = deploy(
+        config=CONFIG, service="web", tag="5.0.0", source="codebuild", approved=True, timeout_s=60
+    )
+
+    assert report["outcome"] == "succeeded"
+    repo = names_for(cfg).repository("web")
+    ecr = plain(cfg, "ecr")
+    found = ecr.describe_images(repositoryName=repo, imageIds=[{"imageTag": "5.0.0"}])
+    digest = found["imageDetails"][0]["imageDigest"]
+    after = service(cfg, "web")
+    assert after["taskDefinition"] != before
+    assert taskdef(cfg, after["taskDefinition"])["containerDefinitions"][0]["image"].endswith(
+        f"{repo}@{digest}"
+    )
+    builds = plain(cfg, "codebuild").list_builds_for_project(
+        projectName=names_for(cfg).codebuild_project
+    )["ids"]
+    assert len(builds) == 1
+    step = next(s for s in report["steps"] if s["step"].startswith("provide web image"))
+    assert "SUCCEEDED" in step["detail"] and "BUILD" in step["detail"]
+    dr = taskdef(cfg, service(cfg, "web", "dr")["taskDefinition"], "dr")
+    assert dr["containerDefinitions"][0]["image"].endswith(f"{repo}@{digest}")
