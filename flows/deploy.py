@@ -142,7 +142,7 @@ def deploy(
             return _plan(tl, cfg, svcs, tag, pinned, env, sec, dr)
         approve(tl, cfg, approved, f"deploying {tag} to {', '.join(svcs)}")
         if src.name == "codebuild":
-            ensure_build_project(cfg)
+            tl.changes += ensure_build_project(cfg).changes
         for svc in svcs:
             with hold(
                 cfg,

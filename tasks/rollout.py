@@ -209,10 +209,15 @@ def ensure_revision(
     arn = registered["taskDefinition"]["taskDefinitionArn"]
     outputs["task_definition_arn"] = arn
     change.detail = f"{arn.split('/')[-1]}: " + change.summary()
-    return StepResult(changes=[change], outputs=outputs, applied=True)
+    return StepResult(
+        changes=[change],
+        outputs=outputs,
+        applied=True,
+        detail=f"registered {arn.split('/')[-1]} ({', '.join(diff)} changed)",
+    )
 
 
-@step("roll {role} {svc} onto {task_definition_arn}")
+@step("update {role} {svc} service")
 def ensure_service_revision(
     cfg: Config, role: Role, svc: str, task_definition_arn: str, *, dry_run: bool = False
 ) -> StepResult:
@@ -243,7 +248,9 @@ def ensure_service_revision(
         if d.get("status") == "PRIMARY" and d.get("taskDefinition") == task_definition_arn
     )
     outputs["deployment_id"] = mine["id"]
-    return StepResult(changes=[change], outputs=outputs, applied=True)
+    return StepResult(
+        changes=[change], outputs=outputs, applied=True, detail=f"deployment {mine['id']} started"
+    )
 
 
 @step("wait for {role} {svc} rollout")
@@ -345,7 +352,7 @@ def check_smoke(url: str, timeout_s: float = 60.0) -> StepResult:
     return StepResult(detail=f"GET {url} → {status}", status="passed")
 
 
-@step("roll back {role} {svc} to {task_definition_arn}")
+@step("roll back {role} {svc}")
 def roll_back(
     cfg: Config,
     role: Role,

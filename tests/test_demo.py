@@ -28,4 +28,5 @@ def test_demo_runs_every_chapter_and_stops_the_sandbox(tmp_path: Path) -> None:
     reports = {
         p.name.split("-shop-sandbox-")[0] for p in (tmp_path / "home" / "reports").glob("*.json")
     }
-    assert {"preflight", "redrive-demo"} <= reports
+    assert {"preflight", "deploy", "redrive-demo"} <= reports
+    assert "1.1.0" in done.stdout

@@ -6,6 +6,7 @@ One stack for the module; each test pushes its own tags (ECR tags are immutable 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -16,7 +17,7 @@ from configs.models import Config
 from configs.names import names_for
 from flows.deploy import deploy
 from tasks.taskdefs import differences
-from tests.conftest import Sandbox
+from tests.conftest import ROOT, Sandbox
 from tests.deploy.conftest import (
     CONFIG,
     manifest_digest,
@@ -181,3 +182,34 @@ def test_codebuild_builds_pushes_and_deploys(stack: Config) -> None:
     assert "SUCCEEDED" in step["detail"] and "BUILD" in step["detail"]
     dr = taskdef(cfg, service(cfg, "web", "dr")["taskDefinition"], "dr")
     assert dr["containerDefinitions"][0]["image"].endswith(f"{repo}@{digest}")
+
+
+def test_a_failed_build_deploys_nothing(stack: Config, sandbox: Sandbox) -> None:
+    cfg = stack
+    before = service(cfg, "web")["taskDefinition"]
+    count = len(revisions(cfg, "web"))
+    sandbox.control.fail_next_build()
+
+    with pytest.raises(StepFailed, match="build FAILED in phase BUILD") as caught:
+        deploy(config=CONFIG, service="web", tag="5.1.0", source="codebuild", approved=True)
+
+    assert caught.value.timeline.outcome == "failed"  # type: ignore[attr-defined]
+    assert service(cfg, "web")["taskDefinition"] == before
+    assert len(revisions(cfg, "web")) == count
+
+
+def test_a_protected_environment_needs_approval(stack: Config, tmp_path: Path) -> None:
+    cfg = stack
+    protected = tmp_path / "protected.yaml"
+    text = (ROOT / CONFIG).read_text()
+    protected.write_text(text.replace("account_id:", "protected: true\naccount_id:", 1))
+    push(cfg, "worker", "7.0.0")
+    before = service(cfg, "worker")["taskDefinition"]
+
+    result = CliRunner().invoke(
+        app, ["deploy", "-c", str(protected), "-s", "worker", "--tag", "7.0.0", "-o", "json"]
+    )
+
+    assert result.exit_code == 2, result.output
+    assert "needs approval" in json.loads(result.stdout)["error"]
+    assert service(cfg, "worker")["taskDefinition"] == before
