@@ -89,3 +89,26 @@ def stack(
     cfg = fresh_account(aws_endpoint, moto_as_aws)
     provision(config=CONFIG)
     yield cfg
+
+
+@pytest.fixture
+def http_server() -> Iterator[dict[str, Any]]:
+    """A local HTTP server whose answer the test sets."""
+    import http.server
+    import threading
+
+    state: dict[str, Any] = {"status": 200}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(state["status"])
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    state["url"] = f"http://127.0.0.1:{server.server_address[1]}/healthz"
+    yield state
+    server.shutdown()

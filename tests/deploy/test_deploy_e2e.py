@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -213,3 +214,28 @@ def test_a_protected_environment_needs_approval(stack: Config, tmp_path: Path) -
     assert result.exit_code == 2, result.output
     assert "needs approval" in json.loads(result.stdout)["error"]
     assert service(cfg, "worker")["taskDefinition"] == before
+
+
+def test_a_failing_smoke_check_rolls_back_a_completed_rollout(
+    stack: Config, http_server: dict[str, Any]
+) -> None:
+    cfg = stack
+    before = service(cfg, "web")["taskDefinition"]
+    push(cfg, "web", "8.0.0")
+    http_server["status"] = 503
+
+    with pytest.raises(StepFailed) as caught:
+        deploy(
+            config=CONFIG,
+            service="web",
+            tag="8.0.0",
+            smoke_url=http_server["url"],
+            approved=True,
+            timeout_s=2,
+        )
+
+    assert "GET " in caught.value.timeline.error  # type: ignore[attr-defined]
+    assert "last seen: 503" in caught.value.timeline.error  # type: ignore[attr-defined]
+    after = service(cfg, "web")
+    assert after["taskDefinition"] == before
+    assert [d["rolloutState"] for d in after["deployments"]] == ["COMPLETED"]

@@ -283,3 +283,14 @@ def test_no_docker_sdk_or_engine_is_a_clear_refusal(
     monkeypatch.setitem(sys.modules, "docker", fake_module)
     with pytest.raises(BadInput, match="no Docker engine answers here"):
         DockerImage().provide(cfg, "web", "1")
+
+
+# -- smoke check ---------------------------------------------------------------------------------
+def test_smoke_check_passes_on_2xx_and_fails_on_5xx(http_server: dict[str, Any]) -> None:
+    from configs.errors import DeadlineExceeded
+    from tasks.rollout import check_smoke
+
+    assert check_smoke.fn(http_server["url"], 5).detail.endswith("→ 200")
+    http_server["status"] = 503
+    with pytest.raises(DeadlineExceeded, match="last seen: 503"):
+        check_smoke.fn(http_server["url"], 0.5)
