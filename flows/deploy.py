@@ -197,7 +197,13 @@ def _roll(
         reason = str(exc)
         if previous == target:
             raise StepFailed(f"{role} {svc}: {reason} (no earlier revision to return to)") from exc
-        back = roll_back(cfg, role, svc, previous, reason, timeout_s)
+        try:
+            back = roll_back(cfg, role, svc, previous, reason, timeout_s)
+        except (StepFailed, DeadlineExceeded) as stuck:
+            raise StepFailed(
+                f"{role} {svc}: rollout of {target.split('/')[-1]} failed ({reason}); the "
+                f"rollback to {previous.split('/')[-1]} failed too ({stuck}): act by hand"
+            ) from exc
         tl.changes += back.changes
         tl.note(f"{role} {svc}: rolled back to {previous.split('/')[-1]} because {reason}")
         raise StepFailed(

@@ -45,10 +45,6 @@ def manifest(seed: str) -> str:
     )
 
 
-def manifest_digest(cfg: Config, tag: str, svc: str = "web") -> str:
-    return "sha256:" + hashlib.sha256(manifest(f"{svc}:{tag}").encode()).hexdigest()
-
-
 def push(cfg: Config, svc: str, tag: str, *, dr: bool = True) -> str:
     """Push ``svc:tag`` with plain boto3 (primary, and DR as replication would); its digest."""
     body = manifest(f"{svc}:{tag}")

@@ -21,7 +21,6 @@ from tasks.taskdefs import differences
 from tests.conftest import ROOT, Sandbox
 from tests.deploy.conftest import (
     CONFIG,
-    manifest_digest,
     plain,
     push,
     revisions,
@@ -96,7 +95,7 @@ def test_failed_rollout_returns_to_the_previous_revision(
 ) -> None:
     cfg = stack
     before = service(cfg, "web")["taskDefinition"]
-    push(cfg, "web", f"3.0.0-{mode}")
+    digest = push(cfg, "web", f"3.0.0-{mode}")
     sandbox.control.fail_next_deployment(cfg.regions.primary, names_for(cfg).service("web"), mode)
 
     with pytest.raises(StepFailed) as caught:
@@ -115,7 +114,7 @@ def test_failed_rollout_returns_to_the_previous_revision(
     # DR untouched: the failed image never reached it
     dr = taskdef(cfg, service(cfg, "web", "dr")["taskDefinition"], "dr")
     assert f"3.0.0-{mode}" not in json.dumps(dr)
-    assert manifest_digest(cfg, f"3.0.0-{mode}") not in dr["containerDefinitions"][0]["image"]
+    assert digest not in dr["containerDefinitions"][0]["image"]
 
 
 def test_rollback_command_returns_to_a_named_revision(stack: Config) -> None:
@@ -239,3 +238,26 @@ def test_a_failing_smoke_check_rolls_back_a_completed_rollout(
     after = service(cfg, "web")
     assert after["taskDefinition"] == before
     assert [d["rolloutState"] for d in after["deployments"]] == ["COMPLETED"]
+
+
+def test_all_services_then_a_dr_failure_rolls_dr_back_and_keeps_primary(
+    stack: Config, sandbox: Sandbox
+) -> None:
+    cfg = stack
+    digests = {svc: push(cfg, svc, "9.0.0") for svc in ("web", "worker")}
+    report = deploy(config=CONFIG, service="all", tag="9.0.0", approved=True, timeout_s=60)
+    assert report["outcome"] == "succeeded"
+    for svc in ("web", "worker"):
+        for role in ("primary", "dr"):
+            td = taskdef(cfg, service(cfg, svc, role)["taskDefinition"], role)
+            assert td["containerDefinitions"][0]["image"].endswith(digests[svc])
+
+    digest = push(cfg, "worker", "9.1.0")
+    dr_before = service(cfg, "worker", "dr")["taskDefinition"]
+    sandbox.control.fail_next_deployment(cfg.regions.dr, names_for(cfg, "dr").service("worker"))
+    with pytest.raises(StepFailed, match=r"dr worker: rollout of .* failed") as caught:
+        deploy(config=CONFIG, service="worker", tag="9.1.0", approved=True, timeout_s=60)
+    assert any("dr worker: rolled back" in n for n in caught.value.timeline.notes)  # type: ignore[attr-defined]
+    assert service(cfg, "worker", "dr")["taskDefinition"] == dr_before
+    primary = taskdef(cfg, service(cfg, "worker")["taskDefinition"])
+    assert primary["containerDefinitions"][0]["image"].endswith(digest)
