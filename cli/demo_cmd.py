@@ -21,6 +21,7 @@ SANDBOX_CONFIG = str(Path(__file__).resolve().parent.parent / "configs" / "sandb
 
 def _chapters() -> list[tuple[str, Callable[..., dict[str, Any]], dict[str, Any]]]:
     """The demo's runbooks, in order: (title, flow, parameters)."""
+    from flows.deploy import deploy
     from flows.failover_demo import failover_demo
     from flows.preflight import preflight
     from flows.provision import provision
@@ -31,6 +32,11 @@ def _chapters() -> list[tuple[str, Callable[..., dict[str, Any]], dict[str, Any]
         ("Provision, plan only: what an empty account is missing", provision, {"plan": True}),
         ("Provision: the stack in us-east-1 and its warm standby in us-west-2", provision, {}),
         ("Provision again: converged, nothing to change", provision, {}),
+        (
+            "Deploy: build web 1.1.0 with CodeBuild, roll it out by digest, DR in step",
+            deploy,
+            {"service": "web", "tag": "1.1.0", "source": "codebuild", "approved": True},
+        ),
         (
             "Redrive: fill a dead-letter queue, dry-run, move it back",
             redrive_demo,

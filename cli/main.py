@@ -42,6 +42,7 @@ def _register() -> None:
     from cli import (
         config_cmd,
         demo_cmd,
+        deploy_cmd,
         failover_cmd,
         provision_cmd,
         redrive_cmd,
@@ -58,6 +59,7 @@ def _register() -> None:
     redrive_cmd.register(app)
     provision_cmd.register(app)
     failover_cmd.register(app)
+    deploy_cmd.register(app)
     runbooks_cmd.register(app)
 
 

@@ -10,6 +10,7 @@ from prefect.deployments.runner import RunnerDeployment
 
 from configs import Config, config_path, resolve_config
 from configs.models import Schedule
+from flows.deploy import deploy, rollback
 from flows.failover import failback, failover
 from flows.preflight import preflight
 from flows.readiness import readiness_drill
@@ -22,6 +23,8 @@ RUNBOOKS: dict[str, Any] = {
     "failover": failover,
     "failback": failback,
     "drill-readiness": readiness_drill,
+    "deploy": deploy,
+    "rollback": rollback,
 }
 
 # flow name -> the config's schedule for it

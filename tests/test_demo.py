@@ -30,3 +30,5 @@ def test_demo_runs_every_chapter_and_stops_the_sandbox(tmp_path: Path) -> None:
     }
     assert {"preflight", "provision", "redrive-demo", "failover"} <= reports
     assert "rto_seconds" in done.stdout and "rpo_seconds" in done.stdout
+    assert {"preflight", "deploy", "redrive-demo"} <= reports
+    assert "1.1.0" in done.stdout
