@@ -40,6 +40,7 @@ def preflight(config: ConfigOpt = "configs/sandbox.yaml", output: OutputOpt = Ou
 
 def _register() -> None:
     from cli import (
+        audit_cmd,
         config_cmd,
         demo_cmd,
         provision_cmd,
@@ -56,6 +57,7 @@ def _register() -> None:
     app.add_typer(config_cmd.app, name="config")
     redrive_cmd.register(app)
     provision_cmd.register(app)
+    audit_cmd.register(app)
     runbooks_cmd.register(app)
 
 

@@ -13,7 +13,6 @@ PENDING = {
     "failover": "Cross-region DR: promote the replica, bring up the DR app stack, flip DNS.",
     "failback": "Return to the original region once it is healthy again.",
     "drill": "Backup-restore test, DR readiness evaluation, AZ game day.",
-    "audit": "Check a live stack against the seeds' anti-patterns.",
     "iam-policy": "Print the least-privilege IAM policy one runbook needs.",
 }
 
