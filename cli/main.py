@@ -43,6 +43,7 @@ def _register() -> None:
         audit_cmd,
         config_cmd,
         demo_cmd,
+        drill_cmd,
         provision_cmd,
         redrive_cmd,
         runbooks_cmd,
@@ -58,6 +59,7 @@ def _register() -> None:
     redrive_cmd.register(app)
     provision_cmd.register(app)
     audit_cmd.register(app)
+    drill_cmd.register(app)
     runbooks_cmd.register(app)
 
 

@@ -12,7 +12,6 @@ PENDING = {
     "rollback": "Return a service to its previous task-definition revision.",
     "failover": "Cross-region DR: promote the replica, bring up the DR app stack, flip DNS.",
     "failback": "Return to the original region once it is healthy again.",
-    "drill": "Backup-restore test, DR readiness evaluation, AZ game day.",
     "iam-policy": "Print the least-privilege IAM policy one runbook needs.",
 }
 

@@ -1,0 +1,44 @@
+"""``tierbook drill``: the drills, one sub-command each (``backup``, ``gameday``)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from cli.common import ConfigOpt, Output, OutputOpt, run_flow
+
+app = typer.Typer(
+    help="Drills: backup restore test, AZ game day.",
+    no_args_is_help=True,
+)
+
+
+class Source(StrEnum):
+    new = "new"
+    automated = "automated"
+
+
+@app.command()
+def backup(
+    config: ConfigOpt = "configs/sandbox.yaml",
+    source: Annotated[
+        str,
+        typer.Option(
+            "--source", help="new: take a snapshot now; automated: the newest automated one."
+        ),
+    ] = Source.new.value,
+    restore_timeout: Annotated[
+        float, typer.Option("--restore-timeout", help="Seconds to wait for the restore.")
+    ] = 3600.0,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Restore the primary database's backup in the DR region, check it, measure, clean up."""
+    from flows.drills import backup_drill
+
+    run_flow(backup_drill, output, config=config, source=source, restore_timeout_s=restore_timeout)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="drill")
