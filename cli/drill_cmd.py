@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import ConfigOpt, Output, OutputOpt, run_flow
+from cli.common import ConfigOpt, Output, OutputOpt, YesOpt, run_flow
 
 app = typer.Typer(
     help="Drills: backup restore test, AZ game day.",
@@ -38,6 +38,25 @@ def backup(
     from flows.drills import backup_drill
 
     run_flow(backup_drill, output, config=config, source=source, restore_timeout_s=restore_timeout)
+
+
+@app.command()
+def gameday(
+    config: ConfigOpt = "configs/sandbox.yaml",
+    az: Annotated[
+        str | None, typer.Option("--az", help="The AZ to lose (default: the first configured).")
+    ] = None,
+    yes: YesOpt = False,
+    recovery_timeout: Annotated[
+        float | None,
+        typer.Option("--recovery-timeout", help="Seconds to wait for recovery (default: config)."),
+    ] = None,
+    output: OutputOpt = Output.text,
+) -> None:
+    """AZ game day: database and cache failover, one AZ's tasks stopped; time the recovery."""
+    from flows.drills import game_day
+
+    run_flow(game_day, output, config=config, az=az, yes=yes, recovery_timeout_s=recovery_timeout)
 
 
 def register(root: typer.Typer) -> None:

@@ -12,7 +12,14 @@
 
 Reports the snapshot's age when the restore began, the copy time and the restore time.
 
-**AZ game day**: see :func:`game_day`.
+**AZ game day**, as it would read on a wiki:
+
+1. Check the stop alarms exist and none is in ALARM; get approval in a protected environment;
+   take the ``game-day`` lock.
+2. Force a Multi-AZ database failover, start a cache failover, stop the ECS tasks of one AZ —
+   reading the stop alarms between each: one in ALARM aborts the game day.
+3. Wait until the database is available, every service runs its desired count and the cache
+   is available (still watching the stop alarms); report each one's time to recovery.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from prefect import flow
 
 from configs import resolve_config
 from configs.errors import BadInput
+from flows.redrive import approve
 from flows.report import Timeline, runbook
 from tasks.backup import (
     RESTORE_TIMEOUT_S,
@@ -37,6 +45,15 @@ from tasks.backup import (
     take_db_snapshot,
     utcnow,
 )
+from tasks.gameday import (
+    abort_if_alarm,
+    check_stop_alarms,
+    force_db_failover,
+    start_cache_failover,
+    stop_tasks_in_az,
+    wait_for_recovery,
+)
+from tasks.locks import hold
 from tasks.preflight import check_account
 
 SOURCES = ("new", "automated")
@@ -90,4 +107,49 @@ def backup_drill(
             _cleanup(tl, cfg, drill, failing)
         pruned = prune_drill_snapshots(cfg, keep)
         tl.metrics["pruned"] = len(pruned.outputs["deleted"])
+    return tl.model_dump(mode="json")
+
+
+@flow(name="game-day", persist_result=False)
+def game_day(
+    config: str = "sandbox",
+    az: str | None = None,
+    yes: bool = False,
+    recovery_timeout_s: float | None = None,
+) -> dict[str, Any]:
+    """Fail the database and cache over and stop one AZ's tasks; time the recovery."""
+    cfg = resolve_config(config)
+    zones = cfg.network.primary.azs
+    az = az or zones[0]
+    if az not in zones:
+        raise BadInput(f"--az {az} is not one of the primary region's AZs ({', '.join(zones)})")
+    timeout_s = recovery_timeout_s or cfg.drills.game_day.recovery_timeout_seconds
+    if timeout_s <= 0:
+        raise BadInput(f"recovery timeout must be positive (got {timeout_s})")
+    with runbook("game-day", cfg.stack) as tl:
+        check_account(cfg)
+        check_stop_alarms(cfg)
+        approve(tl, cfg, yes, f"a game day in {az}")
+        tl.metrics["az"] = az
+        with hold(cfg, "game-day", region=cfg.regions.primary, purpose=f"game day in {az}"):
+            injected: dict[str, float] = {}
+            db = force_db_failover(cfg)
+            if "at" in db.outputs:
+                injected["database"] = db.outputs["at"]
+            abort_if_alarm(cfg)
+            cache = start_cache_failover(cfg)
+            tl.metrics["cache_failover"] = cache.outcome()
+            if "at" in cache.outputs:
+                injected["cache"] = cache.outputs["at"]
+            abort_if_alarm(cfg)
+            stopped = stop_tasks_in_az(cfg, az).outputs
+            tl.metrics["tasks_stopped"] = sum(stopped["stopped"].values())
+            for svc, count in stopped["stopped"].items():
+                if count:
+                    injected[svc] = stopped["at"]
+            recovery = wait_for_recovery(cfg, injected, timeout_s).outputs["seconds"]
+            for target, seconds in recovery.items():
+                tl.metrics[f"{target}_recovery_seconds"] = seconds
+            if recovery:
+                tl.metrics["recovery_seconds"] = max(recovery.values())
     return tl.model_dump(mode="json")

@@ -1,0 +1,141 @@
+"""End to end: the AZ game day on a provisioned stack, its refusals and its stop alarm.
+
+The stop-alarm abort test holds the database in ``rebooting`` (a long sandbox timing), so the
+game day is still waiting for recovery when the alarm goes to ALARM: the order is fixed by the
+emulator's state, not by sleeping.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from configs.models import Config
+from flows.drills import game_day
+from sandbox.control import SandboxControl
+from tests.conftest import TEST_TIMINGS
+from tests.drills.conftest import CONFIG, plain
+
+STOP_ALARM = "shop-sandbox-web-5xx"
+
+
+def db_status(cfg: Config) -> str:
+    db = plain(cfg, "rds").describe_db_instances(DBInstanceIdentifier="shop-sandbox-db")
+    return str(db["DBInstances"][0]["DBInstanceStatus"])
+
+
+def stopped_tasks(cfg: Config) -> list[str]:
+    ecs = plain(cfg, "ecs")
+    return [
+        arn
+        for svc in ("shop-sandbox-web", "shop-sandbox-worker")
+        for arn in ecs.list_tasks(cluster="shop-sandbox", serviceName=svc, desiredStatus="STOPPED")[
+            "taskArns"
+        ]
+    ]
+
+
+def set_alarm(cfg: Config, state: str) -> None:
+    plain(cfg, "cloudwatch").set_alarm_state(
+        AlarmName=STOP_ALARM, StateValue=state, StateReason="game day test"
+    )
+
+
+def test_game_day_fails_over_stops_one_az_and_times_recovery(provisioned: Config) -> None:
+    cfg = provisioned
+    ecs = plain(cfg, "ecs")
+    arns = ecs.list_tasks(cluster="shop-sandbox", serviceName="shop-sandbox-web")["taskArns"]
+    in_a = [
+        t["taskArn"]
+        for t in ecs.describe_tasks(cluster="shop-sandbox", tasks=arns)["tasks"]
+        if t["availabilityZone"] == "us-east-1a"
+    ]
+    assert in_a, "the web service should run a task in us-east-1a"
+
+    report = game_day(config=CONFIG, az="us-east-1a")
+
+    assert report["outcome"] == "succeeded", report["error"]
+    m = report["metrics"]
+    for key in ("database_recovery_seconds", "web_recovery_seconds", "recovery_seconds"):
+        assert isinstance(m[key], float) and m[key] >= 0, key
+    assert m["tasks_stopped"] >= len(in_a)
+    # moto has no TestFailover: recorded as not supported, not as a pass or a failure
+    assert m["cache_failover"] == "unsupported"
+    steps = {s["step"]: s for s in report["steps"]}
+    assert "not supported by the endpoint" in steps["start cache failover"]["detail"]
+    assert steps["force database failover"]["outcome"] == "ok"
+    # the emulator: the web task in us-east-1a was stopped, everything is back
+    assert set(in_a) <= set(stopped_tasks(cfg))
+    assert db_status(cfg) == "available"
+    for svc in ecs.describe_services(
+        cluster="shop-sandbox", services=["shop-sandbox-web", "shop-sandbox-worker"]
+    )["services"]:
+        assert svc["runningCount"] == svc["desiredCount"], svc["serviceName"]
+
+
+def test_unknown_az_is_refused(provisioned: Config) -> None:
+    out = CliRunner().invoke(app, ["drill", "gameday", "-c", CONFIG, "--az", "us-east-1z"])
+    assert out.exit_code == 2
+    assert "us-east-1z" in out.output
+
+
+def test_a_stop_alarm_already_firing_refuses_before_any_fault(provisioned: Config) -> None:
+    cfg = provisioned
+    before = set(stopped_tasks(cfg))
+    set_alarm(cfg, "ALARM")
+    try:
+        out = CliRunner().invoke(app, ["drill", "gameday", "-c", CONFIG, "-o", "json"])
+    finally:
+        set_alarm(cfg, "OK")
+    assert out.exit_code == 2, out.output
+    assert "already in ALARM" in json.loads(out.output)["error"]
+    assert db_status(cfg) == "available"
+    assert set(stopped_tasks(cfg)) == before
+
+
+def test_stop_alarm_during_the_game_day_aborts_it(provisioned: Config, aws_endpoint: str) -> None:
+    cfg = provisioned
+    control = SandboxControl(aws_endpoint)
+    control.timings(rds_modify_seconds=120)
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["report"] = game_day(config=CONFIG, recovery_timeout_s=300)
+        except Exception as exc:
+            outcome["error"] = exc
+
+    runner = threading.Thread(target=run)
+    try:
+        runner.start()
+        deadline = time.monotonic() + 60
+        while db_status(cfg) != "rebooting" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert db_status(cfg) == "rebooting"
+        set_alarm(cfg, "ALARM")
+        runner.join(timeout=120)
+        assert not runner.is_alive()
+    finally:
+        set_alarm(cfg, "OK")
+        control.timings(**TEST_TIMINGS)
+    exc = outcome.get("error")
+    assert exc is not None, outcome
+    assert f"stop alarm {STOP_ALARM} in ALARM" in str(exc)
+    timeline = exc.timeline  # type: ignore[attr-defined]
+    assert timeline.outcome == "failed"
+    # aborted while the database was still failing over: no recovery was reported
+    assert "database_recovery_seconds" not in timeline.metrics
+
+
+@pytest.mark.parametrize("flag", ["--az"])
+def test_cli_lists_gameday_and_backup(flag: str) -> None:
+    out = CliRunner().invoke(app, ["drill", "--help"])
+    assert out.exit_code == 0
+    assert "backup" in out.output and "gameday" in out.output
+    assert flag in CliRunner().invoke(app, ["drill", "gameday", "--help"]).output
