@@ -10,6 +10,8 @@ from prefect.deployments.runner import RunnerDeployment
 
 from configs import Config, config_path, resolve_config
 from configs.models import Schedule
+from flows.audit import audit
+from flows.drills import backup_drill, game_day
 from flows.preflight import preflight
 from flows.redrive import redrive
 
@@ -17,10 +19,17 @@ from flows.redrive import redrive
 RUNBOOKS: dict[str, Any] = {
     "preflight": preflight,
     "redrive": redrive,
+    "backup-drill": backup_drill,
+    "game-day": game_day,
+    "audit": audit,
 }
 
 # flow name -> the config's schedule for it
-SCHEDULES: dict[str, Callable[[Config], Schedule]] = {}
+SCHEDULES: dict[str, Callable[[Config], Schedule]] = {
+    "backup-drill": lambda cfg: cfg.drills.backup_restore,
+    "game-day": lambda cfg: cfg.drills.game_day,
+    "audit": lambda cfg: cfg.drills.audit,
+}
 
 
 def build(config: str) -> list[RunnerDeployment]:

@@ -1,8 +1,8 @@
 """End to end: the audit on a stack built badly with plain boto3, and on a provisioned one.
 
 The bad stack carries the config's resource names but no tags at all (its VPC is found by
-CIDR): the audit finds it the
-way it finds a stack Terraform built. Each anti-pattern is planted once and found once.
+CIDR): the audit finds it the way it finds a stack Terraform built. Each anti-pattern is
+planted once and found once.
 """
 
 from __future__ import annotations
