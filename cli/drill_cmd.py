@@ -44,7 +44,8 @@ def backup(
 def gameday(
     config: ConfigOpt = "configs/sandbox.yaml",
     az: Annotated[
-        str | None, typer.Option("--az", help="The AZ to lose (default: the first configured).")
+        str | None,
+        typer.Option("--az", help="The AZ to lose (default: the one running the most tasks)."),
     ] = None,
     yes: YesOpt = False,
     recovery_timeout: Annotated[

@@ -75,7 +75,7 @@ def audit(config: str = "sandbox") -> dict[str, Any]:
         tl.metrics["medium"] = sum(f.severity == "medium" for f in findings)
         tl.metrics["low"] = sum(f.severity == "low" for f in findings)
         for f in findings:
-            tl.note(f"[{f.severity}] {f.id} · {f.resource}: {f.message}")
+            tl.note(f"{f.severity}: {f.id} · {f.resource} · {f.message}")
         publish_findings(cfg.stack, findings)
         if high:
             tl.outcome = "failed"

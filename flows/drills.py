@@ -48,6 +48,7 @@ from tasks.backup import (
 from tasks.gameday import (
     abort_if_alarm,
     check_stop_alarms,
+    choose_az,
     force_db_failover,
     start_cache_failover,
     stop_tasks_in_az,
@@ -120,8 +121,7 @@ def game_day(
     """Fail the database and cache over and stop one AZ's tasks; time the recovery."""
     cfg = resolve_config(config)
     zones = cfg.network.primary.azs
-    az = az or zones[0]
-    if az not in zones:
+    if az is not None and az not in zones:
         raise BadInput(f"--az {az} is not one of the primary region's AZs ({', '.join(zones)})")
     timeout_s = recovery_timeout_s or cfg.drills.game_day.recovery_timeout_seconds
     if timeout_s <= 0:
@@ -129,6 +129,7 @@ def game_day(
     with runbook("game-day", cfg.stack) as tl:
         check_account(cfg)
         check_stop_alarms(cfg)
+        az = az or choose_az(cfg).outputs["az"]
         approve(tl, cfg, yes, f"a game day in {az}")
         tl.metrics["az"] = az
         with hold(cfg, "game-day", region=cfg.regions.primary, purpose=f"game day in {az}"):

@@ -58,6 +58,15 @@ def tasks_in_az(tasks: list[dict[str, Any]], az: str) -> list[str]:
     )
 
 
+def busiest_az(tasks: list[dict[str, Any]], zones: list[str]) -> str:
+    """The configured AZ running the most tasks (first in config order on a tie)."""
+    count = {z: 0 for z in zones}
+    for t in tasks:
+        if t.get("availabilityZone") in count and t.get("lastStatus") != "STOPPED":
+            count[t["availabilityZone"]] += 1
+    return max(zones, key=lambda z: (count[z], -zones.index(z)))
+
+
 def service_recovered(svc: dict[str, Any]) -> bool:
     return int(svc.get("runningCount", 0)) >= int(svc.get("desiredCount", 0))
 
@@ -162,17 +171,34 @@ def start_cache_failover(cfg: Config) -> StepResult:
     return StepResult(outputs={"at": time.time()}, status="ok", detail=f"TestFailover on {name}")
 
 
+def running_tasks(cfg: Config) -> dict[str, list[dict[str, Any]]]:
+    """Each service's running tasks, as ``DescribeTasks`` returns them."""
+    names = names_for(cfg, "primary")
+    ecs = connect(cfg).client("ecs", names.region)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for svc, _ in cfg.services.items():
+        arns = ecs.list_tasks(
+            cluster=names.cluster, serviceName=names.service(svc), desiredStatus="RUNNING"
+        )["taskArns"]
+        out[svc] = ecs.describe_tasks(cluster=names.cluster, tasks=arns)["tasks"] if arns else []
+    return out
+
+
+@step("choose the AZ to lose")
+def choose_az(cfg: Config) -> StepResult:
+    """The AZ running the most of the app's tasks, so the game day hits something."""
+    zones = cfg.network.primary.azs
+    tasks = [t for ts in running_tasks(cfg).values() for t in ts]
+    az = busiest_az(tasks, zones)
+    return StepResult(outputs={"az": az}, status="ok", detail=f"{az} ({len(tasks)} task(s) seen)")
+
+
 @step("stop ECS tasks in {az}")
 def stop_tasks_in_az(cfg: Config, az: str) -> StepResult:
     names = names_for(cfg, "primary")
     ecs = connect(cfg).client("ecs", names.region)
     stopped: dict[str, int] = {}
-    for svc, _ in cfg.services.items():
-        service = names.service(svc)
-        arns = ecs.list_tasks(cluster=names.cluster, serviceName=service, desiredStatus="RUNNING")[
-            "taskArns"
-        ]
-        tasks = ecs.describe_tasks(cluster=names.cluster, tasks=arns)["tasks"] if arns else []
+    for svc, tasks in running_tasks(cfg).items():
         victims = tasks_in_az(tasks, az)
         for arn in victims:
             ecs.stop_task(cluster=names.cluster, task=arn, reason=STOP_REASON.format(az=az))

@@ -90,6 +90,10 @@ def test_game_day_rules() -> None:
         {"taskArn": "t3", "availabilityZone": "us-east-1a", "lastStatus": "STOPPED"},
     ]
     assert gameday.tasks_in_az(tasks, "us-east-1a") == ["t1"]
+    zones = ["us-east-1a", "us-east-1b", "us-east-1c"]
+    assert gameday.busiest_az(tasks, zones) == "us-east-1a"  # t3 is stopped: a tie, a first
+    assert gameday.busiest_az(tasks[1:2], zones) == "us-east-1b"
+    assert gameday.busiest_az([], zones) == "us-east-1a"
     assert gameday.service_recovered({"runningCount": 2, "desiredCount": 2})
     assert not gameday.service_recovered({"runningCount": 1, "desiredCount": 2})
 

@@ -51,32 +51,43 @@ def test_game_day_fails_over_stops_one_az_and_times_recovery(provisioned: Config
     cfg = provisioned
     ecs = plain(cfg, "ecs")
     arns = ecs.list_tasks(cluster="shop-sandbox", serviceName="shop-sandbox-web")["taskArns"]
-    in_a = [
-        t["taskArn"]
-        for t in ecs.describe_tasks(cluster="shop-sandbox", tasks=arns)["tasks"]
-        if t["availabilityZone"] == "us-east-1a"
-    ]
-    assert in_a, "the web service should run a task in us-east-1a"
+    web = ecs.describe_tasks(cluster="shop-sandbox", tasks=arns)["tasks"]
+    az = web[0]["availabilityZone"]
+    in_az = [t["taskArn"] for t in web if t["availabilityZone"] == az]
 
-    report = game_day(config=CONFIG, az="us-east-1a")
+    report = game_day(config=CONFIG, az=az)
 
     assert report["outcome"] == "succeeded", report["error"]
     m = report["metrics"]
     for key in ("database_recovery_seconds", "web_recovery_seconds", "recovery_seconds"):
         assert isinstance(m[key], float) and m[key] >= 0, key
-    assert m["tasks_stopped"] >= len(in_a)
+    assert m["tasks_stopped"] >= len(in_az)
     # moto has no TestFailover: recorded as not supported, not as a pass or a failure
     assert m["cache_failover"] == "unsupported"
     steps = {s["step"]: s for s in report["steps"]}
     assert "not supported by the endpoint" in steps["start cache failover"]["detail"]
     assert steps["force database failover"]["outcome"] == "ok"
-    # the emulator: the web task in us-east-1a was stopped, everything is back
-    assert set(in_a) <= set(stopped_tasks(cfg))
+    # the emulator: the web tasks in that AZ were stopped, everything is back
+    assert set(in_az) <= set(stopped_tasks(cfg))
     assert db_status(cfg) == "available"
     for svc in ecs.describe_services(
         cluster="shop-sandbox", services=["shop-sandbox-web", "shop-sandbox-worker"]
     )["services"]:
         assert svc["runningCount"] == svc["desiredCount"], svc["serviceName"]
+
+
+def test_default_az_is_the_busiest_and_is_reported(provisioned: Config) -> None:
+    cfg = provisioned
+    ecs = plain(cfg, "ecs")
+    zones: dict[str, int] = {}
+    for svc in ("shop-sandbox-web", "shop-sandbox-worker"):
+        arns = ecs.list_tasks(cluster="shop-sandbox", serviceName=svc)["taskArns"]
+        for t in ecs.describe_tasks(cluster="shop-sandbox", tasks=arns)["tasks"]:
+            zones[t["availabilityZone"]] = zones.get(t["availabilityZone"], 0) + 1
+    report = game_day(config=CONFIG)
+    assert report["outcome"] == "succeeded", report["error"]
+    assert zones[report["metrics"]["az"]] == max(zones.values())
+    assert report["metrics"]["tasks_stopped"] == max(zones.values())
 
 
 def test_unknown_az_is_refused(provisioned: Config) -> None:
