@@ -7,7 +7,8 @@ The runbook, as it would read on a wiki:
    gateways per AZ, load balancers (stickiness, HTTP without redirect), task definitions
    (credentials in plain env), the cache (failover, encryption), queues (DLQ and its retention).
 3. Report every finding with its severity and resource. Any ``high`` finding fails the run
-   (exit 1), so a schedule or CI job notices.
+   (exit 1), so a schedule or CI job notices; so does a check that could not run (the others
+   are still reported).
 
 Works on stacks tierbook did not build: nothing depends on tierbook's own tags.
 """
@@ -55,19 +56,27 @@ def audit(config: str = "sandbox") -> dict[str, Any]:
         with tl.step("find VPC") as info:
             vpc_id = find_vpc_id(cfg)
             info["detail"] = vpc_id or "not found: VPC-wide checks skipped"
-        futures = [
-            check_databases.submit(cfg, vpc_id),
-            check_dr_replica.submit(cfg, vpc_id),
-            check_security_groups.submit(cfg, vpc_id),
-            check_nat.submit(cfg, vpc_id),
-            check_load_balancers.submit(cfg, vpc_id),
-            check_task_definitions.submit(cfg),
-            check_cache.submit(cfg),
-            check_queues.submit(cfg),
-        ]
+        futures = {
+            "databases": check_databases.submit(cfg, vpc_id),
+            "DR replica": check_dr_replica.submit(cfg, vpc_id),
+            "security groups": check_security_groups.submit(cfg, vpc_id),
+            "NAT gateways": check_nat.submit(cfg, vpc_id),
+            "load balancers": check_load_balancers.submit(cfg, vpc_id),
+            "task definitions": check_task_definitions.submit(cfg),
+            "cache": check_cache.submit(cfg),
+            "queues": check_queues.submit(cfg),
+        }
         found: list[Finding] = []
-        for f in futures:
-            found += [Finding.model_validate(x) for x in f.result().outputs.get("findings", [])]
+        incomplete: list[str] = []
+        for what, future in futures.items():
+            # one check that cannot run (access denied, a service down) does not hide the rest
+            try:
+                outputs = future.result().outputs
+            except Exception as exc:
+                incomplete.append(what)
+                tl.note(f"check of {what} could not run: {exc}")
+                continue
+            found += [Finding.model_validate(x) for x in outputs.get("findings", [])]
         findings = ordered(found)
         high = [f for f in findings if f.severity == "high"]
         tl.metrics["findings"] = len(findings)
@@ -77,11 +86,17 @@ def audit(config: str = "sandbox") -> dict[str, Any]:
         for f in findings:
             tl.note(f"{f.severity}: {f.id} · {f.resource} · {f.message}")
         publish_findings(cfg.stack, findings)
+        problems = []
         if high:
-            tl.outcome = "failed"
-            tl.error = f"{len(high)} high-severity finding(s): " + ", ".join(
-                sorted({f.id for f in high})
+            problems.append(
+                f"{len(high)} high-severity finding(s): " + ", ".join(sorted({f.id for f in high}))
             )
+        if incomplete:
+            tl.metrics["checks_not_run"] = ", ".join(incomplete)
+            problems.append(f"incomplete: {', '.join(incomplete)} could not be checked")
+        if problems:
+            tl.outcome = "failed"
+            tl.error = "; ".join(problems)
     report = tl.model_dump(mode="json")
     report["findings"] = [f.model_dump() for f in findings]
     return report

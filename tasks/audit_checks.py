@@ -70,7 +70,8 @@ def primary_writers(cfg: Config, vpc_id: str | None) -> list[dict[str, Any]]:
         in_vpc = (db.get("DBSubnetGroup") or {}).get("VpcId") == vpc_id and vpc_id is not None
         if db["DBInstanceIdentifier"] == names.db_instance or in_vpc:
             found.append(db)
-    return found
+    # the config's database first: it is the one the DR replica must follow
+    return sorted(found, key=lambda db: db["DBInstanceIdentifier"] != names.db_instance)
 
 
 @step("check databases")

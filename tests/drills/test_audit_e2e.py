@@ -1,5 +1,8 @@
 """End to end: the audit on a stack built badly with plain boto3, and on a provisioned one.
 
+The provisioned stack replaces the bad one (it starts from an empty account), so its test
+comes last.
+
 The bad stack carries the config's resource names but no tags at all (its VPC is found by
 CIDR): the audit finds it the way it finds a stack Terraform built. Each anti-pattern is
 planted once and found once.
@@ -18,6 +21,7 @@ from configs.layout import subnet_plan
 from configs.models import Config
 from configs.names import names_for
 from flows.audit import audit
+from sandbox.control import SandboxControl
 from tests.drills.conftest import CONFIG, fresh_account, plain
 
 PLANTED = {
@@ -220,6 +224,34 @@ def test_cli_exits_1_on_high_findings(bad_stack: dict[str, Any]) -> None:
     assert out.exit_code == 1, out.output
     payload = json.loads(out.output)
     assert {f["id"] for f in payload["findings"]} == PLANTED
+
+
+def test_a_check_that_cannot_run_fails_the_audit_but_not_the_others(
+    bad_stack: dict[str, Any], aws_endpoint: str
+) -> None:
+    control = SandboxControl(aws_endpoint)
+    control.set_faults(
+        {
+            "kind": "error",
+            "services": ["elasticache"],
+            "operations": ["DescribeReplicationGroups"],
+            "code": "AccessDenied",
+            "status": 403,
+        }
+    )
+    try:
+        out = CliRunner().invoke(app, ["audit", "-c", CONFIG, "-o", "json"])
+    finally:
+        control.clear_faults()
+    assert out.exit_code == 1, out.output
+    report = json.loads(out.output)
+    assert {f["id"] for f in report["findings"]} == PLANTED - {
+        "cache-no-failover",
+        "cache-unencrypted",
+    }
+    assert report["metrics"]["checks_not_run"] == "cache"
+    assert "AccessDenied" in " ".join(report["notes"])
+    assert "incomplete: cache could not be checked" in report["error"]
 
 
 def test_provisioned_stack_has_no_high_finding(provisioned: Config) -> None:
