@@ -53,9 +53,11 @@ def snapshots(cfg: Config, region: str) -> dict[str, dict[str, Any]]:
     }
 
 
-def config_with(tmp_path: Path, **backup: Any) -> str:
+def config_with(tmp_path: Path, names: dict[str, str] | None = None, **backup: Any) -> str:
     raw = yaml.safe_load((ROOT / CONFIG).read_text())
     raw["drills"]["backup_restore"].update(backup)
+    if names:
+        raw["names"] = names
     path = tmp_path / "sandbox.yaml"
     path.write_text(yaml.safe_dump(raw))
     return str(path)
@@ -185,6 +187,18 @@ def test_bad_source_is_refused_before_any_snapshot(provisioned: Config) -> None:
     out = CliRunner().invoke(app, ["drill", "backup", "-c", CONFIG, "--source", "yesterday"])
     assert out.exit_code == 2
     assert set(snapshots(provisioned, provisioned.regions.primary)) == before
+
+
+def test_a_missing_database_is_bad_input_and_nothing_is_made(
+    provisioned: Config, tmp_path: Path
+) -> None:
+    before = set(snapshots(provisioned, provisioned.regions.primary))
+    missing = config_with(tmp_path, names={"db_instance": "no-such-db"})
+    out = CliRunner().invoke(app, ["drill", "backup", "-c", missing, "-o", "json"])
+    assert out.exit_code == 2, out.output
+    assert "no-such-db not found" in json.loads(out.output)["error"]
+    assert set(snapshots(provisioned, provisioned.regions.primary)) == before
+    assert drill_instances(provisioned) == []
 
 
 def test_old_drill_snapshots_are_pruned_and_others_kept(provisioned: Config) -> None:

@@ -110,6 +110,23 @@ def test_a_stop_alarm_already_firing_refuses_before_any_fault(provisioned: Confi
     assert set(stopped_tasks(cfg)) == before
 
 
+def test_no_recovery_within_the_timeout_fails_and_says_what_is_down(
+    provisioned: Config, aws_endpoint: str
+) -> None:
+    control = SandboxControl(aws_endpoint)
+    control.timings(ecs_task_replace_seconds=600)
+    try:
+        out = CliRunner().invoke(
+            app, ["drill", "gameday", "-c", CONFIG, "--recovery-timeout", "1", "-o", "json"]
+        )
+    finally:
+        control.timings(**TEST_TIMINGS)
+    assert out.exit_code == 1, out.output
+    error = json.loads(out.output)["error"]
+    assert "DeadlineExceeded" in error
+    assert "web=down" in error or "worker=down" in error
+
+
 def test_stop_alarm_during_the_game_day_aborts_it(provisioned: Config, aws_endpoint: str) -> None:
     cfg = provisioned
     control = SandboxControl(aws_endpoint)
