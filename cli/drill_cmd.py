@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated
 
 import typer
 
-from cli.common import ConfigOpt, Output, OutputOpt, YesOpt, run_flow
+from cli.common import ConfigOpt, Output, OutputOpt, PlanOpt, YesOpt, run_flow
 
 app = typer.Typer(
     help="Drills: backup restore test, AZ game day.",
     no_args_is_help=True,
 )
-
-
-class Source(StrEnum):
-    new = "new"
-    automated = "automated"
 
 
 @app.command()
@@ -28,16 +22,24 @@ def backup(
         typer.Option(
             "--source", help="new: take a snapshot now; automated: the newest automated one."
         ),
-    ] = Source.new.value,
+    ] = "new",
     restore_timeout: Annotated[
         float, typer.Option("--restore-timeout", help="Seconds to wait for the restore.")
     ] = 3600.0,
+    plan: PlanOpt = False,
     output: OutputOpt = Output.text,
 ) -> None:
     """Restore the primary database's backup in the DR region, check it, measure, clean up."""
     from flows.drills import backup_drill
 
-    run_flow(backup_drill, output, config=config, source=source, restore_timeout_s=restore_timeout)
+    run_flow(
+        backup_drill,
+        output,
+        config=config,
+        source=source,
+        restore_timeout_s=restore_timeout,
+        plan=plan,
+    )
 
 
 @app.command()
@@ -52,12 +54,21 @@ def gameday(
         float | None,
         typer.Option("--recovery-timeout", help="Seconds to wait for recovery (default: config)."),
     ] = None,
+    plan: PlanOpt = False,
     output: OutputOpt = Output.text,
 ) -> None:
     """AZ game day: database and cache failover, one AZ's tasks stopped; time the recovery."""
     from flows.drills import game_day
 
-    run_flow(game_day, output, config=config, az=az, yes=yes, recovery_timeout_s=recovery_timeout)
+    run_flow(
+        game_day,
+        output,
+        config=config,
+        az=az,
+        yes=yes,
+        recovery_timeout_s=recovery_timeout,
+        plan=plan,
+    )
 
 
 def register(root: typer.Typer) -> None:

@@ -32,24 +32,27 @@ from prefect import flow
 from configs import resolve_config
 from configs.errors import BadInput
 from flows.redrive import approve
-from flows.report import Timeline, runbook
+from flows.report import Timeline, publish_plan, runbook
 from tasks.backup import (
     RESTORE_TIMEOUT_S,
     check_restored_data,
     copy_snapshot_to_dr,
     delete_temporary_instance,
     drill_id,
+    plan_backup_drill,
     prune_drill_snapshots,
     restore_temporary_instance,
     snapshot_cache,
     take_db_snapshot,
     utcnow,
 )
+from tasks.changes import Change
 from tasks.gameday import (
     abort_if_alarm,
     check_stop_alarms,
     choose_az,
     force_db_failover,
+    plan_game_day,
     start_cache_failover,
     stop_tasks_in_az,
     wait_for_recovery,
@@ -58,6 +61,13 @@ from tasks.locks import hold
 from tasks.preflight import check_account
 
 SOURCES = ("new", "automated")
+
+
+def _planned(tl: Timeline, environment: str, runbook: str, changes: list[Change]) -> None:
+    tl.changes = changes
+    tl.outcome = "planned"
+    tl.metrics["changes"] = len(changes)
+    publish_plan(runbook, environment, changes)
 
 
 def _cleanup(tl: Timeline, cfg: Any, instance: str, failing: bool) -> None:
@@ -75,8 +85,10 @@ def backup_drill(
     config: str = "sandbox",
     source: str = "new",
     restore_timeout_s: float = RESTORE_TIMEOUT_S,
+    plan: bool = False,
 ) -> dict[str, Any]:
-    """Restore the primary database's backup in the DR region, check it, measure, clean up."""
+    """Restore the primary database's backup in the DR region, check it, measure, clean up.
+    With ``plan``, only list what it would make and delete."""
     if source not in SOURCES:
         raise BadInput(f"source must be one of {', '.join(SOURCES)} (got {source!r})")
     if restore_timeout_s <= 0:
@@ -86,6 +98,9 @@ def backup_drill(
         check_account(cfg)
         drill = drill_id(cfg, utcnow())
         tl.metrics["drill"] = drill
+        if plan:
+            _planned(tl, cfg.stack, "backup-drill", plan_backup_drill(cfg, drill, source).changes)
+            return tl.model_dump(mode="json")
         keep = [drill]
         failing = True
         try:
@@ -117,8 +132,10 @@ def game_day(
     az: str | None = None,
     yes: bool = False,
     recovery_timeout_s: float | None = None,
+    plan: bool = False,
 ) -> dict[str, Any]:
-    """Fail the database and cache over and stop one AZ's tasks; time the recovery."""
+    """Fail the database and cache over and stop one AZ's tasks; time the recovery.
+    With ``plan``, only list the faults it would inject."""
     cfg = resolve_config(config)
     zones = cfg.network.primary.azs
     if az is not None and az not in zones:
@@ -130,6 +147,10 @@ def game_day(
         check_account(cfg)
         check_stop_alarms(cfg)
         az = az or choose_az(cfg).outputs["az"]
+        if plan:
+            tl.metrics["az"] = az
+            _planned(tl, cfg.stack, "game-day", plan_game_day(cfg, az).changes)
+            return tl.model_dump(mode="json")
         approve(tl, cfg, yes, f"a game day in {az}")
         tl.metrics["az"] = az
         with hold(cfg, "game-day", region=cfg.regions.primary, purpose=f"game day in {az}"):

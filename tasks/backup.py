@@ -26,7 +26,7 @@ from configs.models import Config
 from configs.names import names_for
 from tasks import converge
 from tasks.aws import connect
-from tasks.changes import StepResult
+from tasks.changes import Action, Change, StepResult
 from tasks.retry import is_code, wait_for
 from tasks.steps import step
 
@@ -376,54 +376,130 @@ def snapshot_cache(cfg: Config, drill: str, *, timeout_s: float = SNAPSHOT_TIMEO
 
 
 # -- pruning -----------------------------------------------------------------------------------
-@step("prune old drill snapshots")
-def prune_drill_snapshots(cfg: Config, keep: list[str], now: datetime | None = None) -> StepResult:
-    """Delete drill snapshots older than ``drills.backup_restore.keep_days`` (both regions'
-    database snapshots, the cache's), except this drill's own."""
+def expired_drill_snapshots(
+    cfg: Config, keep: list[str], now: datetime | None = None
+) -> list[tuple[str, str, str]]:
+    """``(service, region, id)`` of drill snapshots older than ``keep_days``: both regions'
+    database snapshots and the cache's, never this drill's own. Read-only."""
     days = cfg.drills.backup_restore.keep_days
     now = now or utcnow()
     prefix = drill_prefix(cfg)
-    deleted: list[str] = []
+    out: list[tuple[str, str, str]] = []
     for region in (cfg.regions.primary, cfg.regions.dr):
-        rds = _rds(cfg, region)
-        pages = rds.get_paginator("describe_db_snapshots").paginate(SnapshotType="manual")
+        pages = (
+            _rds(cfg, region).get_paginator("describe_db_snapshots").paginate(SnapshotType="manual")
+        )
         snaps = [s for p in pages for s in p["DBSnapshots"]]
-        for ident in expired(
-            snaps,
-            prefix=prefix,
-            now=now,
-            keep_days=days,
-            created_key="SnapshotCreateTime",
-            id_key="DBSnapshotIdentifier",
-            keep=frozenset(keep),
-        ):
-            rds.delete_db_snapshot(DBSnapshotIdentifier=ident)
-            deleted.append(f"rds {region} {ident}")
+        out += [
+            ("rds", region, ident)
+            for ident in expired(
+                snaps,
+                prefix=prefix,
+                now=now,
+                keep_days=days,
+                created_key="SnapshotCreateTime",
+                id_key="DBSnapshotIdentifier",
+                keep=frozenset(keep),
+            )
+        ]
     if cfg.cache is not None:
         ec = connect(cfg).client("elasticache", cfg.regions.primary)
-        snaps = ec.describe_snapshots(SnapshotSource="manual")["Snapshots"]
-        created = {
-            s["SnapshotName"]: min(
-                (n["SnapshotCreateTime"] for n in s.get("NodeSnapshots") or []),
-                default=stamp_of(s["SnapshotName"], prefix),
+        entries = [
+            {
+                "id": s["SnapshotName"],
+                # AWS dates each node's snapshot; emulators may not, the drill id always does
+                "created": min(
+                    (n["SnapshotCreateTime"] for n in s.get("NodeSnapshots") or []),
+                    default=stamp_of(s["SnapshotName"], prefix),
+                ),
+            }
+            for s in ec.describe_snapshots(SnapshotSource="manual")["Snapshots"]
+        ]
+        out += [
+            ("elasticache", cfg.regions.primary, ident)
+            for ident in expired(
+                entries,
+                prefix=prefix,
+                now=now,
+                keep_days=days,
+                created_key="created",
+                id_key="id",
+                keep=frozenset(keep),
             )
-            for s in snaps
-        }
-        entries = [{"id": k, "created": v} for k, v in created.items()]
-        for ident in expired(
-            entries,
-            prefix=prefix,
-            now=now,
-            keep_days=days,
-            created_key="created",
-            id_key="id",
-            keep=frozenset(keep),
-        ):
-            ec.delete_snapshot(SnapshotName=ident)
+        ]
+    return out
+
+
+@step("prune old drill snapshots")
+def prune_drill_snapshots(cfg: Config, keep: list[str], now: datetime | None = None) -> StepResult:
+    """Delete drill snapshots older than ``drills.backup_restore.keep_days``."""
+    deleted: list[str] = []
+    for service, region, ident in expired_drill_snapshots(cfg, keep, now):
+        if service == "rds":
+            _rds(cfg, region).delete_db_snapshot(DBSnapshotIdentifier=ident)
+            deleted.append(f"rds {region} {ident}")
+        else:
+            connect(cfg).client("elasticache", region).delete_snapshot(SnapshotName=ident)
             deleted.append(f"elasticache {ident}")
+    days = cfg.drills.backup_restore.keep_days
     return StepResult(
         outputs={"deleted": deleted},
         status="changed" if deleted else "ok",
         detail=f"deleted {len(deleted)} older than {days} day(s)"
         + (f": {', '.join(deleted)}" if deleted else ""),
     )
+
+
+# -- plan --------------------------------------------------------------------------------------
+@step("plan backup drill")
+def plan_backup_drill(cfg: Config, drill: str, source: str) -> StepResult:
+    """What the drill would make and delete, found with read-only calls only."""
+    primary, dr = names_for(cfg, "primary"), names_for(cfg, "dr")
+    rds = _rds(cfg, primary.region)
+    if _instance(rds, primary.db_instance) is None:
+        raise NotFound(f"primary database {primary.db_instance} not found in {primary.region}")
+    changes: list[Change] = []
+    if source == "automated":
+        found = rds.describe_db_snapshots(
+            DBInstanceIdentifier=primary.db_instance, SnapshotType="automated"
+        )["DBSnapshots"]
+        snap = latest_automated(found)
+        if snap is None:
+            raise StepFailed(f"{primary.db_instance} has no available automated snapshot")
+        origin = snap["DBSnapshotIdentifier"]
+    else:
+        origin = drill
+        changes.append(
+            converge.create("rds:snapshot", drill, primary.region, {"of": primary.db_instance})
+        )
+    changes += [
+        converge.create("rds:snapshot", drill, dr.region, {"copy_of": origin, "key": dr.kms_alias}),
+        converge.create(
+            "rds:instance",
+            drill,
+            dr.region,
+            {"restored_from": drill, "subnet_group": dr.db_subnet_group, "multi_az": False},
+        ),
+        Change(
+            resource="rds:instance",
+            name=drill,
+            action=Action.DELETE,
+            region=dr.region,
+            detail="temporary: deleted at the end of the drill",
+        ),
+    ]
+    if cfg.cache is not None:
+        changes.append(
+            converge.create("elasticache:snapshot", drill, primary.region, {"of": primary.cache})
+        )
+    for service, region, ident in expired_drill_snapshots(cfg, [drill]):
+        changes.append(
+            Change(
+                resource=f"{service}:snapshot",
+                name=ident,
+                action=Action.DELETE,
+                region=region,
+                detail=f"older than {cfg.drills.backup_restore.keep_days} day(s)",
+            )
+        )
+    return StepResult(changes=changes, applied=False)

@@ -23,7 +23,7 @@ from configs.errors import AwsError, BadInput, Refused, StepFailed
 from configs.models import Config
 from configs.names import names_for
 from tasks.aws import connect
-from tasks.changes import StepResult
+from tasks.changes import Action, Change, StepResult
 from tasks.retry import is_code, wait_for
 from tasks.steps import step
 
@@ -270,3 +270,39 @@ def wait_for_recovery(cfg: Config, injected: dict[str, float], timeout_s: float)
         status="ok",
         detail=", ".join(f"{k} {v:.1f}s" for k, v in seconds.items()) or "nothing was faulted",
     )
+
+
+# -- plan --------------------------------------------------------------------------------------
+@step("plan game day in {az}")
+def plan_game_day(cfg: Config, az: str) -> StepResult:
+    """The faults the game day would inject, found with read-only calls only."""
+    names = names_for(cfg, "primary")
+    region = names.region
+    changes: list[Change] = []
+    rds = connect(cfg).client("rds", region)
+    if cfg.database.engine == "aurora-postgresql":
+        changes.append(_invoke("rds:cluster", names.db_cluster, region, "FailoverDBCluster"))
+    else:
+        try:
+            db = rds.describe_db_instances(DBInstanceIdentifier=names.db_instance)["DBInstances"][0]
+        except AwsError as exc:
+            if is_code(exc, "DBInstanceNotFound", "DBInstanceNotFoundFault"):
+                raise BadInput(f"database {names.db_instance} not found in {region}") from exc
+            raise
+        if db.get("MultiAZ"):
+            detail = f"reboot with failover (writer in {db.get('AvailabilityZone', '?')})"
+            changes.append(_invoke("rds:instance", names.db_instance, region, detail))
+    if cfg.cache is not None:
+        changes.append(
+            _invoke("elasticache:replication-group", names.cache, region, "TestFailover")
+        )
+    for svc, tasks in running_tasks(cfg).items():
+        for arn in tasks_in_az(tasks, az):
+            changes.append(
+                _invoke("ecs:task", arn.rsplit("/", 1)[-1], region, f"stop ({svc} in {az})")
+            )
+    return StepResult(changes=changes, applied=False)
+
+
+def _invoke(resource: str, name: str, region: str, detail: str) -> Change:
+    return Change(resource=resource, name=name, action=Action.INVOKE, region=region, detail=detail)

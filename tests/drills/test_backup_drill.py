@@ -22,6 +22,7 @@ from sandbox.control import SandboxControl
 from tasks.backup import CHECK_HOOK_ENV, prune_drill_snapshots, utcnow
 from tests.conftest import ROOT, TEST_TIMINGS
 from tests.drills.conftest import CONFIG, plain
+from tests.provision.conftest import watch
 
 
 def instance_state(cfg: Config, ident: str) -> str:
@@ -93,6 +94,31 @@ def test_drill_restores_in_dr_measures_and_cleans_up(provisioned: Config) -> Non
     assert steps["restore temporary instance in DR"]["outcome"] == "ok"
     assert steps["delete temporary instance"]["outcome"] == "ok"
     assert Path(report["report_path"]).exists()
+
+
+def test_plan_lists_what_the_drill_would_do_and_calls_nothing_that_changes(
+    provisioned: Config,
+) -> None:
+    cfg = provisioned
+    before = set(snapshots(cfg, cfg.regions.primary)) | set(snapshots(cfg, cfg.regions.dr))
+    calls = watch(cfg)
+    out = CliRunner().invoke(app, ["drill", "backup", "-c", CONFIG, "--plan", "-o", "json"])
+    assert out.exit_code == 0, out.output
+    assert calls.seen == []
+    report = json.loads(out.output)
+    assert report["outcome"] == "planned"
+    drill = report["metrics"]["drill"]
+    planned = {(c["resource"], c["action"], c["region"], c["name"]) for c in report["changes"]}
+    assert planned == {
+        ("rds:snapshot", "create", "us-east-1", drill),
+        ("rds:snapshot", "create", "us-west-2", drill),
+        ("rds:instance", "create", "us-west-2", drill),
+        ("rds:instance", "delete", "us-west-2", drill),
+        ("elasticache:snapshot", "create", "us-east-1", drill),
+    }
+    after = set(snapshots(cfg, cfg.regions.primary)) | set(snapshots(cfg, cfg.regions.dr))
+    assert after == before
+    assert drill_instances(cfg) == []
 
 
 def test_restore_from_the_latest_automated_snapshot(provisioned: Config) -> None:

@@ -21,6 +21,7 @@ from flows.drills import game_day
 from sandbox.control import SandboxControl
 from tests.conftest import TEST_TIMINGS
 from tests.drills.conftest import CONFIG, plain
+from tests.provision.conftest import watch
 
 STOP_ALARM = "shop-sandbox-web-5xx"
 
@@ -45,6 +46,31 @@ def set_alarm(cfg: Config, state: str) -> None:
     plain(cfg, "cloudwatch").set_alarm_state(
         AlarmName=STOP_ALARM, StateValue=state, StateReason="game day test"
     )
+
+
+def test_plan_lists_the_faults_and_injects_none(provisioned: Config) -> None:
+    cfg = provisioned
+    ecs = plain(cfg, "ecs")
+    arns = ecs.list_tasks(cluster="shop-sandbox", serviceName="shop-sandbox-web")["taskArns"]
+    web = ecs.describe_tasks(cluster="shop-sandbox", tasks=arns)["tasks"]
+    az = web[0]["availabilityZone"]
+    before = set(stopped_tasks(cfg))
+    calls = watch(cfg)
+    out = CliRunner().invoke(
+        app, ["drill", "gameday", "-c", CONFIG, "--az", az, "--plan", "-o", "json"]
+    )
+    assert out.exit_code == 0, out.output
+    assert calls.seen == []
+    report = json.loads(out.output)
+    assert report["outcome"] == "planned"
+    planned = {(c["resource"], c["name"]) for c in report["changes"]}
+    assert ("rds:instance", "shop-sandbox-db") in planned
+    assert ("elasticache:replication-group", "shop-sandbox-cache") in planned
+    in_az = {t["taskArn"].rsplit("/", 1)[-1] for t in web if t["availabilityZone"] == az}
+    assert in_az <= {name for kind, name in planned if kind == "ecs:task"}
+    assert all(c["action"] == "invoke" for c in report["changes"])
+    assert db_status(cfg) == "available"
+    assert set(stopped_tasks(cfg)) == before
 
 
 def test_game_day_fails_over_stops_one_az_and_times_recovery(provisioned: Config) -> None:
