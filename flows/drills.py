@@ -14,8 +14,8 @@ Reports the snapshot's age when the restore began, the copy time and the restore
 
 **AZ game day**, as it would read on a wiki:
 
-1. Check the stop alarms exist and none is in ALARM; get approval in a protected environment;
-   take the ``game-day`` lock.
+1. Check the stop alarms exist and none is in ALARM, and that the stack is healthy; get
+   approval in a protected environment; take the ``game-day`` lock.
 2. Force a Multi-AZ database failover, start a cache failover, stop the ECS tasks of one AZ —
    reading the stop alarms between each: one in ALARM aborts the game day.
 3. Wait until the database is available, every service runs its desired count and the cache
@@ -49,6 +49,7 @@ from tasks.backup import (
 from tasks.changes import Change
 from tasks.gameday import (
     abort_if_alarm,
+    check_steady_state,
     check_stop_alarms,
     choose_az,
     force_db_failover,
@@ -146,6 +147,7 @@ def game_day(
     with runbook("game-day", cfg.stack) as tl:
         check_account(cfg)
         check_stop_alarms(cfg)
+        check_steady_state(cfg)
         az = az or choose_az(cfg).outputs["az"]
         if plan:
             tl.metrics["az"] = az

@@ -239,6 +239,15 @@ def observe(cfg: Config) -> dict[str, bool]:
     return state
 
 
+@step("check steady state")
+def check_steady_state(cfg: Config) -> StepResult:
+    """A game day starts only from a healthy stack, or its recovery times mean nothing."""
+    state = observe(cfg)
+    if down := sorted(k for k, ok in state.items() if not ok):
+        raise Refused(f"not in a steady state ({', '.join(down)} not healthy); not starting")
+    return StepResult(status="passed", detail=", ".join(f"{k} ok" for k in state))
+
+
 @step("wait for recovery")
 def wait_for_recovery(cfg: Config, injected: dict[str, float], timeout_s: float) -> StepResult:
     """Poll until everything is healthy; each target's time to recovery is measured from its

@@ -42,6 +42,23 @@ def stopped_tasks(cfg: Config) -> list[str]:
     ]
 
 
+def wait_steady(cfg: Config) -> None:
+    """Until the database is available and every service runs its desired count (the
+    emulator replaces stopped tasks on its own)."""
+    ecs = plain(cfg, "ecs")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        services = ecs.describe_services(
+            cluster="shop-sandbox", services=["shop-sandbox-web", "shop-sandbox-worker"]
+        )["services"]
+        if db_status(cfg) == "available" and all(
+            s["runningCount"] == s["desiredCount"] for s in services
+        ):
+            return
+        time.sleep(0.1)
+    raise AssertionError("the stack did not settle")
+
+
 def set_alarm(cfg: Config, state: str) -> None:
     plain(cfg, "cloudwatch").set_alarm_state(
         AlarmName=STOP_ALARM, StateValue=state, StateReason="game day test"
@@ -116,6 +133,28 @@ def test_default_az_is_the_busiest_and_is_reported(provisioned: Config) -> None:
     assert report["metrics"]["tasks_stopped"] == max(zones.values())
 
 
+def test_an_unsteady_stack_is_refused_before_any_fault(
+    provisioned: Config, aws_endpoint: str
+) -> None:
+    cfg = provisioned
+    wait_steady(cfg)
+    control = SandboxControl(aws_endpoint)
+    control.timings(ecs_task_replace_seconds=600)
+    ecs = plain(cfg, "ecs")
+    try:
+        task = ecs.list_tasks(cluster="shop-sandbox", serviceName="shop-sandbox-web")["taskArns"][0]
+        ecs.stop_task(cluster="shop-sandbox", task=task, reason="test: not steady")
+        before = set(stopped_tasks(cfg))
+        out = CliRunner().invoke(app, ["drill", "gameday", "-c", CONFIG, "-o", "json"])
+        assert out.exit_code == 2, out.output
+        assert "not in a steady state (web not healthy)" in json.loads(out.output)["error"]
+        assert db_status(cfg) == "available"
+        assert set(stopped_tasks(cfg)) == before
+    finally:
+        control.timings(**TEST_TIMINGS)
+    wait_steady(cfg)
+
+
 def test_unknown_az_is_refused(provisioned: Config) -> None:
     out = CliRunner().invoke(app, ["drill", "gameday", "-c", CONFIG, "--az", "us-east-1z"])
     assert out.exit_code == 2
@@ -155,6 +194,7 @@ def test_no_recovery_within_the_timeout_fails_and_says_what_is_down(
 
 def test_stop_alarm_during_the_game_day_aborts_it(provisioned: Config, aws_endpoint: str) -> None:
     cfg = provisioned
+    wait_steady(cfg)
     control = SandboxControl(aws_endpoint)
     control.timings(rds_modify_seconds=120)
     outcome: dict[str, Any] = {}
