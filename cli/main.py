@@ -40,9 +40,11 @@ def preflight(config: ConfigOpt = "configs/sandbox.yaml", output: OutputOpt = Ou
 
 def _register() -> None:
     from cli import (
+        audit_cmd,
         config_cmd,
         demo_cmd,
         deploy_cmd,
+        drill_cmd,
         failover_cmd,
         provision_cmd,
         redrive_cmd,
@@ -60,6 +62,8 @@ def _register() -> None:
     provision_cmd.register(app)
     failover_cmd.register(app)
     deploy_cmd.register(app)
+    audit_cmd.register(app)
+    drill_cmd.register(app)
     runbooks_cmd.register(app)
 
 

@@ -8,8 +8,6 @@ from cli.common import not_built
 
 PENDING = {
     "destroy": "Tear down an environment that is not protected.",
-    "drill": "Backup-restore test, DR readiness evaluation, AZ game day.",
-    "audit": "Check a live stack against the seeds' anti-patterns.",
     "iam-policy": "Print the least-privilege IAM policy one runbook needs.",
 }
 

@@ -10,7 +10,9 @@ from prefect.deployments.runner import RunnerDeployment
 
 from configs import Config, config_path, resolve_config
 from configs.models import Schedule
+from flows.audit import audit
 from flows.deploy import deploy, rollback
+from flows.drills import backup_drill, game_day
 from flows.failover import failback, failover
 from flows.preflight import preflight
 from flows.readiness import readiness_drill
@@ -25,11 +27,17 @@ RUNBOOKS: dict[str, Any] = {
     "drill-readiness": readiness_drill,
     "deploy": deploy,
     "rollback": rollback,
+    "backup-drill": backup_drill,
+    "game-day": game_day,
+    "audit": audit,
 }
 
 # flow name -> the config's schedule for it
 SCHEDULES: dict[str, Callable[[Config], Schedule]] = {
     "drill-readiness": lambda cfg: cfg.drills.readiness,
+    "backup-drill": lambda cfg: cfg.drills.backup_restore,
+    "game-day": lambda cfg: cfg.drills.game_day,
+    "audit": lambda cfg: cfg.drills.audit,
 }
 
 

@@ -1,0 +1,18 @@
+"""``tierbook audit``: check a live stack against the seeds' anti-patterns (exit 1 on high)."""
+
+from __future__ import annotations
+
+import typer
+
+from cli.common import ConfigOpt, Output, OutputOpt, run_flow
+
+
+def audit(config: ConfigOpt = "configs/sandbox.yaml", output: OutputOpt = Output.text) -> None:
+    """Check the live stack against the seeds' anti-patterns; exit 1 on a high-severity finding."""
+    from flows.audit import audit as flow
+
+    run_flow(flow, output, config=config)
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="audit")(audit)

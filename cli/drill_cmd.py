@@ -1,0 +1,86 @@
+"""``tierbook drill``: the drills, one sub-command each (``backup``, ``gameday``, ``readiness``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cli.common import ConfigOpt, Output, OutputOpt, PlanOpt, YesOpt, run_flow
+
+app = typer.Typer(
+    help="Drills: backup restore test, AZ game day, DR readiness.",
+    no_args_is_help=True,
+)
+
+
+@app.command()
+def backup(
+    config: ConfigOpt = "configs/sandbox.yaml",
+    source: Annotated[
+        str,
+        typer.Option(
+            "--source", help="new: take a snapshot now; automated: the newest automated one."
+        ),
+    ] = "new",
+    restore_timeout: Annotated[
+        float, typer.Option("--restore-timeout", help="Seconds to wait for the restore.")
+    ] = 3600.0,
+    plan: PlanOpt = False,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Restore the primary database's backup in the DR region, check it, measure, clean up."""
+    from flows.drills import backup_drill
+
+    run_flow(
+        backup_drill,
+        output,
+        config=config,
+        source=source,
+        restore_timeout_s=restore_timeout,
+        plan=plan,
+    )
+
+
+@app.command()
+def gameday(
+    config: ConfigOpt = "configs/sandbox.yaml",
+    az: Annotated[
+        str | None,
+        typer.Option("--az", help="The AZ to lose (default: the one running the most tasks)."),
+    ] = None,
+    yes: YesOpt = False,
+    recovery_timeout: Annotated[
+        float | None,
+        typer.Option("--recovery-timeout", help="Seconds to wait for recovery (default: config)."),
+    ] = None,
+    plan: PlanOpt = False,
+    output: OutputOpt = Output.text,
+) -> None:
+    """AZ game day: database and cache failover, one AZ's tasks stopped; time the recovery."""
+    from flows.drills import game_day
+
+    run_flow(
+        game_day,
+        output,
+        config=config,
+        az=az,
+        yes=yes,
+        recovery_timeout_s=recovery_timeout,
+        plan=plan,
+    )
+
+
+@app.command()
+def readiness(
+    config: ConfigOpt = "configs/sandbox.yaml",
+    output: OutputOpt = Output.text,
+) -> None:
+    """DR readiness: the failover's checks, a scorecard, an event when a check turns to fail."""
+    from flows.readiness import readiness_drill
+
+    run_flow(readiness_drill, output, config=config)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="drill")

@@ -1,0 +1,179 @@
+"""Drills: prove the stack recovers, on a schedule, and measure how fast.
+
+**Backup drill**, as it would read on a wiki:
+
+1. Snapshot the primary database (or take its newest automated snapshot) and, side by side,
+   snapshot the cache.
+2. Copy the database snapshot to the DR region under the DR region's KMS key.
+3. Restore it into a temporary instance in the DR data subnets; wait until it is available.
+4. Run the configured check on it (through the check hook; skipped, with the reason, without).
+5. Delete the temporary instance: always, also when an earlier step failed.
+6. Prune drill snapshots older than ``keep_days``.
+
+Reports the snapshot's age when the restore began, the copy time and the restore time.
+
+**AZ game day**, as it would read on a wiki:
+
+1. Check the stop alarms exist and none is in ALARM, and that the stack is healthy; get
+   approval in a protected environment; take the ``game-day`` lock.
+2. Force a Multi-AZ database failover, start a cache failover, stop the ECS tasks of one AZ —
+   reading the stop alarms between each: one in ALARM aborts the game day.
+3. Wait until the database is available, every service runs its desired count and the cache
+   is available (still watching the stop alarms); report each one's time to recovery.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from prefect import flow
+
+from configs import resolve_config
+from configs.errors import BadInput
+from flows.redrive import approve
+from flows.report import Timeline, publish_plan, runbook
+from tasks.backup import (
+    RESTORE_TIMEOUT_S,
+    check_restored_data,
+    copy_snapshot_to_dr,
+    delete_temporary_instance,
+    drill_id,
+    plan_backup_drill,
+    prune_drill_snapshots,
+    restore_temporary_instance,
+    snapshot_cache,
+    take_db_snapshot,
+    utcnow,
+)
+from tasks.changes import Change
+from tasks.gameday import (
+    abort_if_alarm,
+    check_steady_state,
+    check_stop_alarms,
+    choose_az,
+    force_db_failover,
+    plan_game_day,
+    start_cache_failover,
+    stop_tasks_in_az,
+    wait_for_recovery,
+)
+from tasks.locks import hold
+from tasks.preflight import check_account
+
+SOURCES = ("new", "automated")
+
+
+def _planned(tl: Timeline, environment: str, runbook: str, changes: list[Change]) -> None:
+    tl.changes = changes
+    tl.outcome = "planned"
+    tl.metrics["changes"] = len(changes)
+    publish_plan(runbook, environment, changes)
+
+
+def _cleanup(tl: Timeline, cfg: Any, instance: str, failing: bool) -> None:
+    """Delete the temporary instance; a failed delete never hides the drill's own failure."""
+    try:
+        delete_temporary_instance(cfg, instance)
+    except Exception as exc:
+        if not failing:
+            raise
+        tl.note(f"could not delete {instance}: {exc}; delete it by hand")
+
+
+@flow(name="backup-drill", persist_result=False)
+def backup_drill(
+    config: str = "sandbox",
+    source: str = "new",
+    restore_timeout_s: float = RESTORE_TIMEOUT_S,
+    plan: bool = False,
+) -> dict[str, Any]:
+    """Restore the primary database's backup in the DR region, check it, measure, clean up.
+    With ``plan``, only list what it would make and delete."""
+    if source not in SOURCES:
+        raise BadInput(f"source must be one of {', '.join(SOURCES)} (got {source!r})")
+    if restore_timeout_s <= 0:
+        raise BadInput(f"restore_timeout_s must be positive (got {restore_timeout_s})")
+    cfg = resolve_config(config)
+    with runbook("backup-drill", cfg.stack) as tl:
+        check_account(cfg)
+        drill = drill_id(cfg, utcnow())
+        tl.metrics["drill"] = drill
+        if plan:
+            _planned(tl, cfg.stack, "backup-drill", plan_backup_drill(cfg, drill, source).changes)
+            return tl.model_dump(mode="json")
+        keep = [drill]
+        failing = True
+        try:
+            cache = snapshot_cache.submit(cfg, drill)
+            snap = take_db_snapshot(cfg, drill, source).outputs
+            keep.append(snap["id"])
+            copy = copy_snapshot_to_dr(cfg, snap["arn"], drill).outputs
+            tl.metrics["copy_seconds"] = round(copy["seconds"], 1)
+            age = (utcnow() - datetime.fromisoformat(snap["created"])).total_seconds()
+            tl.metrics["snapshot_age_seconds"] = round(age, 1)
+            restored = restore_temporary_instance(
+                cfg, drill, drill, timeout_s=restore_timeout_s
+            ).outputs
+            tl.metrics["restore_seconds"] = round(restored["seconds"], 1)
+            check = check_restored_data(cfg, drill, restored["host"], restored["port"])
+            tl.metrics["check"] = check.outcome() + (f" ({check.skipped})" if check.skipped else "")
+            cache.result()
+            failing = False
+        finally:
+            _cleanup(tl, cfg, drill, failing)
+        pruned = prune_drill_snapshots(cfg, keep)
+        tl.metrics["pruned"] = len(pruned.outputs["deleted"])
+    return tl.model_dump(mode="json")
+
+
+@flow(name="game-day", persist_result=False)
+def game_day(
+    config: str = "sandbox",
+    az: str | None = None,
+    yes: bool = False,
+    recovery_timeout_s: float | None = None,
+    plan: bool = False,
+) -> dict[str, Any]:
+    """Fail the database and cache over and stop one AZ's tasks; time the recovery.
+    With ``plan``, only list the faults it would inject."""
+    cfg = resolve_config(config)
+    zones = cfg.network.primary.azs
+    if az is not None and az not in zones:
+        raise BadInput(f"--az {az} is not one of the primary region's AZs ({', '.join(zones)})")
+    timeout_s = recovery_timeout_s or cfg.drills.game_day.recovery_timeout_seconds
+    if timeout_s <= 0:
+        raise BadInput(f"recovery timeout must be positive (got {timeout_s})")
+    with runbook("game-day", cfg.stack) as tl:
+        check_account(cfg)
+        check_stop_alarms(cfg)
+        check_steady_state(cfg)
+        az = az or choose_az(cfg).outputs["az"]
+        if plan:
+            tl.metrics["az"] = az
+            _planned(tl, cfg.stack, "game-day", plan_game_day(cfg, az).changes)
+            return tl.model_dump(mode="json")
+        approve(tl, cfg, yes, f"a game day in {az}")
+        tl.metrics["az"] = az
+        with hold(cfg, "game-day", region=cfg.regions.primary, purpose=f"game day in {az}"):
+            injected: dict[str, float] = {}
+            db = force_db_failover(cfg)
+            if "at" in db.outputs:
+                injected["database"] = db.outputs["at"]
+            abort_if_alarm(cfg)
+            cache = start_cache_failover(cfg)
+            tl.metrics["cache_failover"] = cache.outcome()
+            if "at" in cache.outputs:
+                injected["cache"] = cache.outputs["at"]
+            abort_if_alarm(cfg)
+            stopped = stop_tasks_in_az(cfg, az).outputs
+            tl.metrics["tasks_stopped"] = sum(stopped["stopped"].values())
+            for svc, count in stopped["stopped"].items():
+                if count:
+                    injected[svc] = stopped["at"]
+            recovery = wait_for_recovery(cfg, injected, timeout_s).outputs["seconds"]
+            for target, seconds in recovery.items():
+                tl.metrics[f"{target}_recovery_seconds"] = seconds
+            if recovery:
+                tl.metrics["recovery_seconds"] = max(recovery.values())
+    return tl.model_dump(mode="json")

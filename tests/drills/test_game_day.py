@@ -1,0 +1,235 @@
+"""End to end: the AZ game day on a provisioned stack, its refusals and its stop alarm.
+
+The stop-alarm abort test holds the database in ``rebooting`` (a long sandbox timing), so the
+game day is still waiting for recovery when the alarm goes to ALARM: the order is fixed by the
+emulator's state, not by sleeping.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from configs.models import Config
+from flows.drills import game_day
+from sandbox.control import SandboxControl
+from tests.conftest import TEST_TIMINGS
+from tests.drills.conftest import CONFIG, plain
+from tests.provision.conftest import watch
+
+STOP_ALARM = "shop-sandbox-web-5xx"
+
+
+def db_status(cfg: Config) -> str:
+    db = plain(cfg, "rds").describe_db_instances(DBInstanceIdentifier="shop-sandbox-db")
+    return str(db["DBInstances"][0]["DBInstanceStatus"])
+
+
+def stopped_tasks(cfg: Config) -> list[str]:
+    ecs = plain(cfg, "ecs")
+    return [
+        arn
+        for svc in ("shop-sandbox-web", "shop-sandbox-worker")
+        for arn in ecs.list_tasks(cluster="shop-sandbox", serviceName=svc, desiredStatus="STOPPED")[
+            "taskArns"
+        ]
+    ]
+
+
+def wait_steady(cfg: Config) -> None:
+    """Until the database is available and every service runs its desired count (the
+    emulator replaces stopped tasks on its own)."""
+    ecs = plain(cfg, "ecs")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        services = ecs.describe_services(
+            cluster="shop-sandbox", services=["shop-sandbox-web", "shop-sandbox-worker"]
+        )["services"]
+        if db_status(cfg) == "available" and all(
+            s["runningCount"] == s["desiredCount"] for s in services
+        ):
+            return
+        time.sleep(0.1)
+    raise AssertionError("the stack did not settle")
+
+
+def set_alarm(cfg: Config, state: str) -> None:
+    plain(cfg, "cloudwatch").set_alarm_state(
+        AlarmName=STOP_ALARM, StateValue=state, StateReason="game day test"
+    )
+
+
+def test_plan_lists_the_faults_and_injects_none(provisioned: Config) -> None:
+    cfg = provisioned
+    ecs = plain(cfg, "ecs")
+    arns = ecs.list_tasks(cluster="shop-sandbox", serviceName="shop-sandbox-web")["taskArns"]
+    web = ecs.describe_tasks(cluster="shop-sandbox", tasks=arns)["tasks"]
+    az = web[0]["availabilityZone"]
+    before = set(stopped_tasks(cfg))
+    calls = watch(cfg)
+    out = CliRunner().invoke(
+        app, ["drill", "gameday", "-c", CONFIG, "--az", az, "--plan", "-o", "json"]
+    )
+    assert out.exit_code == 0, out.output
+    assert calls.seen == []
+    report = json.loads(out.output)
+    assert report["outcome"] == "planned"
+    planned = {(c["resource"], c["name"]) for c in report["changes"]}
+    assert ("rds:instance", "shop-sandbox-db") in planned
+    assert ("elasticache:replication-group", "shop-sandbox-cache") in planned
+    in_az = {t["taskArn"].rsplit("/", 1)[-1] for t in web if t["availabilityZone"] == az}
+    assert in_az <= {name for kind, name in planned if kind == "ecs:task"}
+    assert all(c["action"] == "invoke" for c in report["changes"])
+    assert db_status(cfg) == "available"
+    assert set(stopped_tasks(cfg)) == before
+
+
+def test_game_day_fails_over_stops_one_az_and_times_recovery(provisioned: Config) -> None:
+    cfg = provisioned
+    ecs = plain(cfg, "ecs")
+    arns = ecs.list_tasks(cluster="shop-sandbox", serviceName="shop-sandbox-web")["taskArns"]
+    web = ecs.describe_tasks(cluster="shop-sandbox", tasks=arns)["tasks"]
+    az = web[0]["availabilityZone"]
+    in_az = [t["taskArn"] for t in web if t["availabilityZone"] == az]
+
+    report = game_day(config=CONFIG, az=az)
+
+    assert report["outcome"] == "succeeded", report["error"]
+    m = report["metrics"]
+    for key in ("database_recovery_seconds", "web_recovery_seconds", "recovery_seconds"):
+        assert isinstance(m[key], float) and m[key] >= 0, key
+    assert m["tasks_stopped"] >= len(in_az)
+    # moto has no TestFailover: recorded as not supported, not as a pass or a failure
+    assert m["cache_failover"] == "unsupported"
+    steps = {s["step"]: s for s in report["steps"]}
+    assert "not supported by the endpoint" in steps["start cache failover"]["detail"]
+    assert steps["force database failover"]["outcome"] == "ok"
+    # the emulator: the web tasks in that AZ were stopped, everything is back
+    assert set(in_az) <= set(stopped_tasks(cfg))
+    assert db_status(cfg) == "available"
+    for svc in ecs.describe_services(
+        cluster="shop-sandbox", services=["shop-sandbox-web", "shop-sandbox-worker"]
+    )["services"]:
+        assert svc["runningCount"] == svc["desiredCount"], svc["serviceName"]
+
+
+def test_default_az_is_the_busiest_and_is_reported(provisioned: Config) -> None:
+    cfg = provisioned
+    ecs = plain(cfg, "ecs")
+    zones: dict[str, int] = {}
+    for svc in ("shop-sandbox-web", "shop-sandbox-worker"):
+        arns = ecs.list_tasks(cluster="shop-sandbox", serviceName=svc)["taskArns"]
+        for t in ecs.describe_tasks(cluster="shop-sandbox", tasks=arns)["tasks"]:
+            zones[t["availabilityZone"]] = zones.get(t["availabilityZone"], 0) + 1
+    report = game_day(config=CONFIG)
+    assert report["outcome"] == "succeeded", report["error"]
+    assert zones[report["metrics"]["az"]] == max(zones.values())
+    assert report["metrics"]["tasks_stopped"] == max(zones.values())
+
+
+def test_an_unsteady_stack_is_refused_before_any_fault(
+    provisioned: Config, aws_endpoint: str
+) -> None:
+    cfg = provisioned
+    wait_steady(cfg)
+    control = SandboxControl(aws_endpoint)
+    control.timings(ecs_task_replace_seconds=600)
+    ecs = plain(cfg, "ecs")
+    try:
+        task = ecs.list_tasks(cluster="shop-sandbox", serviceName="shop-sandbox-web")["taskArns"][0]
+        ecs.stop_task(cluster="shop-sandbox", task=task, reason="test: not steady")
+        before = set(stopped_tasks(cfg))
+        out = CliRunner().invoke(app, ["drill", "gameday", "-c", CONFIG, "-o", "json"])
+        assert out.exit_code == 2, out.output
+        assert "not in a steady state (web not healthy)" in json.loads(out.output)["error"]
+        assert db_status(cfg) == "available"
+        assert set(stopped_tasks(cfg)) == before
+    finally:
+        control.timings(**TEST_TIMINGS)
+    wait_steady(cfg)
+
+
+def test_unknown_az_is_refused(provisioned: Config) -> None:
+    out = CliRunner().invoke(app, ["drill", "gameday", "-c", CONFIG, "--az", "us-east-1z"])
+    assert out.exit_code == 2
+    assert "us-east-1z" in out.output
+
+
+def test_a_stop_alarm_already_firing_refuses_before_any_fault(provisioned: Config) -> None:
+    cfg = provisioned
+    before = set(stopped_tasks(cfg))
+    set_alarm(cfg, "ALARM")
+    try:
+        out = CliRunner().invoke(app, ["drill", "gameday", "-c", CONFIG, "-o", "json"])
+    finally:
+        set_alarm(cfg, "OK")
+    assert out.exit_code == 2, out.output
+    assert "already in ALARM" in json.loads(out.output)["error"]
+    assert db_status(cfg) == "available"
+    assert set(stopped_tasks(cfg)) == before
+
+
+def test_no_recovery_within_the_timeout_fails_and_says_what_is_down(
+    provisioned: Config, aws_endpoint: str
+) -> None:
+    control = SandboxControl(aws_endpoint)
+    control.timings(ecs_task_replace_seconds=600)
+    try:
+        out = CliRunner().invoke(
+            app, ["drill", "gameday", "-c", CONFIG, "--recovery-timeout", "1", "-o", "json"]
+        )
+    finally:
+        control.timings(**TEST_TIMINGS)
+    assert out.exit_code == 1, out.output
+    error = json.loads(out.output)["error"]
+    assert "DeadlineExceeded" in error
+    assert "web=down" in error or "worker=down" in error
+
+
+def test_stop_alarm_during_the_game_day_aborts_it(provisioned: Config, aws_endpoint: str) -> None:
+    cfg = provisioned
+    wait_steady(cfg)
+    control = SandboxControl(aws_endpoint)
+    control.timings(rds_modify_seconds=120)
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["report"] = game_day(config=CONFIG, recovery_timeout_s=300)
+        except Exception as exc:
+            outcome["error"] = exc
+
+    runner = threading.Thread(target=run)
+    try:
+        runner.start()
+        deadline = time.monotonic() + 60
+        while db_status(cfg) != "rebooting" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert db_status(cfg) == "rebooting"
+        set_alarm(cfg, "ALARM")
+        runner.join(timeout=120)
+        assert not runner.is_alive()
+    finally:
+        set_alarm(cfg, "OK")
+        control.timings(**TEST_TIMINGS)
+    exc = outcome.get("error")
+    assert exc is not None, outcome
+    assert f"stop alarm {STOP_ALARM} in ALARM" in str(exc)
+    timeline = exc.timeline  # type: ignore[attr-defined]
+    assert timeline.outcome == "failed"
+    # aborted while the database was still failing over: no recovery was reported
+    assert "database_recovery_seconds" not in timeline.metrics
+
+
+@pytest.mark.parametrize("flag", ["--az"])
+def test_cli_lists_gameday_and_backup(flag: str) -> None:
+    out = CliRunner().invoke(app, ["drill", "--help"])
+    assert out.exit_code == 0
+    assert "backup" in out.output and "gameday" in out.output
+    assert flag in CliRunner().invoke(app, ["drill", "gameday", "--help"]).output
