@@ -10,6 +10,7 @@ from __future__ import annotations
 from prefect.input import RunInput
 
 from configs.errors import Refused
+from configs.models import Config
 from flows.report import Timeline
 
 PAUSE_TIMEOUT_S = 3600
@@ -83,3 +84,8 @@ def approve_typed(
             raise Refused("approval given without a reason")
         info["detail"] = f"approved in the UI: {answer.reason.strip()}"
         return answer.reason.strip()
+
+
+def approve_protected(tl: Timeline, cfg: Config, approved: bool, what: str) -> None:
+    """:func:`approve`, needed only on a protected environment (``protected: true``)."""
+    approve(tl, needed=cfg.protected, approved=approved, what=what, stack=cfg.stack)

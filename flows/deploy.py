@@ -31,7 +31,7 @@ from configs import resolve_config
 from configs.errors import BadInput, DeadlineExceeded, StepFailed
 from configs.models import SECRET_LIKE, Config
 from configs.names import Role, names_for
-from flows.redrive import approve
+from flows.approval import approve_protected
 from flows.report import Timeline, publish_plan, runbook
 from tasks.changes import Change
 from tasks.images import (
@@ -140,7 +140,7 @@ def deploy(
         )
         if plan:
             return _plan(tl, cfg, svcs, tag, pinned, env, sec, dr)
-        approve(tl, cfg, approved, f"deploying {tag} to {', '.join(svcs)}")
+        approve_protected(tl, cfg, approved, f"deploying {tag} to {', '.join(svcs)}")
         if src.name == "codebuild":
             tl.changes += ensure_build_project(cfg).changes
         for svc in svcs:
@@ -281,7 +281,7 @@ def rollback(
             )
         if not targets:
             return tl.model_dump(mode="json")
-        approve(tl, cfg, approved, f"rolling back {', '.join(targets)}")
+        approve_protected(tl, cfg, approved, f"rolling back {', '.join(targets)}")
         for svc, want in targets.items():
             with hold(
                 cfg,

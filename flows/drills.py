@@ -31,7 +31,7 @@ from prefect import flow
 
 from configs import resolve_config
 from configs.errors import BadInput
-from flows.redrive import approve
+from flows.approval import approve_protected
 from flows.report import Timeline, publish_plan, runbook
 from tasks.backup import (
     RESTORE_TIMEOUT_S,
@@ -153,7 +153,7 @@ def game_day(
             tl.metrics["az"] = az
             _planned(tl, cfg.stack, "game-day", plan_game_day(cfg, az).changes)
             return tl.model_dump(mode="json")
-        approve(tl, cfg, yes, f"a game day in {az}")
+        approve_protected(tl, cfg, yes, f"a game day in {az}")
         tl.metrics["az"] = az
         with hold(cfg, "game-day", region=cfg.regions.primary, purpose=f"game day in {az}"):
             injected: dict[str, float] = {}
