@@ -139,7 +139,7 @@ def deploy(
             {svc: resolve(cfg, "primary", svc, tag) for svc in svcs} if src.name == "pushed" else {}
         )
         if plan:
-            return _plan(tl, cfg, svcs, tag, pinned, env, sec, dr)
+            return _plan(tl, cfg, svcs, tag, pinned, env, sec, dr, build=src.name == "codebuild")
         approve(tl, cfg, approved, f"deploying {tag} to {', '.join(svcs)}")
         if src.name == "codebuild":
             tl.changes += ensure_build_project(cfg).changes
@@ -221,8 +221,10 @@ def _plan(
     env: dict[str, str | None],
     sec: dict[str, str | None],
     dr: bool,
+    *,
+    build: bool,
 ) -> dict[str, Any]:
-    changes: list[Change] = []
+    changes: list[Change] = ensure_build_project(cfg, dry_run=True).changes if build else []
     roles: list[Role] = ["primary", "dr"] if dr else ["primary"]
     for svc in svcs:
         for role in roles:

@@ -242,7 +242,7 @@ class CodeBuildImage:
         if not cb.batch_get_projects(names=[project]).get("projects"):
             raise NotFound(
                 f"CodeBuild project {project} does not exist in {names.region}; "
-                "create it (tierbook.images.ensure_build_project) or use --source pushed"
+                "the deploy runbook creates it; or use --source pushed"
             )
         extra: dict[str, Any] = {}
         if self.source_location:

@@ -159,6 +159,12 @@ def test_plan_shows_the_revision_and_changes_nothing(stack: Config) -> None:
 def test_codebuild_builds_pushes_and_deploys(stack: Config) -> None:
     cfg = stack
     before = service(cfg, "web")["taskDefinition"]
+    planned = deploy(config=CONFIG, service="web", tag="5.0.0", source="codebuild", plan=True)
+    assert [c["resource"] for c in planned["changes"]][:3] == [
+        "iam:role",
+        "codebuild:project",
+        "ecs:task-definition",
+    ]
 
     report = deploy(
         config=CONFIG, service="web", tag="5.0.0", source="codebuild", approved=True, timeout_s=60
