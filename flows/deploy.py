@@ -132,6 +132,8 @@ def deploy(
     if timeout_s <= 0:
         raise BadInput(f"--timeout must be positive (got {timeout_s:g})")
     with runbook("deploy", cfg.stack) as tl:
+        if not plan:
+            src.ready()
         check_account(cfg)
         tl.metrics |= {"tag": tag, "source": src.name, "services": ", ".join(svcs)}
         # An image CI pushed must exist before anything is touched.
