@@ -267,3 +267,18 @@ def test_all_services_then_a_dr_failure_rolls_dr_back_and_keeps_primary(
     assert service(cfg, "worker", "dr")["taskDefinition"] == dr_before
     primary = taskdef(cfg, service(cfg, "worker")["taskDefinition"])
     assert primary["containerDefinitions"][0]["image"].endswith(digest)
+
+
+def test_a_deploy_already_running_on_the_service_is_refused(stack: Config) -> None:
+    from configs.errors import LockHeld
+    from tasks.locks import hold
+
+    cfg = stack
+    push(cfg, "worker", "10.0.0")
+    before = service(cfg, "worker")["taskDefinition"]
+    with (
+        hold(cfg, "deploy-worker", region=cfg.regions.primary, purpose="another deploy"),
+        pytest.raises(LockHeld, match="another deploy"),
+    ):
+        deploy(config=CONFIG, service="worker", tag="10.0.0", approved=True)
+    assert service(cfg, "worker")["taskDefinition"] == before
