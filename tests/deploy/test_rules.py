@@ -318,3 +318,38 @@ def test_bad_requests_exit_2_before_any_aws_call(
     result = CliRunner().invoke(app, ["deploy", "--tag", "1.2.3", "--yes", *args])
     assert result.exit_code == 2, result.output
     assert message in result.output
+
+
+def test_build_logs_are_followed_page_by_page(cfg: Config) -> None:
+    from tasks.images import _BuildLogs
+
+    logs = connect(cfg).client("logs", "us-east-1")
+    build = {"logs": {"groupName": "/aws/codebuild/shop-sandbox-image-build", "streamName": "b1"}}
+    first = {
+        "logGroupName": build["logs"]["groupName"],
+        "logStreamName": "b1",
+        "startFromHead": True,
+    }
+    with Stubber(logs) as stub:
+        stub.add_client_error("get_log_events", "ResourceNotFoundException", "not yet", 400, first)
+        stub.add_response(
+            "get_log_events",
+            {
+                "events": [{"message": "Step 1/4 : FROM python"}, {"message": "Step 2/4"}],
+                "nextForwardToken": "f/2",
+            },
+            first,
+        )
+        stub.add_response(
+            "get_log_events",
+            {"events": [{"message": "pushed"}], "nextForwardToken": "f/3"},
+            {**first, "nextToken": "f/2"},
+        )
+        follower = _BuildLogs(cfg, "us-east-1")
+        for _ in range(3):
+            follower.follow(build)
+        follower.follow(
+            {"logs": {"groupName": "null", "streamName": "null"}}
+        )  # not started: no call
+        stub.assert_no_pending_responses()
+    assert follower.lines == 3
