@@ -116,6 +116,14 @@ def test_failed_rollout_returns_to_the_previous_revision(
     assert f"3.0.0-{mode}" not in json.dumps(dr)
     assert digest not in dr["containerDefinitions"][0]["image"]
 
+    # the same image again, now healthy: the failed revision is reused, not registered anew
+    failed_revision = revisions(cfg, "web")[-1]
+    count = len(revisions(cfg, "web"))
+    again = deploy(config=CONFIG, service="web", tag=f"3.0.0-{mode}", approved=True, timeout_s=60)
+    assert again["outcome"] == "succeeded"
+    assert len(revisions(cfg, "web")) == count
+    assert service(cfg, "web")["taskDefinition"] == failed_revision
+
 
 def test_rollback_command_returns_to_a_named_revision(stack: Config) -> None:
     cfg = stack
