@@ -132,6 +132,8 @@ def deploy(
     if timeout_s <= 0:
         raise BadInput(f"--timeout must be positive (got {timeout_s:g})")
     with runbook("deploy", cfg.stack) as tl:
+        if not plan:
+            src.ready()
         check_account(cfg)
         tl.metrics |= {"tag": tag, "source": src.name, "services": ", ".join(svcs)}
         # An image CI pushed must exist before anything is touched.
@@ -139,7 +141,7 @@ def deploy(
             {svc: resolve(cfg, "primary", svc, tag) for svc in svcs} if src.name == "pushed" else {}
         )
         if plan:
-            return _plan(tl, cfg, svcs, tag, pinned, env, sec, dr)
+            return _plan(tl, cfg, svcs, tag, pinned, env, sec, dr, build=src.name == "codebuild")
         approve_protected(tl, cfg, approved, f"deploying {tag} to {', '.join(svcs)}")
         if src.name == "codebuild":
             tl.changes += ensure_build_project(cfg).changes
@@ -221,8 +223,10 @@ def _plan(
     env: dict[str, str | None],
     sec: dict[str, str | None],
     dr: bool,
+    *,
+    build: bool,
 ) -> dict[str, Any]:
-    changes: list[Change] = []
+    changes: list[Change] = ensure_build_project(cfg, dry_run=True).changes if build else []
     roles: list[Role] = ["primary", "dr"] if dr else ["primary"]
     for svc in svcs:
         for role in roles:

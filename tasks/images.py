@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from configs.errors import AwsError, BadInput, NotFound, Refused, StepFailed
@@ -184,6 +184,9 @@ class ImageSource(Protocol):
 
     name: str
 
+    def ready(self) -> None:
+        """Raise :class:`BadInput` when this source cannot work here (before any change)."""
+
     def provide(self, cfg: Config, svc: str, tag: str) -> StepResult: ...
 
 
@@ -192,6 +195,9 @@ class PushedImage:
     """CI pushed the image already: nothing to make."""
 
     name: str = "pushed"
+
+    def ready(self) -> None:
+        return None
 
     def provide(self, cfg: Config, svc: str, tag: str) -> StepResult:
         return StepResult(detail=f"{tag}: pushed by CI", status="ok")
@@ -235,6 +241,9 @@ class CodeBuildImage:
     timeout_s: float = BUILD_TIMEOUT_S
     name: str = "codebuild"
 
+    def ready(self) -> None:
+        return None
+
     def provide(self, cfg: Config, svc: str, tag: str) -> StepResult:
         names = names_for(cfg)
         cb = connect(cfg).client("codebuild", names.region)
@@ -242,7 +251,7 @@ class CodeBuildImage:
         if not cb.batch_get_projects(names=[project]).get("projects"):
             raise NotFound(
                 f"CodeBuild project {project} does not exist in {names.region}; "
-                "create it (tierbook.images.ensure_build_project) or use --source pushed"
+                "the deploy runbook creates it; or use --source pushed"
             )
         extra: dict[str, Any] = {}
         if self.source_location:
@@ -342,8 +351,19 @@ class DockerImage:
     dockerfile: str = "Dockerfile"
     client_factory: Callable[[], Any] | None = None
     name: str = "docker"
+    _connected: Any = field(default=None, init=False, repr=False)
+
+    def ready(self) -> None:
+        """An SDK and an engine that answers, or a refusal naming what is missing."""
+        self._client()
 
     def _client(self) -> Any:
+        if self._connected is not None:
+            return self._connected
+        self._connected = self._connect()
+        return self._connected
+
+    def _connect(self) -> Any:
         if self.client_factory is not None:
             return self.client_factory()
         try:
@@ -354,7 +374,9 @@ class DockerImage:
                 "running Docker engine; use --source codebuild or --source pushed instead"
             ) from exc
         try:
-            return docker.from_env()
+            client = docker.from_env()
+            client.ping()
+            return client
         except Exception as exc:  # docker.errors.DockerException: no engine answering
             raise BadInput(
                 f"--source docker: no Docker engine answers here ({exc}); "

@@ -116,6 +116,14 @@ def test_failed_rollout_returns_to_the_previous_revision(
     assert f"3.0.0-{mode}" not in json.dumps(dr)
     assert digest not in dr["containerDefinitions"][0]["image"]
 
+    # the same image again, now healthy: the failed revision is reused, not registered anew
+    failed_revision = revisions(cfg, "web")[-1]
+    count = len(revisions(cfg, "web"))
+    again = deploy(config=CONFIG, service="web", tag=f"3.0.0-{mode}", approved=True, timeout_s=60)
+    assert again["outcome"] == "succeeded"
+    assert len(revisions(cfg, "web")) == count
+    assert service(cfg, "web")["taskDefinition"] == failed_revision
+
 
 def test_rollback_command_returns_to_a_named_revision(stack: Config) -> None:
     cfg = stack
@@ -159,6 +167,12 @@ def test_plan_shows_the_revision_and_changes_nothing(stack: Config) -> None:
 def test_codebuild_builds_pushes_and_deploys(stack: Config) -> None:
     cfg = stack
     before = service(cfg, "web")["taskDefinition"]
+    planned = deploy(config=CONFIG, service="web", tag="5.0.0", source="codebuild", plan=True)
+    assert [c["resource"] for c in planned["changes"]][:3] == [
+        "iam:role",
+        "codebuild:project",
+        "ecs:task-definition",
+    ]
 
     report = deploy(
         config=CONFIG, service="web", tag="5.0.0", source="codebuild", approved=True, timeout_s=60
@@ -261,3 +275,18 @@ def test_all_services_then_a_dr_failure_rolls_dr_back_and_keeps_primary(
     assert service(cfg, "worker", "dr")["taskDefinition"] == dr_before
     primary = taskdef(cfg, service(cfg, "worker")["taskDefinition"])
     assert primary["containerDefinitions"][0]["image"].endswith(digest)
+
+
+def test_a_deploy_already_running_on_the_service_is_refused(stack: Config) -> None:
+    from configs.errors import LockHeld
+    from tasks.locks import hold
+
+    cfg = stack
+    push(cfg, "worker", "10.0.0")
+    before = service(cfg, "worker")["taskDefinition"]
+    with (
+        hold(cfg, "deploy-worker", region=cfg.regions.primary, purpose="another deploy"),
+        pytest.raises(LockHeld, match="another deploy"),
+    ):
+        deploy(config=CONFIG, service="worker", tag="10.0.0", approved=True)
+    assert service(cfg, "worker")["taskDefinition"] == before

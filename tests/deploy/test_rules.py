@@ -294,3 +294,62 @@ def test_smoke_check_passes_on_2xx_and_fails_on_5xx(http_server: dict[str, Any])
     http_server["status"] = 503
     with pytest.raises(DeadlineExceeded, match="last seen: 503"):
         check_smoke.fn(http_server["url"], 0.5)
+
+
+# -- bad input through the CLI: exit 2 before any AWS call -----------------------------------------
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--source", "docker"], "needs the Docker SDK"),
+        (["--env", "DB_PASSWORD=hunter2"], "look like secrets"),
+        (["--secret", "API_KEY=plain"], "must be a Secrets Manager or SSM ARN"),
+        (["--env", "bad key=1"], "expected NAME=VALUE"),
+    ],
+)
+def test_bad_requests_exit_2_before_any_aws_call(
+    prefect_harness: None, monkeypatch: pytest.MonkeyPatch, args: list[str], message: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    monkeypatch.setitem(sys.modules, "docker", None)
+    monkeypatch.setenv("TIERBOOK_AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing answers
+    result = CliRunner().invoke(app, ["deploy", "--tag", "1.2.3", "--yes", *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+
+
+def test_build_logs_are_followed_page_by_page(cfg: Config) -> None:
+    from tasks.images import _BuildLogs
+
+    logs = connect(cfg).client("logs", "us-east-1")
+    build = {"logs": {"groupName": "/aws/codebuild/shop-sandbox-image-build", "streamName": "b1"}}
+    first = {
+        "logGroupName": build["logs"]["groupName"],
+        "logStreamName": "b1",
+        "startFromHead": True,
+    }
+    with Stubber(logs) as stub:
+        stub.add_client_error("get_log_events", "ResourceNotFoundException", "not yet", 400, first)
+        stub.add_response(
+            "get_log_events",
+            {
+                "events": [{"message": "Step 1/4 : FROM python"}, {"message": "Step 2/4"}],
+                "nextForwardToken": "f/2",
+            },
+            first,
+        )
+        stub.add_response(
+            "get_log_events",
+            {"events": [{"message": "pushed"}], "nextForwardToken": "f/3"},
+            {**first, "nextToken": "f/2"},
+        )
+        follower = _BuildLogs(cfg, "us-east-1")
+        for _ in range(3):
+            follower.follow(build)
+        follower.follow(
+            {"logs": {"groupName": "null", "streamName": "null"}}
+        )  # not started: no call
+        stub.assert_no_pending_responses()
+    assert follower.lines == 3
