@@ -2,10 +2,11 @@
 
 The runbook, as it would read on a wiki:
 
-1. Find the stack's VPC (by the config's name, else its CIDR).
-2. Check, side by side: databases, the DR replica, security groups on the data ports, NAT
-   gateways per AZ, load balancers (stickiness, HTTP without redirect), task definitions
-   (credentials in plain env), the cache (failover, encryption), queues (DLQ and its retention).
+1. Find the stack's VPC in each region (by the config's name, else its CIDR).
+2. Check, side by side: databases, the DR replica, the cache (failover, encryption), queues
+   (DLQ and its retention), and in both regions security groups on the data ports, NAT
+   gateways per AZ, load balancers (stickiness, HTTP without redirect) and task definitions
+   (credentials in plain env).
 3. Report every finding with its severity and resource. Any ``high`` finding fails the run
    (exit 1), so a schedule or CI job notices; so does a check that could not run (the others
    are still reported).
@@ -20,6 +21,7 @@ from typing import Any
 from prefect import flow
 
 from configs import resolve_config
+from configs.names import Role
 from flows.report import _artifact, artifact_key, runbook
 from tasks.audit import Finding, ordered
 from tasks.audit_checks import (
@@ -33,6 +35,8 @@ from tasks.audit_checks import (
     check_task_definitions,
     find_vpc_id,
 )
+
+ROLES: tuple[Role, ...] = ("primary", "dr")
 
 
 def publish_findings(environment: str, findings: list[Finding]) -> None:
@@ -53,19 +57,22 @@ def audit(config: str = "sandbox") -> dict[str, Any]:
     """Check the live stack against the anti-patterns; fail on any high-severity finding."""
     cfg = resolve_config(config)
     with runbook("audit", cfg.stack) as tl:
-        with tl.step("find VPC") as info:
-            vpc_id = find_vpc_id(cfg)
-            info["detail"] = vpc_id or "not found: VPC-wide checks skipped"
+        vpcs: dict[Role, str | None] = {}
+        for role in ROLES:
+            with tl.step(f"find {role} VPC") as info:
+                vpcs[role] = find_vpc_id(cfg, role)
+                info["detail"] = vpcs[role] or "not found: VPC-wide checks skipped"
         futures = {
-            "databases": check_databases.submit(cfg, vpc_id),
-            "DR replica": check_dr_replica.submit(cfg, vpc_id),
-            "security groups": check_security_groups.submit(cfg, vpc_id),
-            "NAT gateways": check_nat.submit(cfg, vpc_id),
-            "load balancers": check_load_balancers.submit(cfg, vpc_id),
-            "task definitions": check_task_definitions.submit(cfg),
+            "databases": check_databases.submit(cfg, vpcs["primary"]),
+            "DR replica": check_dr_replica.submit(cfg, vpcs["primary"]),
             "cache": check_cache.submit(cfg),
             "queues": check_queues.submit(cfg),
         }
+        for role in ROLES:
+            futures[f"{role} security groups"] = check_security_groups.submit(cfg, role, vpcs[role])
+            futures[f"{role} NAT gateways"] = check_nat.submit(cfg, role, vpcs[role])
+            futures[f"{role} load balancers"] = check_load_balancers.submit(cfg, role, vpcs[role])
+            futures[f"{role} task definitions"] = check_task_definitions.submit(cfg, role)
         found: list[Finding] = []
         incomplete: list[str] = []
         for what, future in futures.items():

@@ -1,6 +1,8 @@
 """Audit steps: describe one part of a live stack and run :mod:`tasks.audit`'s rules on it.
 
-Read-only. Resources are found the way an adopted stack is: by the config's names, and by the
+Read-only. The network, load balancer and task-definition checks run in both regions (the DR
+warm standby is a stack too); the data checks look at the primary's database and cache and at
+the DR replica. Resources are found the way an adopted stack is: by the config's names, and by the
 VPC (found by Name tag, else by the config's CIDR) for what has no name of its own, such as the
 security groups, NAT gateways and load balancers inside it. No tierbook-only tag is needed.
 Each ``check_*`` step returns a :class:`~tasks.changes.StepResult` whose ``outputs['findings']``
@@ -14,7 +16,7 @@ from typing import Any
 
 from configs.errors import AwsError
 from configs.models import Config
-from configs.names import names_for
+from configs.names import Role, names_for
 from tasks import audit
 from tasks.audit import Finding
 from tasks.aws import connect
@@ -39,14 +41,13 @@ def _client(cfg: Config, service: str, region: str | None = None) -> Any:
     return connect(cfg).client(service, region or cfg.regions.primary)
 
 
-def find_vpc_id(cfg: Config) -> str | None:
-    names = names_for(cfg, "primary")
-    ec2 = _client(cfg, "ec2")
+def find_vpc_id(cfg: Config, role: Role = "primary") -> str | None:
+    names = names_for(cfg, role)
+    ec2 = _client(cfg, "ec2", names.region)
+    cidr = getattr(cfg.network, role).cidr
     vpcs = ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": [names.vpc]}])["Vpcs"]
     if not vpcs:
-        vpcs = ec2.describe_vpcs(Filters=[{"Name": "cidr", "Values": [cfg.network.primary.cidr]}])[
-            "Vpcs"
-        ]
+        vpcs = ec2.describe_vpcs(Filters=[{"Name": "cidr", "Values": [cidr]}])["Vpcs"]
     return str(vpcs[0]["VpcId"]) if vpcs else None
 
 
@@ -114,13 +115,13 @@ def data_ports(cfg: Config) -> dict[int, str]:
     return ports
 
 
-@step("check security groups")
-def check_security_groups(cfg: Config, vpc_id: str | None) -> StepResult:
+@step("check {role} security groups")
+def check_security_groups(cfg: Config, role: Role, vpc_id: str | None) -> StepResult:
     if vpc_id is None:
         return StepResult(skipped="VPC not found")
-    region = cfg.regions.primary
+    region = names_for(cfg, role).region
     groups = _all(
-        _client(cfg, "ec2"),
+        _client(cfg, "ec2", region),
         "describe_security_groups",
         "SecurityGroups",
         Filters=[{"Name": "vpc-id", "Values": [vpc_id]}],
@@ -137,29 +138,31 @@ def check_security_groups(cfg: Config, vpc_id: str | None) -> StepResult:
     return result(found, f"{len(groups)} groups in {vpc_id}")
 
 
-@step("check NAT gateways")
-def check_nat(cfg: Config, vpc_id: str | None) -> StepResult:
+@step("check {role} NAT gateways")
+def check_nat(cfg: Config, role: Role, vpc_id: str | None) -> StepResult:
     if vpc_id is None:
         return StepResult(skipped="VPC not found")
-    ec2 = _client(cfg, "ec2")
+    region = names_for(cfg, role).region
+    ec2 = _client(cfg, "ec2", region)
     in_vpc = [{"Name": "vpc-id", "Values": [vpc_id]}]
     subnets = _all(ec2, "describe_subnets", "Subnets", Filters=in_vpc)
     tables = _all(ec2, "describe_route_tables", "RouteTables", Filters=in_vpc)
     found = audit.nat_findings(
         subnets,
         tables,
-        cfg.regions.primary,
+        region,
         acknowledged=cfg.acknowledge.single_nat or cfg.network.nat == "single",
     )
     return result(found, f"{len(subnets)} subnets, {len(tables)} route tables")
 
 
 # -- load balancer -----------------------------------------------------------------------------
-@step("check load balancers")
-def check_load_balancers(cfg: Config, vpc_id: str | None) -> StepResult:
-    region = cfg.regions.primary
-    elb = _client(cfg, "elbv2")
-    name = names_for(cfg, "primary").alb
+@step("check {role} load balancers")
+def check_load_balancers(cfg: Config, role: Role, vpc_id: str | None) -> StepResult:
+    names = names_for(cfg, role)
+    region = names.region
+    elb = _client(cfg, "elbv2", region)
+    name = names.alb
     lbs = [
         lb
         for lb in _all(elb, "describe_load_balancers", "LoadBalancers")
@@ -179,11 +182,11 @@ def check_load_balancers(cfg: Config, vpc_id: str | None) -> StepResult:
 
 
 # -- app tier ----------------------------------------------------------------------------------
-@step("check task definitions")
-def check_task_definitions(cfg: Config) -> StepResult:
-    region = cfg.regions.primary
-    ecs = _client(cfg, "ecs")
-    cluster = names_for(cfg, "primary").cluster
+@step("check {role} task definitions")
+def check_task_definitions(cfg: Config, role: Role) -> StepResult:
+    region = names_for(cfg, role).region
+    ecs = _client(cfg, "ecs", region)
+    cluster = names_for(cfg, role).cluster
     try:
         arns = _all(ecs, "list_services", "serviceArns", cluster=cluster)
     except AwsError as exc:

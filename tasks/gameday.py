@@ -177,10 +177,15 @@ def running_tasks(cfg: Config) -> dict[str, list[dict[str, Any]]]:
     ecs = connect(cfg).client("ecs", names.region)
     out: dict[str, list[dict[str, Any]]] = {}
     for svc, _ in cfg.services.items():
-        arns = ecs.list_tasks(
+        pages = ecs.get_paginator("list_tasks").paginate(
             cluster=names.cluster, serviceName=names.service(svc), desiredStatus="RUNNING"
-        )["taskArns"]
-        out[svc] = ecs.describe_tasks(cluster=names.cluster, tasks=arns)["tasks"] if arns else []
+        )
+        arns = [arn for page in pages for arn in page["taskArns"]]
+        out[svc] = [
+            task
+            for i in range(0, len(arns), 100)  # DescribeTasks takes at most 100
+            for task in ecs.describe_tasks(cluster=names.cluster, tasks=arns[i : i + 100])["tasks"]
+        ]
     return out
 
 

@@ -261,5 +261,11 @@ def test_provisioned_stack_has_no_high_finding(provisioned: Config) -> None:
     assert report["outcome"] == "succeeded"
     # the sandbox config turns deletion protection off on purpose: reported, not failed
     assert {f["id"] for f in report["findings"]} <= {"db-no-deletion-protection"}
+    # both regions were looked at, not skipped
+    steps = {s["step"]: s["outcome"] for s in report["steps"]}
+    for role in ("primary", "dr"):
+        for what in ("security groups", "NAT gateways", "load balancers", "task definitions"):
+            assert steps[f"check {role} {what}"] == "passed", (role, what)
+    assert steps["check DR replica"] == "passed"
     out = CliRunner().invoke(app, ["audit", "-c", CONFIG])
     assert out.exit_code == 0, out.output

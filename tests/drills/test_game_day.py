@@ -10,16 +10,18 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from cli.main import app
 from configs.models import Config
 from flows.drills import game_day
 from sandbox.control import SandboxControl
-from tests.conftest import TEST_TIMINGS
+from tests.conftest import ROOT, TEST_TIMINGS
 from tests.drills.conftest import CONFIG, plain
 from tests.provision.conftest import watch
 
@@ -153,6 +155,33 @@ def test_an_unsteady_stack_is_refused_before_any_fault(
     finally:
         control.timings(**TEST_TIMINGS)
     wait_steady(cfg)
+
+
+def variant(tmp_path: Path, **changes: Any) -> str:
+    raw = yaml.safe_load((ROOT / CONFIG).read_text())
+    raw.update(changes)
+    path = tmp_path / "sandbox.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return str(path)
+
+
+def test_missing_stop_alarm_or_no_approval_is_refused(provisioned: Config, tmp_path: Path) -> None:
+    cfg = provisioned
+    before = set(stopped_tasks(cfg))
+    drills = yaml.safe_load((ROOT / CONFIG).read_text())["drills"]
+    drills["game_day"]["stop_alarms"] = ["shop-sandbox-no-such-alarm"]
+    out = CliRunner().invoke(
+        app, ["drill", "gameday", "-c", variant(tmp_path, drills=drills), "-o", "json"]
+    )
+    assert out.exit_code == 2, out.output
+    assert "shop-sandbox-no-such-alarm not found" in json.loads(out.output)["error"]
+
+    protected = variant(tmp_path, protected=True)
+    out = CliRunner().invoke(app, ["drill", "gameday", "-c", protected, "-o", "json"])
+    assert out.exit_code == 2, out.output
+    assert "needs approval (--yes)" in json.loads(out.output)["error"]
+    assert db_status(cfg) == "available"
+    assert set(stopped_tasks(cfg)) == before
 
 
 def test_unknown_az_is_refused(provisioned: Config) -> None:
