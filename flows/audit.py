@@ -22,7 +22,7 @@ from prefect import flow
 
 from configs import resolve_config
 from configs.names import Role
-from flows.report import _artifact, artifact_key, runbook
+from flows.report import publish_table, runbook
 from tasks.audit import Finding, ordered
 from tasks.audit_checks import (
     check_cache,
@@ -44,11 +44,10 @@ def publish_findings(environment: str, findings: list[Finding]) -> None:
         {"severity": f.severity, "id": f.id, "resource": f.resource, "message": f.message}
         for f in findings
     ]
-    _artifact(
-        "table",
-        key=artifact_key(f"audit-findings-{environment}"),
-        table=rows or [{"severity": "-", "id": "-", "resource": "-", "message": "no findings"}],
-        description=f"audit findings for {environment}",
+    publish_table(
+        f"audit-findings-{environment}",
+        rows or [{"severity": "-", "id": "-", "resource": "-", "message": "no findings"}],
+        f"audit findings for {environment}",
     )
 
 

@@ -22,12 +22,14 @@ Every step looks before it acts: a run stopped anywhere and started again comple
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from prefect import flow
 
 from configs import resolve_config
-from configs.errors import Refused
+from configs.errors import BadInput, Refused
 from configs.models import Config
 from configs.names import Role
 from flows.approval import approve_typed
@@ -35,7 +37,6 @@ from flows.report import Timeline, runbook
 from tasks.failover import (
     fence_services,
     harden_database,
-    http_check,
     promote_replica,
     replicate_database,
     retire_database,
@@ -46,6 +47,7 @@ from tasks.failover import (
 )
 from tasks.locks import hold
 from tasks.readiness import Readiness, evaluate, replica_lag, service_names
+from tasks.rollout import check_smoke
 from tasks.steps import step
 from tasks.traffic import flip_dns
 
@@ -91,6 +93,26 @@ def refuse_unless_ready(cfg: Config, ready: Readiness, force: str, tl: Timeline)
     tl.note(f"forced past failed readiness ({failed}): {force.strip()}")
 
 
+@contextmanager
+def region_move(
+    tl: Timeline, cfg: Config, *, approved: bool, reason: str, what: str
+) -> Iterator[None]:
+    """Typed approval, then the environment's region-move lock (in DynamoDB in the DR region,
+    shared by failover and failback, CLI and UI) for the block."""
+    given = approve_typed(
+        tl,
+        needed=cfg.failover.require_approval,
+        approved=approved,
+        what=what,
+        stack=cfg.stack,
+        reason=reason,
+    )
+    if given:
+        tl.metrics["reason"] = given
+    with hold(cfg, LOCK, region=cfg.regions.dr, purpose=what, lease_s=lock_lease(cfg)):
+        yield
+
+
 def switch_to(
     tl: Timeline,
     cfg: Config,
@@ -115,7 +137,7 @@ def switch_to(
     verify_targets(cfg, to, counts["web"])
     flip_dns(cfg, to)
     if http_url:
-        http_check(http_url)
+        check_smoke(http_url)
     rto = time.monotonic() - started
     harden.result()
     figures: dict[str, Any] = {"rto_seconds": round(rto, 1)}
@@ -153,22 +175,12 @@ def failover(
                 + f", send traffic to {cfg.regions.dr} ({cfg.dns.strategy})"
             )
             return tl.model_dump(mode="json")
-        given = approve_typed(
+        with region_move(
             tl,
-            needed=cfg.failover.require_approval,
-            approved=approved,
-            what=f"fail {cfg.stack} over to {cfg.regions.dr}",
-            stack=cfg.stack,
-            reason=reason,
-        )
-        if given:
-            tl.metrics["reason"] = given
-        with hold(
             cfg,
-            LOCK,
-            region=cfg.regions.dr,
-            purpose=f"failover to {cfg.regions.dr}",
-            lease_s=lock_lease(cfg),
+            approved=approved,
+            reason=reason,
+            what=f"fail {cfg.stack} over to {cfg.regions.dr}",
         ):
             figures = switch_to(tl, cfg, "dr", counts, started=started, http_url=http_check_url)
         tl.metrics.update(figures)
@@ -186,6 +198,8 @@ def failback(
 ) -> dict[str, Any]:
     """Bring a failed-over environment home: replicate back, switch over, DR to warm standby."""
     cfg = resolve_config(config)
+    if max_lag_s <= 0:
+        raise BadInput(f"max_lag_s must be > 0 (got {max_lag_s:g})")
     started = time.monotonic()
     stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime())
     with runbook("failback", cfg.stack) as tl:
@@ -196,30 +210,20 @@ def failback(
             raise Refused(
                 f"{cfg.stack} is not failed over: the DR database still replicates the primary"
             )
-        given = approve_typed(
-            tl,
-            needed=cfg.failover.require_approval,
-            approved=approved,
-            what=f"fail {cfg.stack} back to {cfg.regions.primary}",
-            stack=cfg.stack,
-            reason=reason,
-        )
-        if given:
-            tl.metrics["reason"] = given
         counts = {svc: getattr(cfg.services, svc).desired for svc in service_names(cfg)}
-        with hold(
+        with region_move(
+            tl,
             cfg,
-            LOCK,
-            region=cfg.regions.dr,
-            purpose=f"failback to {cfg.regions.primary}",
-            lease_s=lock_lease(cfg),
+            approved=approved,
+            reason=reason,
+            what=f"fail {cfg.stack} back to {cfg.regions.primary}",
         ):
             # 1. A replica of the DR database in the original region, caught up.
             retired = retire_database(cfg, "primary", stamp)
             replicate_database(cfg, "primary", "dr")
             # 2. The planned switch: fence DR once the copy is close, then the same moves as
             #    a failover, the other way round.
-            wait_caught_up(cfg, "primary", max(max_lag_s, 0.0) or 1.0)
+            wait_caught_up(cfg, "primary", max_lag_s)
             figures = switch_to(
                 tl, cfg, "primary", counts, started=started, http_url=http_check_url
             )

@@ -12,7 +12,7 @@ from prefect import flow
 from configs import resolve_config
 from configs.errors import StepFailed
 from flows.failover import check_readiness, record_readiness
-from flows.report import _artifact, artifact_key, runbook
+from flows.report import publish_table, runbook
 from tasks.scorecard import emit_failed, swap, turned_failed
 
 
@@ -47,11 +47,8 @@ def readiness_drill(config: str = "sandbox") -> dict[str, Any]:
             }
             for f in ready.findings
         ]
-        _artifact(
-            "table",
-            key=artifact_key(f"readiness-scorecard-{cfg.stack}"),
-            table=rows,
-            description=f"DR readiness of {cfg.stack}: {ready.status}",
+        publish_table(
+            f"readiness-scorecard-{cfg.stack}", rows, f"DR readiness of {cfg.stack}: {ready.status}"
         )
         record_readiness(tl, ready)
         if ready.failed:

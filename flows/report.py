@@ -143,6 +143,11 @@ def publish_plan(runbook: str, environment: str, changes: Iterable[Change]) -> l
     return rows
 
 
+def publish_table(key: str, rows: list[dict[str, Any]], description: str) -> None:
+    """A Prefect table artifact (a plan, a scorecard, findings); nothing outside a flow run."""
+    _artifact("table", key=artifact_key(key), table=rows, description=description)
+
+
 def _artifact(kind: str, **kwargs: Any) -> None:
     from prefect.context import FlowRunContext
 

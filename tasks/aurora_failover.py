@@ -16,9 +16,10 @@ from typing import Any
 from configs.errors import NotFound
 from configs.models import Config
 from configs.names import Role, names_for
+from tasks import converge
 from tasks.aurora import global_cluster_id
 from tasks.aws import connect
-from tasks.changes import Action, Change, StepResult
+from tasks.changes import StepResult
 from tasks.database import describe_cluster
 from tasks.retry import wait_for
 
@@ -76,13 +77,12 @@ def promote_aurora(
         return StepResult(detail=f"{names.db_cluster} was already promoted")
     return StepResult(
         changes=[
-            Change(
-                resource="rds:cluster",
-                name=names.db_cluster,
-                action=Action.UPDATE,
-                region=names.region,
-                before={"role": "secondary"},
-                after={"role": "writer"},
+            converge.update(
+                "rds:cluster",
+                names.db_cluster,
+                names.region,
+                {"role": "secondary"},
+                {"role": "writer"},
             )
         ],
         applied=True,

@@ -11,7 +11,6 @@ recorded as skipped with the reason and the runbook goes on.
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
@@ -19,48 +18,62 @@ from typing import Any
 from configs.errors import AwsError, NotFound, StepFailed
 from configs.models import Config
 from configs.names import Role, names_for
+from tasks import converge
 from tasks.aws import connect
-from tasks.changes import Action, Change, StepResult
+from tasks.changes import Change, StepResult
 from tasks.database import describe_instance, is_aurora
 from tasks.readiness import is_replica, service_names
 from tasks.retry import is_code, wait_for
+from tasks.rollout import describe_service
 from tasks.scaling import DIMENSION
 from tasks.steps import step
 
 # -- fencing ---------------------------------------------------------------------------------
 
 
-def _scale_to_zero(cfg: Config, role: Role) -> list[Change]:
+def set_capacity(
+    cfg: Config, role: Role, svc: str, desired: int, low: int, high: int, *, impaired: bool = False
+) -> list[Change]:
+    """Autoscaling's range first (so it neither undoes nor clamps the count), then the
+    service's desired count. Returns the count's change, if any; NotFound without a service."""
     names = names_for(cfg, role)
-    ecs = connect(cfg).client("ecs", names.region, impaired=True)
-    aas = connect(cfg).client("application-autoscaling", names.region, impaired=True)
-    changes = []
-    for svc in service_names(cfg):
-        name = names.service(svc)
-        found = ecs.describe_services(cluster=names.cluster, services=[name])["services"]
-        live = [s for s in found if s.get("status") == "ACTIVE"]
-        if not live:
-            continue
-        # Autoscaling would put tasks back: its floor and ceiling go to 0 first.
+    name = names.service(svc)
+    ecs = connect(cfg).client("ecs", names.region, impaired=impaired)
+    aas = connect(cfg).client("application-autoscaling", names.region, impaired=impaired)
+    found = ecs.describe_services(cluster=names.cluster, services=[name])["services"]
+    live = [s for s in found if s.get("status") == "ACTIVE"]
+    if not live:
+        raise NotFound(f"service {name} does not exist in {names.region}")
+    resource = f"service/{names.cluster}/{name}"
+    have = aas.describe_scalable_targets(
+        ServiceNamespace="ecs", ResourceIds=[resource], ScalableDimension=DIMENSION
+    )["ScalableTargets"]
+    if not have or (have[0]["MinCapacity"], have[0]["MaxCapacity"]) != (low, high):
         aas.register_scalable_target(
             ServiceNamespace="ecs",
-            ResourceId=f"service/{names.cluster}/{name}",
+            ResourceId=resource,
             ScalableDimension=DIMENSION,
-            MinCapacity=0,
-            MaxCapacity=0,
+            MinCapacity=low,
+            MaxCapacity=high,
         )
-        if live[0]["desiredCount"] != 0:
-            ecs.update_service(cluster=names.cluster, service=name, desiredCount=0)
-            changes.append(
-                Change(
-                    resource="ecs:service",
-                    name=name,
-                    action=Action.UPDATE,
-                    region=names.region,
-                    before={"desiredCount": live[0]["desiredCount"]},
-                    after={"desiredCount": 0},
-                )
-            )
+    current = live[0]["desiredCount"]
+    if current == desired:
+        return []
+    ecs.update_service(cluster=names.cluster, service=name, desiredCount=desired)
+    return [
+        converge.update(
+            "ecs:service", name, names.region, {"desiredCount": current}, {"desiredCount": desired}
+        )
+    ]
+
+
+def _scale_to_zero(cfg: Config, role: Role) -> list[Change]:
+    changes = []
+    for svc in service_names(cfg):
+        try:
+            changes += set_capacity(cfg, role, svc, 0, 0, 0, impaired=True)
+        except NotFound:
+            continue
     return changes
 
 
@@ -143,13 +156,12 @@ def promote_replica(cfg: Config, role: Role) -> StepResult:
     )
     return StepResult(
         changes=[
-            Change(
-                resource="rds:instance",
-                name=names.db_instance,
-                action=Action.UPDATE,
-                region=names.region,
-                before={"role": "read replica"},
-                after={"role": "standalone primary"},
+            converge.update(
+                "rds:instance",
+                names.db_instance,
+                names.region,
+                {"role": "read replica"},
+                {"role": "standalone primary"},
             )
         ],
         applied=True,
@@ -182,13 +194,8 @@ def harden_database(cfg: Config, role: Role) -> StepResult:
     wait_available(cfg, role, f"{names.db_instance} modified", cfg.failover.promote_timeout_seconds)
     return StepResult(
         changes=[
-            Change(
-                resource="rds:instance",
-                name=names.db_instance,
-                action=Action.UPDATE,
-                region=names.region,
-                before={k: db.get(k) for k in todo},
-                after=todo,
+            converge.update(
+                "rds:instance", names.db_instance, names.region, {k: db.get(k) for k in todo}, todo
             )
         ],
         applied=True,
@@ -196,19 +203,6 @@ def harden_database(cfg: Config, role: Role) -> StepResult:
 
 
 # -- the app ---------------------------------------------------------------------------------
-
-
-def _service(cfg: Config, role: Role, svc: str) -> dict[str, Any]:
-    names = names_for(cfg, role)
-    found = (
-        connect(cfg)
-        .client("ecs", names.region)
-        .describe_services(cluster=names.cluster, services=[names.service(svc)])["services"]
-    )
-    live = [s for s in found if s.get("status") == "ACTIVE"]
-    if not live:
-        raise NotFound(f"service {names.service(svc)} does not exist in {names.region}")
-    return live[0]
 
 
 def rollout_done(service: dict[str, Any]) -> bool:
@@ -228,45 +222,14 @@ def rollout_failed(service: dict[str, Any]) -> str | None:
 
 @step("scale {role} {svc} to {count}")
 def scale_service(cfg: Config, role: Role, svc: str, count: int) -> StepResult:
-    """Set the count (and autoscaling's floor to it), then wait for the rollout and tasks."""
-    names = names_for(cfg, role)
-    name = names.service(svc)
+    """Set the count (autoscaling's floor follows it), then wait for the rollout and tasks."""
     spec = getattr(cfg.services, svc)
-    aas = connect(cfg).client("application-autoscaling", names.region)
-    resource = f"service/{names.cluster}/{name}"
-    low, high = min(spec.min, count), max(spec.max, count)
-    have = aas.describe_scalable_targets(
-        ServiceNamespace="ecs", ResourceIds=[resource], ScalableDimension=DIMENSION
-    )["ScalableTargets"]
-    if not have or (have[0]["MinCapacity"], have[0]["MaxCapacity"]) != (low, high):
-        aas.register_scalable_target(
-            ServiceNamespace="ecs",
-            ResourceId=resource,
-            ScalableDimension=DIMENSION,
-            MinCapacity=low,
-            MaxCapacity=high,
-        )
-    current = _service(cfg, role, svc)
-    changes = []
-    if current["desiredCount"] != count:
-        connect(cfg).client("ecs", names.region).update_service(
-            cluster=names.cluster, service=name, desiredCount=count
-        )
-        changes.append(
-            Change(
-                resource="ecs:service",
-                name=name,
-                action=Action.UPDATE,
-                region=names.region,
-                before={"desiredCount": current["desiredCount"]},
-                after={"desiredCount": count},
-            )
-        )
+    changes = set_capacity(cfg, role, svc, count, min(spec.min, count), max(spec.max, count))
     final = wait_for(
-        lambda: _service(cfg, role, svc),
+        lambda: describe_service(cfg, role, svc),
         until=rollout_done,
         failed=rollout_failed,
-        what=f"{name} at {count} running tasks",
+        what=f"{names_for(cfg, role).service(svc)} at {count} running tasks",
         timeout_s=cfg.failover.rollout_timeout_seconds,
         describe=lambda s: f"{s.get('runningCount')}/{s.get('desiredCount')} running",
     )
@@ -307,24 +270,6 @@ def verify_targets(cfg: Config, role: Role, want: int) -> StepResult:
     return StepResult(status="passed", detail=f"{got} healthy targets (want ≥ {want})")
 
 
-@step("check {url}")
-def http_check(url: str, *, timeout_s: float = 10.0, attempts: int = 5) -> StepResult:
-    """An optional smoke test of the app through its public name."""
-    import urllib.request
-
-    last = ""
-    for i in range(attempts):
-        try:
-            with urllib.request.urlopen(url, timeout=timeout_s) as answer:
-                if 200 <= answer.status < 400:
-                    return StepResult(status="passed", detail=f"HTTP {answer.status}")
-                last = f"HTTP {answer.status}"
-        except Exception as exc:
-            last = f"{type(exc).__name__}: {exc}"
-        time.sleep(min(2**i, 8))
-    raise StepFailed(f"{url}: {last}")
-
-
 # -- failback: the database the other way round ----------------------------------------------
 
 
@@ -360,13 +305,12 @@ def retire_database(cfg: Config, role: Role, stamp: str) -> StepResult:
     )
     return StepResult(
         changes=[
-            Change(
-                resource="rds:instance",
-                name=names.db_instance,
-                action=Action.UPDATE,
-                region=names.region,
-                before={"identifier": names.db_instance},
-                after={"identifier": new},
+            converge.update(
+                "rds:instance",
+                names.db_instance,
+                names.region,
+                {"identifier": names.db_instance},
+                {"identifier": new},
                 detail="kept for inspection; delete it when done",
             )
         ],
@@ -401,12 +345,11 @@ def replicate_database(cfg: Config, role: Role, source: Role) -> StepResult:
             **params,
         )
         changes = [
-            Change(
-                resource="rds:cross-region-replica",
-                name=names.db_instance,
-                action=Action.CREATE,
-                region=names.region,
-                after={"source": origin["DBInstanceArn"]},
+            converge.create(
+                "rds:cross-region-replica",
+                names.db_instance,
+                names.region,
+                {"source": origin["DBInstanceArn"]},
             )
         ]
     elif not is_replica(have):
@@ -440,32 +383,7 @@ def warm_standby(cfg: Config, role: Role) -> StepResult:
     """Back to the warm-standby size and autoscaling range provision gives the DR region."""
     from tasks.ecs import capacity
 
-    names = names_for(cfg, role)
-    ecs = connect(cfg).client("ecs", names.region)
-    aas = connect(cfg).client("application-autoscaling", names.region)
     changes = []
     for svc in service_names(cfg):
-        desired, low, high = capacity(cfg, role, svc)
-        aas.register_scalable_target(
-            ServiceNamespace="ecs",
-            ResourceId=f"service/{names.cluster}/{names.service(svc)}",
-            ScalableDimension=DIMENSION,
-            MinCapacity=low,
-            MaxCapacity=high,
-        )
-        current = _service(cfg, role, svc)
-        if current["desiredCount"] != desired:
-            ecs.update_service(
-                cluster=names.cluster, service=names.service(svc), desiredCount=desired
-            )
-            changes.append(
-                Change(
-                    resource="ecs:service",
-                    name=names.service(svc),
-                    action=Action.UPDATE,
-                    region=names.region,
-                    before={"desiredCount": current["desiredCount"]},
-                    after={"desiredCount": desired},
-                )
-            )
+        changes += set_capacity(cfg, role, svc, *capacity(cfg, role, svc))
     return StepResult(changes=changes, applied=True)

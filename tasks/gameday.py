@@ -17,8 +17,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from botocore.parsers import ResponseParserError
-
 from configs.errors import AwsError, BadInput, Refused, StepFailed
 from configs.models import Config
 from configs.names import names_for
@@ -79,11 +77,9 @@ def primary_node_group(group: dict[str, Any]) -> str:
 
 
 def unsupported_by_endpoint(exc: BaseException, endpoint_url: str | None) -> bool:
-    """An emulator's answer to an operation it lacks. botocore raises its parser error (not a
-    BotoCoreError, so the retry layer passes it through) for moto's HTML error page."""
-    if not endpoint_url:
-        return False
-    return isinstance(exc, ResponseParserError) or is_code(exc, *UNSUPPORTED_CODES)
+    """An emulator's answer to an operation it lacks (moto: an HTML error page, which the
+    retry layer reports as ``ResponseParserError``)."""
+    return bool(endpoint_url) and is_code(exc, *UNSUPPORTED_CODES)
 
 
 # -- stop alarms -------------------------------------------------------------------------------
@@ -160,7 +156,7 @@ def start_cache_failover(cfg: Config) -> StepResult:
     ec = connect(cfg).client("elasticache", cfg.regions.primary)
     try:
         request_cache_failover(ec, name)
-    except (AwsError, ResponseParserError) as exc:
+    except AwsError as exc:
         if unsupported_by_endpoint(exc, cfg.aws.endpoint_url):
             return StepResult(
                 status="unsupported",

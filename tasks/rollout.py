@@ -19,8 +19,9 @@ from typing import Any
 from configs.errors import AwsError, NotFound, StepFailed
 from configs.models import Config
 from configs.names import Role, names_for
+from tasks import converge
 from tasks.aws import connect
-from tasks.changes import Action, Change, StepResult
+from tasks.changes import Change, StepResult
 from tasks.retry import is_code, wait_for
 from tasks.steps import step
 from tasks.taskdefs import differences, registrable, with_image
@@ -184,13 +185,12 @@ def ensure_revision(
     if not diff:
         return StepResult(outputs=outputs, detail=f"{names.task_family(svc)} already on {image}")
     latest = describe_revision(cfg, role, running["family"])
-    change = Change(
-        resource="ecs:task-definition",
-        name=running["family"],
-        action=Action.UPDATE,
-        region=names.region,
-        before={k: v[0] for k, v in diff.items()},
-        after={k: v[1] for k, v in diff.items()},
+    change = converge.update(
+        "ecs:task-definition",
+        running["family"],
+        names.region,
+        {k: v[0] for k, v in diff.items()},
+        {k: v[1] for k, v in diff.items()},
     )
     if latest["taskDefinitionArn"] != running["taskDefinitionArn"] and not differences(
         latest, desired
@@ -229,13 +229,12 @@ def ensure_service_revision(
     outputs = {"deployment_id": primary["id"], "desired": service.get("desiredCount")}
     if service["taskDefinition"] == task_definition_arn:
         return StepResult(outputs=outputs, detail="already on this revision")
-    change = Change(
-        resource="ecs:service",
-        name=names.service(svc),
-        action=Action.UPDATE,
-        region=names.region,
-        before={"taskDefinition": service["taskDefinition"].split("/")[-1]},
-        after={"taskDefinition": task_definition_arn.split("/")[-1]},
+    change = converge.update(
+        "ecs:service",
+        names.service(svc),
+        names.region,
+        {"taskDefinition": service["taskDefinition"].split("/")[-1]},
+        {"taskDefinition": task_definition_arn.split("/")[-1]},
     )
     if dry_run:
         return StepResult(changes=[change], outputs=outputs)
@@ -371,13 +370,12 @@ def roll_back(
         deployment, how = primary["id"], "ECS already rolling back; followed it"
     else:
         changes.append(
-            Change(
-                resource="ecs:service",
-                name=names.service(svc),
-                action=Action.UPDATE,
-                region=names.region,
-                before={"taskDefinition": service["taskDefinition"].split("/")[-1]},
-                after={"taskDefinition": task_definition_arn.split("/")[-1]},
+            converge.update(
+                "ecs:service",
+                names.service(svc),
+                names.region,
+                {"taskDefinition": service["taskDefinition"].split("/")[-1]},
+                {"taskDefinition": task_definition_arn.split("/")[-1]},
                 detail=f"rollback: {reason}",
             )
         )

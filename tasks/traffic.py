@@ -20,8 +20,9 @@ from typing import Any
 from configs.errors import NotFound, StepFailed
 from configs.models import Config
 from configs.names import Role, names_for
+from tasks import converge
 from tasks.aws import connect
-from tasks.changes import Action, Change, StepResult
+from tasks.changes import StepResult
 from tasks.dns import (
     _comparable,
     app_records,
@@ -68,6 +69,11 @@ def wanted_records(
     other = OTHER[to]
     albs[other] = _alb_of(dns["records"][other]) if other in dns["records"] else None
     return app_records(cfg, albs["primary"], albs["dr"], health_check_id, active=to)  # type: ignore[arg-type]
+
+
+def _routing(record: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a record that say where traffic goes."""
+    return {k: record.get(k) for k in ("Failover", "Weight", "HealthCheckId") if k in record}
 
 
 @step("send traffic to {to}")
@@ -118,23 +124,15 @@ def flip_dns(cfg: Config, to: Role) -> StepResult:
         raise StepFailed(f"records read back differ from what was written: {', '.join(wrong)}")
     return StepResult(
         changes=[
-            Change(
-                resource="route53:record",
-                name=f"{dns['name']} {r['ResourceRecordSet']['SetIdentifier']}",
-                action=Action.UPDATE,
-                region="global",
-                before={
-                    k: have.get(r["ResourceRecordSet"]["SetIdentifier"], {}).get(k)
-                    for k in ("Failover", "Weight", "HealthCheckId")
-                    if k in r["ResourceRecordSet"]
-                },
-                after={
-                    k: r["ResourceRecordSet"].get(k)
-                    for k in ("Failover", "Weight", "HealthCheckId")
-                    if k in r["ResourceRecordSet"]
-                },
+            converge.update(
+                "route53:record",
+                f"{dns['name']} {ident}",
+                "global",
+                _routing(have.get(ident, {})),
+                _routing(r["ResourceRecordSet"]),
             )
             for r in batch
+            for ident in [r["ResourceRecordSet"]["SetIdentifier"]]
         ],
         applied=True,
         detail=f"{dns['name']} → {lb['DNSName']} (INSYNC, read back)",
@@ -195,14 +193,14 @@ def _flip_arc(cfg: Config, to: Role, *, client_for: Any = None) -> StepResult:
             raise StepFailed(f"routing controls read back in the wrong state: {', '.join(wrong)}")
         return StepResult(
             changes=[
-                Change(
-                    resource="arc:routing-control",
-                    name=s["RoutingControlArn"].split("/")[-1],
-                    action=Action.UPDATE,
-                    region="global",
-                    after={"state": s["RoutingControlState"]},
+                converge.update(
+                    "arc:routing-control",
+                    st["RoutingControlArn"].split("/")[-1],
+                    "global",
+                    {},
+                    {"state": st["RoutingControlState"]},
                 )
-                for s in states
+                for st in states
             ],
             applied=True,
             detail=f"routing controls switched to {to} via {endpoint}",

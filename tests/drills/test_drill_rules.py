@@ -148,7 +148,9 @@ def test_test_failover_errors_from_aws_are_not_excused() -> None:
     # against AWS (no endpoint) nothing counts as "not supported"; against an emulator it does
     assert not gameday.unsupported_by_endpoint(caught.value, None)
     assert not gameday.unsupported_by_endpoint(caught.value, "http://127.0.0.1:5055")
-    parser = ResponseParserError("invalid XML received")
+    parser = retry.translate(
+        ResponseParserError("invalid XML received")
+    )  # as the retry layer raises it
     assert gameday.unsupported_by_endpoint(parser, "http://127.0.0.1:5055")
     assert not gameday.unsupported_by_endpoint(parser, None)
     invalid = retry.translate(
