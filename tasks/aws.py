@@ -69,21 +69,26 @@ class Aws:
         self.cfg = cfg
         self.account_id = cfg.account_id
         self.session = session or _session_for(cfg)
-        self._clients: dict[tuple[str, str, bool], Any] = {}
+        self._clients: dict[tuple[str, str, bool, str | None], Any] = {}
         self._lock = threading.RLock()
         self._verified_account: str | None = None
 
     # -- clients -------------------------------------------------------------------------
-    def client(self, service: str, region: str, *, impaired: bool = False) -> Any:
+    def client(
+        self, service: str, region: str, *, impaired: bool = False, endpoint_url: str | None = None
+    ) -> Any:
         """A client for ``service`` in ``region``; ``impaired=True`` for a region that may be
-        down: short timeouts and a short retry deadline, so a dead region costs seconds."""
-        key = (service, region, impaired)
+        down: short timeouts and a short retry deadline, so a dead region costs seconds.
+        ``endpoint_url`` for services reached at their own endpoints (ARC's cluster)."""
+        key = (service, region, impaired, endpoint_url)
         with self._lock:
             if key not in self._clients:
-                self._clients[key] = self._make_client(service, region, impaired)
+                self._clients[key] = self._make_client(service, region, impaired, endpoint_url)
             return self._clients[key]
 
-    def _make_client(self, service: str, region: str, impaired: bool) -> Any:
+    def _make_client(
+        self, service: str, region: str, impaired: bool, endpoint_url: str | None
+    ) -> Any:
         access = self.cfg.aws
         from tasks import defaults
 
@@ -98,7 +103,9 @@ class Aws:
             else access.read_timeout_seconds,
             max_pool_connections=32,
         )
-        client = self.session.client(service, endpoint_url=access.endpoint_url, config=boto_cfg)
+        client = self.session.client(
+            service, endpoint_url=endpoint_url or access.endpoint_url, config=boto_cfg
+        )
         policy = retry.IMPAIRED_REGION_POLICY if impaired else _policy(self.cfg)
         _install(client, policy=policy, before_mutation=self.verify_account, env=self.cfg.stack)
         return client

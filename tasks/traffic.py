@@ -143,10 +143,13 @@ def flip_dns(cfg: Config, to: Role) -> StepResult:
 
 
 def arc_client(cfg: Config, endpoint: str) -> Any:
-    """The routing-control data plane lives at the cluster's own endpoints (us-west-2 signs)."""
-    session = connect(cfg).session
-    return session.client(
-        "route53-recovery-cluster", region_name=_endpoint_region(endpoint), endpoint_url=endpoint
+    """The routing-control data plane lives at the cluster's own endpoints, one per region;
+    each is tried with a short deadline so a dead one costs seconds."""
+    return connect(cfg).client(
+        "route53-recovery-cluster",
+        _endpoint_region(endpoint),
+        impaired=True,
+        endpoint_url=endpoint,
     )
 
 

@@ -195,3 +195,15 @@ def test_arc_read_back_in_the_wrong_state_fails() -> None:
             )
         with pytest.raises(StepFailed, match="wrong state"):
             _flip_arc(cfg, "dr", client_for=lambda _e: c)
+
+
+def test_arc_clients_come_from_the_factory_with_its_retries_and_account_guard() -> None:
+    from tasks.traffic import arc_client
+
+    cfg = aurora_cfg(strategy="arc", arc=ARC)
+    endpoint = ARC["cluster_endpoints"][1]
+    client = arc_client(cfg, endpoint)
+    assert client.meta.endpoint_url.startswith("https://host-bbb.us-west-2.example.aws")
+    assert client.meta.region_name == "us-west-2"
+    assert "_make_api_call" in vars(client)  # the retry / guard / event hook is installed
+    assert arc_client(cfg, endpoint) is client
