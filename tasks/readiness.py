@@ -334,7 +334,7 @@ def check_dns(cfg: Config) -> Finding:
     if cfg.edge is None:
         return Finding(check="dns", status="warn", detail="no edge block: no DNS to flip")
     if cfg.dns.strategy == "arc":
-        return Finding(check="dns", status="pass", detail="ARC routing controls switch traffic")
+        return check_arc(cfg)
     dns = find_dns(cfg)
     missing = [role for role in ("primary", "dr") if role not in dns["records"]]
     if missing:
@@ -347,6 +347,39 @@ def check_dns(cfg: Config) -> Finding:
         check="dns",
         status="pass",
         detail=f"{dns['name']} {cfg.dns.strategy} records for both regions, health check set",
+    )
+
+
+def check_arc(cfg: Config, *, client_for: Callable[[str], Any] | None = None) -> Finding:
+    """Both routing controls readable through some cluster endpoint; which one is On."""
+    from tasks.traffic import arc_client
+
+    arc = cfg.dns.arc
+    assert arc is not None  # the config requires it for this strategy
+    errors = []
+    for endpoint in arc.cluster_endpoints:
+        client = (client_for or (lambda e: arc_client(cfg, e)))(endpoint)
+        try:
+            states = {
+                role: client.get_routing_control_state(RoutingControlArn=control)[
+                    "RoutingControlState"
+                ]
+                for role, control in (
+                    ("primary", arc.primary_control_arn),
+                    ("dr", arc.dr_control_arn),
+                )
+            }
+        except Exception as exc:
+            errors.append(f"{endpoint}: {type(exc).__name__}")
+            continue
+        on = [role for role, state in states.items() if state == "On"]
+        return Finding(
+            check="dns",
+            status="pass" if len(on) == 1 else "warn",
+            detail=f"ARC routing controls readable via {endpoint}; On: {', '.join(on) or 'none'}",
+        )
+    return Finding(
+        check="dns", status="fail", detail="no ARC cluster endpoint answered: " + "; ".join(errors)
     )
 
 

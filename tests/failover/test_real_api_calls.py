@@ -207,3 +207,32 @@ def test_arc_clients_come_from_the_factory_with_its_retries_and_account_guard() 
     assert client.meta.region_name == "us-west-2"
     assert "_make_api_call" in vars(client)  # the retry / guard / event hook is installed
     assert arc_client(cfg, endpoint) is client
+
+
+def test_arc_readiness_reads_both_controls_and_fails_when_no_endpoint_answers() -> None:
+    from tasks.readiness import check_arc
+
+    cfg = aurora_cfg(strategy="arc", arc=ARC)
+    c = boto3.client(
+        "route53-recovery-cluster",
+        region_name="us-west-2",
+        endpoint_url=ARC["cluster_endpoints"][0],
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
+    with Stubber(c) as stub:
+        for control, state in ((ARC["primary_control_arn"], "On"), (ARC["dr_control_arn"], "Off")):
+            stub.add_response(
+                "get_routing_control_state",
+                {"RoutingControlArn": control, "RoutingControlState": state},
+                {"RoutingControlArn": control},
+            )
+        ok = check_arc(cfg, client_for=lambda _e: c)
+    assert ok.status == "pass" and "On: primary" in ok.detail
+    with Stubber(c) as stub:
+        for _ in ARC["cluster_endpoints"]:
+            stub.add_client_error(
+                "get_routing_control_state", "InternalServerException", http_status_code=500
+            )
+        down = check_arc(cfg, client_for=lambda _e: c)
+    assert down.status == "fail" and "no ARC cluster endpoint answered" in down.detail
