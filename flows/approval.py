@@ -44,14 +44,14 @@ def approve(tl: Timeline, *, needed: bool, approved: bool, what: str, stack: str
         if approved:
             info["detail"] = "approved up front (--yes)"
             return
-        if in_deployment():
-            from prefect.flow_runs import pause_flow_run
+        if not in_deployment():
+            raise Refused(f"{stack} is protected: {what} needs approval (--yes)")
+        from prefect.flow_runs import pause_flow_run
 
-            answer = pause_flow_run(wait_for_input=Approval, timeout=PAUSE_TIMEOUT_S)
-            if answer.approve:
-                info["detail"] = "approved in the UI"
-                return
-        raise Refused(f"{stack}: {what} needs approval (--yes, or approve the paused run)")
+        answer = pause_flow_run(wait_for_input=Approval, timeout=PAUSE_TIMEOUT_S)
+        if not answer.approve:
+            raise Refused(f"{stack} is protected: {what} was not approved in the paused run")
+        info["detail"] = "approved in the UI"
 
 
 def approve_typed(
