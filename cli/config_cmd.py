@@ -46,6 +46,8 @@ def resolved(cfg: Any) -> dict[str, Any]:
             "log_bucket": n.log_bucket,
             "web_acl": n.web_acl,
             "lock_table": n.lock_table,
+            "health_check": n.health_check_reference,
+            "record_set_id": n.record_set_id,
         }
     out["derived_names"] = derived
     return out

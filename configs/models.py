@@ -331,6 +331,9 @@ class Names(Strict):
     log_bucket: str | None = None
     web_acl: str | None = None
     lock_table: str | None = None
+    # Route 53 is global: these two are never shared between ``names:`` and ``dr_names:``.
+    health_check: Annotated[str | None, Field(max_length=255)] = None  # its Name tag
+    record_set_id: Annotated[str | None, Field(max_length=128)] = None  # the SetIdentifier
 
 
 class Config(Strict):

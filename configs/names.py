@@ -37,6 +37,10 @@ class StackNames:
         override = getattr(self.cfg.dr_names, field) if self.role == "dr" else None
         return override or getattr(self.cfg.names, field)
 
+    def _own(self, field: str) -> str | None:
+        """This region's block only: for names the two regions must not share."""
+        return getattr(self.cfg.dr_names if self.role == "dr" else self.cfg.names, field)
+
     # -- network -------------------------------------------------------------------------
     @property
     def vpc(self) -> str:
@@ -75,13 +79,15 @@ class StackNames:
     def db_instance(self) -> str:
         """The database instance of this region: the writer in primary, the replica in DR."""
         if self.role == "dr":
-            return self.cfg.names.dr_db_instance or f"{self.stem}-db-dr"
+            return self._own("db_instance") or self.cfg.names.dr_db_instance or f"{self.stem}-db-dr"
         return self.cfg.names.db_instance or f"{self.stem}-db"
 
     @property
     def db_cluster(self) -> str:
         if self.role == "dr":
-            return self.cfg.names.dr_db_cluster or f"{self.stem}-aurora-dr"
+            return (
+                self._own("db_cluster") or self.cfg.names.dr_db_cluster or f"{self.stem}-aurora-dr"
+            )
         return self.cfg.names.db_cluster or f"{self.stem}-aurora"
 
     def db_read_replica(self, index: int) -> str:
@@ -166,7 +172,13 @@ class StackNames:
 
     @property
     def health_check_reference(self) -> str:
-        return f"{self.stem}-{self.role}"
+        """The Name tag of the Route 53 health check on this region's load balancer."""
+        return self._own("health_check") or f"{self.stem}-{self.role}"
+
+    @property
+    def record_set_id(self) -> str:
+        """The SetIdentifier of this region's failover (or weighted) record of the app name."""
+        return self._own("record_set_id") or f"{self.stem}-{self.role}"
 
     # -- operations ----------------------------------------------------------------------
     @property

@@ -123,6 +123,22 @@ def test_adopted_names_win_over_derived() -> None:
     assert names_for(cfg).service("worker") == "larkfield-prod-worker"
 
 
+def test_dr_names_name_the_dr_database_and_route53_names_stay_per_region() -> None:
+    data = base()
+    data["names"] = {"alb": "tf-public", "health_check": "tf-east-check", "record_set_id": "east"}
+    data["dr_names"] = {"db_instance": "tf-pg-west"}
+    cfg = parse_config(data)
+    primary, dr = names_for(cfg, "primary"), names_for(cfg, "dr")
+    assert dr.db_instance == "tf-pg-west" and primary.db_instance == "shop-sandbox-db"
+    assert dr.alb == primary.alb == "tf-public"  # regional: one name may serve both regions
+    # Route 53 is global: the primary's check and record are never taken for DR's.
+    assert (primary.health_check_reference, primary.record_set_id) == ("tf-east-check", "east")
+    assert (dr.health_check_reference, dr.record_set_id) == ("shop-sandbox-dr", "shop-sandbox-dr")
+    with pytest.raises(ConfigError) as err:
+        parse_config({**data, "dr_names": {"record_set_id": "x" * 129}})
+    assert [p.path for p in err.value.problems] == ["dr_names.record_set_id"]
+
+
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "cli", *args], capture_output=True, text=True, cwd=ROOT, timeout=120
