@@ -174,13 +174,14 @@ def app_records(
     on its own load balancer; the other region's is the SECONDARY (weight 0)."""
     name = fqdn(origin_name(cfg))
     out = []
-    for role, alb in (("primary", primary), ("dr", dr)):
+    albs: dict[Role, dict[str, str] | None] = {"primary": primary, "dr": dr}
+    for role, alb in albs.items():
         if alb is None:
             continue
         record: dict[str, Any] = {
             "Name": name,
             "Type": "A",
-            "SetIdentifier": f"{cfg.stack}-{role}",
+            "SetIdentifier": names_for(cfg, role).record_set_id,
             "AliasTarget": {
                 "HostedZoneId": alb["alb_zone_id"],
                 "DNSName": fqdn(alb["alb_dns_name"]),
@@ -281,12 +282,9 @@ def find_dns(cfg: Config) -> dict[str, Any]:
         raise NotFound("no edge block in the config: the stack has no DNS name")
     zone = find_zone_id(cfg, cfg.edge.hosted_zone)
     records = list_records(cfg, zone, origin_name(cfg))
-    by_role: dict[str, dict[str, Any]] = {}
-    for r in records:
-        ident = r.get("SetIdentifier", "")
-        for role in ("primary", "dr"):
-            if ident == f"{cfg.stack}-{role}":
-                by_role[role] = r
+    roles: tuple[Role, ...] = ("primary", "dr")
+    ids = {names_for(cfg, role).record_set_id: role for role in roles}
+    by_role = {ids[r["SetIdentifier"]]: r for r in records if r.get("SetIdentifier") in ids}
     hc = find_health_check(cfg, "primary")
     return {
         "zone_id": zone,

@@ -61,15 +61,15 @@ class Stack:
         )["services"][0]
 
     def records(self) -> dict[str, dict[str, Any]]:
+        assert self.cfg.edge is not None
         r53 = self.client("route53")
-        zone = r53.list_hosted_zones_by_name(DNSName="example.com")["HostedZones"][0]["Id"]
-        out = {}
-        for r in r53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]:
-            ident = r.get("SetIdentifier", "")
-            for role in ("primary", "dr"):
-                if ident == f"{self.cfg.stack}-{role}":
-                    out[role] = r
-        return out
+        zone = r53.list_hosted_zones_by_name(DNSName=self.cfg.edge.hosted_zone)["HostedZones"][0][
+            "Id"
+        ]
+        roles: tuple[Role, ...] = ("primary", "dr")
+        ids = {names_for(self.cfg, role).record_set_id: role for role in roles}
+        records = r53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]
+        return {ids[r["SetIdentifier"]]: r for r in records if r.get("SetIdentifier") in ids}
 
     def alb_dns(self, role: Role) -> str:
         names = names_for(self.cfg, role)

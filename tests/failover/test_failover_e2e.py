@@ -10,7 +10,9 @@ from tests.failover.conftest import CONFIG, Stack
 pytestmark = [pytest.mark.e2e]
 
 
-def assert_failed_over(stack: Stack) -> None:
+def assert_failed_over(stack: Stack, counts: dict[str, int] | None = None) -> None:
+    """DR writable and hardened, at ``counts`` (the primary's: web 2, worker 1 unless given);
+    the primary at 0; DNS on the DR ALB."""
     db = stack.db("dr")
     assert db["DBInstanceStatus"] == "available"
     assert not db.get("ReadReplicaSourceDBInstanceIdentifier")
@@ -18,7 +20,7 @@ def assert_failed_over(stack: Stack) -> None:
         db["MultiAZ"] is True
         and db["BackupRetentionPeriod"] == stack.cfg.database.backup_retention_days
     )
-    for svc, n in (("web", 2), ("worker", 1)):
+    for svc, n in (counts or {"web": 2, "worker": 1}).items():
         dr = stack.service("dr", svc)
         assert (dr["desiredCount"], dr["runningCount"]) == (n, n)
         assert stack.service("primary", svc)["desiredCount"] == 0

@@ -36,6 +36,20 @@ def plain(cfg: Config, service: str, region: str | None = None) -> Any:
     )
 
 
+def web_target_group(cfg: Config, name: str, vpc: str, region: str | None = None) -> str:
+    """A target group for the web service as someone else's stack might have it; its ARN."""
+    return str(
+        plain(cfg, "elbv2", region).create_target_group(
+            Name=name,
+            Protocol="HTTP",
+            Port=8080,
+            VpcId=vpc,
+            TargetType="ip",
+            HealthCheckPath="/healthz",
+        )["TargetGroups"][0]["TargetGroupArn"]
+    )
+
+
 @dataclass
 class Calls:
     """Mutating calls seen, as ``service:Operation``."""

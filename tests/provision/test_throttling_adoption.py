@@ -12,7 +12,7 @@ from configs.layout import subnet_plan
 from configs.models import Config
 from flows.provision import provision
 from tests.conftest import ROOT, Sandbox
-from tests.provision.conftest import plain
+from tests.provision.conftest import plain, web_target_group
 
 CONFIG = "configs/sandbox.yaml"
 
@@ -45,14 +45,7 @@ def _legacy_stack(cfg: Config) -> dict[str, Any]:
     cluster = plain(cfg, "ecs").create_cluster(clusterName="legacy-cluster")["cluster"][
         "clusterArn"
     ]
-    tg = plain(cfg, "elbv2").create_target_group(
-        Name="legacy-tg",
-        Protocol="HTTP",
-        Port=8080,
-        VpcId=vpc,
-        TargetType="ip",
-        HealthCheckPath="/healthz",
-    )["TargetGroups"][0]["TargetGroupArn"]
+    tg = web_target_group(cfg, "legacy-tg", vpc)
     return {"vpc": vpc, "subnets": sorted(subnets), "cluster": cluster, "tg": tg}
 
 
