@@ -56,13 +56,20 @@ def active_role(cfg: Config, records: dict[str, dict[str, Any]]) -> Role | None:
     return None
 
 
+def load_balancer(cfg: Config, role: Role) -> dict[str, Any]:
+    """``role``'s ALB, or NotFound naming it and its region."""
+    lb = find_load_balancer(cfg, role)
+    if lb is None:
+        names = names_for(cfg, role)
+        raise NotFound(f"load balancer {names.alb} missing in {names.region}")
+    return lb
+
+
 def wanted_records(
     cfg: Config, to: Role, dns: dict[str, Any], health_check_id: str
 ) -> list[dict[str, Any]]:
     """The records that send traffic to ``to``; the other region's ALB as its record has it."""
-    lb = find_load_balancer(cfg, to)
-    if lb is None:
-        raise NotFound(f"load balancer {names_for(cfg, to).alb} missing in {names_for(cfg, to)}")
+    lb = load_balancer(cfg, to)
     albs: dict[str, dict[str, str] | None] = {
         to: {"alb_dns_name": lb["DNSName"], "alb_zone_id": lb["CanonicalHostedZoneId"]}
     }
@@ -84,9 +91,7 @@ def flip_dns(cfg: Config, to: Role) -> StepResult:
     if cfg.edge is None:
         return StepResult(skipped="no edge block: no DNS records to change")
     dns = find_dns(cfg)
-    lb = find_load_balancer(cfg, to)
-    if lb is None:
-        raise NotFound(f"load balancer {names_for(cfg, to).alb} missing")
+    lb = load_balancer(cfg, to)
     hc = find_health_check(cfg, to)
     if hc is None:
         hc_id = ensure_health_check.fn(cfg, to, lb["DNSName"]).outputs["health_check_id"]

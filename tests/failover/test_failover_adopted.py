@@ -11,12 +11,14 @@ import pytest
 import yaml
 
 from configs import load_config
+from configs.errors import NotFound, Refused
 from configs.layout import subnet_plan
 from configs.models import Config
 from configs.names import Role
 from flows.failover import failover
 from sandbox.control import SandboxControl
 from tasks.retry import wait_for
+from tasks.traffic import flip_dns
 from tests.conftest import ROOT
 from tests.failover.conftest import CONFIG, Stack, push_images
 from tests.failover.test_failover_e2e import assert_failed_over
@@ -317,3 +319,14 @@ def test_a_stack_built_elsewhere_fails_over_under_its_own_names(
         ResourceType="healthcheck", ResourceId=dr_record["HealthCheckId"]
     )["ResourceTagSet"]["Tags"]
     assert {"Key": "Name", "Value": DR_NAMES["health_check"]} in tags
+
+
+def test_a_missing_dr_load_balancer_is_named_as_configured(adopted: Stack, tmp_path: Path) -> None:
+    elb = adopted.client("elbv2", "dr")
+    arn = elb.describe_load_balancers(Names=[DR_NAMES["alb"]])["LoadBalancers"][0]
+    elb.delete_load_balancer(LoadBalancerArn=arn["LoadBalancerArn"])
+    with pytest.raises(Refused, match=f"dr-load-balancer: {DR_NAMES['alb']} missing"):
+        failover(config=str(tmp_path / "adopted.yaml"), plan=True)
+    with pytest.raises(NotFound, match=f"load balancer {DR_NAMES['alb']} missing in us-west-2"):
+        flip_dns.fn(adopted.cfg, "dr")
+    assert adopted.records()["primary"]["Failover"] == "PRIMARY"  # nothing flipped
