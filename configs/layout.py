@@ -13,7 +13,7 @@ from configs.names import TIERS, Tier
 
 
 def subnet_cidr(net: RegionNetwork, tier: Tier, az_index: int) -> str:
-    vpc = ipaddress.ip_network(net.cidr)
+    vpc = ipaddress.IPv4Network(net.cidr)
     quarter = list(vpc.subnets(prefixlen_diff=2))[TIERS.index(tier)]
     return str(list(quarter.subnets(prefixlen_diff=3))[az_index])
 

@@ -103,7 +103,9 @@ class Aws:
             else access.read_timeout_seconds,
             max_pool_connections=32,
         )
-        client = self.session.client(
+        # Any: the stubs type client() per literal service name; ``service`` is a plain str.
+        session: Any = self.session
+        client = session.client(
             service, endpoint_url=endpoint_url or access.endpoint_url, config=boto_cfg
         )
         policy = retry.IMPAIRED_REGION_POLICY if impaired else _policy(self.cfg)

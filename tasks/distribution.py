@@ -105,7 +105,7 @@ def managed(
     }
 
 
-def projection(conf: dict[str, Any], like: dict[str, Any]) -> Any:
+def projection(conf: Any, like: Any) -> Any:
     """``conf`` cut down to the keys of ``like`` (recursively; lists item by item)."""
     if isinstance(like, dict):
         return {k: projection((conf or {}).get(k), v) for k, v in like.items()}

@@ -84,8 +84,8 @@ def ensure_cluster(cfg: Config, role: Role, *, dry_run: bool = False) -> StepRes
         if not dry_run:
             ecs.update_cluster(cluster=name, settings=settings)
     have = converge.tag_dict(cluster.get("tags"), "key", "value")
-    if change := converge.tag_change("ecs:cluster", name, region, tags, have):
-        changes.append(change)
+    if retag := converge.tag_change("ecs:cluster", name, region, tags, have):
+        changes.append(retag)
         if not dry_run:
             todo = converge.missing_tags(tags, have)
             ecs.tag_resource(
@@ -277,8 +277,8 @@ def ensure_service(
         if not dry_run:
             ecs.update_service(cluster=cluster, service=name, **drift)
     have_tags = converge.tag_dict(have.get("tags"), "key", "value")
-    if change := converge.tag_change("ecs:service", name, region, tags, have_tags):
-        changes.append(change)
+    if retag := converge.tag_change("ecs:service", name, region, tags, have_tags):
+        changes.append(retag)
         if not dry_run:
             todo = converge.missing_tags(tags, have_tags)
             ecs.tag_resource(

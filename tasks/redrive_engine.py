@@ -222,7 +222,11 @@ class Engine:
             self._interrupted()
 
         previous = signal.signal(signal.SIGINT, handler)
-        return lambda: signal.signal(signal.SIGINT, previous)
+
+        def restore() -> None:
+            signal.signal(signal.SIGINT, previous)
+
+        return restore
 
     # -- one worker ---------------------------------------------------------------------------
     def _worker(self, index: int) -> None:

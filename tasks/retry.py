@@ -95,7 +95,6 @@ def translate(
     exc: Exception, *, service: str = "", operation: str = "", region: str = ""
 ) -> Exception:
     """Map a botocore error onto tierbook's hierarchy; other exceptions pass unchanged."""
-    where = {"service": service, "operation": operation, "region": region}
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})
         code = str(err.get("Code") or "Unknown")
@@ -105,12 +104,18 @@ def translate(
             status is not None and (status >= 500 or status == 429)
         )
         cls = TransientAwsError if transient else PermanentAwsError
-        return cls(code, message, status=status, **where)
+        return cls(
+            code, message, status=status, service=service, operation=operation, region=region
+        )
     if isinstance(exc, ConnectionError | HTTPClientError | ResponseParserError):
         # ResponseParserError: a gateway's non-AWS answer (e.g. a bare 504 page), not AWS's.
-        return TransientAwsError(type(exc).__name__, str(exc), **where)
+        return TransientAwsError(
+            type(exc).__name__, str(exc), service=service, operation=operation, region=region
+        )
     if isinstance(exc, BotoCoreError):
-        return PermanentAwsError(type(exc).__name__, str(exc), **where)
+        return PermanentAwsError(
+            type(exc).__name__, str(exc), service=service, operation=operation, region=region
+        )
     return exc
 
 

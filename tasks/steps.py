@@ -87,12 +87,11 @@ def step(
             return result
 
         return task(
-            recorded,
             name=fn.__name__,
             cache_policy=NO_CACHE,
             retries=0,
             timeout_seconds=timeout_seconds,
             persist_result=False,
-        )
+        )(recorded)
 
     return decorate

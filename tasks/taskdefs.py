@@ -28,7 +28,7 @@ REGISTRABLE = (
     "ephemeralStorage",
     "runtimePlatform",
 )
-_EMPTY = (None, [], {}, "")
+_EMPTY: tuple[Any, ...] = (None, [], {}, "")
 
 
 def _clean(value: Any) -> Any:

@@ -99,7 +99,7 @@ def flip_dns(cfg: Config, to: Role) -> StepResult:
         hc_id = hc["Id"]
     want = wanted_records(cfg, to, dns, hc_id)
     have = {r.get("SetIdentifier"): r for r in list_records(cfg, dns["zone_id"], dns["name"])}
-    batch = [
+    batch: list[dict[str, Any]] = [
         {"Action": "UPSERT", "ResourceRecordSet": r}
         for r in want
         if have.get(r["SetIdentifier"]) is None

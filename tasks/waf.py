@@ -145,8 +145,8 @@ def _ensure_acl(
         .get("TagInfoForResource", {})
         .get("TagList")
     )
-    if change := converge.tag_change("wafv2:web-acl", label, region, tags, have_tags):
-        changes.append(change)
+    if retag := converge.tag_change("wafv2:web-acl", label, region, tags, have_tags):
+        changes.append(retag)
         if not dry_run:
             waf.tag_resource(
                 ResourceARN=found["ARN"],

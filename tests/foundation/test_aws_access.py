@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSResponse
+from botocore.compat import HTTPHeaders
 
 from configs.errors import (
     AccountMismatch,
@@ -46,7 +47,7 @@ def fake(request: Any, status: int, code: str) -> AWSResponse:
             "<Message>injected</Message></Error><RequestId>x</RequestId></ErrorResponse>"
         ).encode()
         headers = {"Content-Type": "text/xml"}
-    return AWSResponse("http://fault", status, headers, _Raw(body))
+    return AWSResponse("http://fault", status, HTTPHeaders.from_dict(headers), _Raw(body))
 
 
 class WireCounter:

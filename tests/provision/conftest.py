@@ -27,7 +27,7 @@ ZONE = "example.com"
 
 def plain(cfg: Config, service: str, region: str | None = None) -> Any:
     """A boto3 client outside tierbook: for making and breaking things in tests."""
-    return boto3.client(
+    return boto3.client(  # type: ignore[call-overload]  # service is a plain str
         service,
         endpoint_url=cfg.aws.endpoint_url,
         region_name=region or cfg.regions.primary,

@@ -31,7 +31,7 @@ class Net:
 
 def plain(cfg: Config, service: str, region: str) -> Any:
     """A boto3 client outside tierbook's factory: for fixtures and for drifting things by hand."""
-    return boto3.client(
+    return boto3.client(  # type: ignore[call-overload]  # service is a plain str
         service,
         endpoint_url=cfg.aws.endpoint_url,
         region_name=region,

@@ -83,7 +83,7 @@ def make_queues(cfg: Config, endpoint: str, *, max_receive: int | None = None) -
     names = names_for(cfg, "primary")
     pairs = {}
     for q in cfg.queues:
-        fifo_attrs = {"FifoQueue": "true"} if q.fifo else {}
+        fifo_attrs: Any = {"FifoQueue": "true"} if q.fifo else {}
         dlq = sqs.create_queue(QueueName=names.dlq(q.name, fifo=q.fifo), Attributes=fifo_attrs)
         arn = sqs.get_queue_attributes(QueueUrl=dlq["QueueUrl"], AttributeNames=["QueueArn"])
         policy = {

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
+from botocore.compat import HTTPHeaders
 
 from configs.errors import Refused, StepFailed
 from flows.redrive import redrive
@@ -197,7 +200,7 @@ def test_failed_entries_are_retried_then_left_in_the_dlq_and_reported(
 
     def skip(context, **_):  # type: ignore[no-untyped-def]
         if context.get("short_circuit"):
-            return AWSResponse("http://sandbox", 200, {}, None), {"Successful": []}
+            return AWSResponse("http://sandbox", 200, HTTPHeaders(), None), {"Successful": []}
         return None
 
     def fail(parsed, context, **_):  # type: ignore[no-untyped-def]
@@ -211,7 +214,7 @@ def test_failed_entries_are_retried_then_left_in_the_dlq_and_reported(
                 }
             )
 
-    hooks = [
+    hooks: list[tuple[str, Callable[..., Any]]] = [
         ("provide-client-params.sqs.SendMessageBatch", drop),
         ("before-call.sqs.SendMessageBatch", skip),
         ("after-call.sqs.SendMessageBatch", fail),

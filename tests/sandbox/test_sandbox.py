@@ -21,7 +21,7 @@ REGIONS = ("us-east-1", "us-west-2")
 
 
 def client(endpoint: str, service: str, region: str = "us-east-1", **cfg: Any) -> Any:
-    return boto3.client(
+    return boto3.client(  # type: ignore[call-overload]  # service is a plain str
         service,
         region_name=region,
         endpoint_url=endpoint,
