@@ -30,7 +30,7 @@ def iam_policy(
         cfg = resolve_config(config)
         policy = policy_for(cfg, runbook)
     except UnknownRunbook as exc:
-        err_console.print(f"[red]error:[/] {exc}")
+        err_console.print(f"[red]error:[/] {exc}", soft_wrap=True, highlight=False)
         raise typer.Exit(BAD_INPUT) from None
     except ConfigError as exc:
         err_console.print(f"[red]{exc.source}: invalid[/]")
@@ -40,7 +40,7 @@ def iam_policy(
     typer.echo(json.dumps(policy, indent=2))
     if why:
         for action, reason in sorted(implicit_reasons(runbook).items()):
-            err_console.print(f"{action}: {reason}", highlight=False)
+            err_console.print(f"{action}: {reason}", soft_wrap=True, highlight=False)
 
 
 def register(app: typer.Typer) -> None:

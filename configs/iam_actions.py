@@ -37,13 +37,10 @@ ACTION = {
     ("sqs", "ChangeMessageVisibilityBatch"): "sqs:ChangeMessageVisibility",
     # CloudFront authorizes the tagged create as CreateDistribution (+ TagResource).
     ("cloudfront", "CreateDistributionWithTags"): "cloudfront:CreateDistribution",
-    # ARC's plural update is authorized per routing control by the singular action.
-    ("route53-recovery-cluster", "UpdateRoutingControlStates"): (
-        "route53-recovery-cluster:UpdateRoutingControlState"
-    ),
 }
 
-# Actions an operation needs besides its own. CloudFront's tagged create also tags.
+# Actions an operation needs besides its own. CloudFront's tagged create also tags:
+# https://docs.aws.amazon.com/cloudfront/latest/APIReference/API_CreateDistributionWithTags.html
 ALSO = {
     ("cloudfront", "CreateDistributionWithTags"): ("cloudfront:TagResource",),
 }

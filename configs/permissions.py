@@ -47,7 +47,7 @@ REGION_MOVE = (
     "rds:PromoteReadReplica",
     "rds:PromoteReadReplicaDBCluster",
     "route53-recovery-cluster:GetRoutingControlState",
-    "route53-recovery-cluster:UpdateRoutingControlState",
+    "route53-recovery-cluster:UpdateRoutingControlStates",
     "route53:ChangeResourceRecordSets",
     "route53:ChangeTagsForResource",
     "route53:CreateHealthCheck",

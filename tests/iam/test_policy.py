@@ -59,7 +59,7 @@ def test_the_scan_sees_the_calls_the_sandbox_cannot_run() -> None:
     assert {
         "rds:FailoverGlobalCluster",
         "rds:PromoteReadReplicaDBCluster",
-        "route53-recovery-cluster:UpdateRoutingControlState",
+        "route53-recovery-cluster:UpdateRoutingControlStates",
     } <= called_actions("failover")
     assert {"codebuild:StartBuild", "codebuild:BatchGetBuilds"} <= called_actions("deploy")
     assert {"sqs:StartMessageMoveTask", "sqs:CancelMessageMoveTask"} <= called_actions("redrive")
