@@ -1,8 +1,8 @@
 """Which AWS operations a runbook can call, read from the source (no AWS, no import).
 
 A function-level reference graph over ``flows/`` and ``tasks/``: from the runbook's flow
-function, follow every name it references (imported functions, module attributes, methods
-resolved by name over the scanned classes). The reachable functions' attribute names and string
+function, follow every name it references (imported functions, module attributes, module-level
+tables, methods resolved by name over the classes reached). The reachable functions' attribute names and string
 constants (paginator names, operation names passed to helpers) that are operations of a service
 they name (``client("rds", ...)``) are the runbook's calls. It over-approximates (a method name
 shared by two classes is followed into both), never under: a call cannot hide from it unless it
@@ -103,6 +103,20 @@ def _scan(module: str, fn: ast.AST, key: str, imports: dict[str, str], local: se
     return out
 
 
+def _constants(tree: ast.Module) -> dict[str, ast.expr]:
+    """Module-level ``NAME = value`` assignments."""
+    out: dict[str, ast.expr] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        else:
+            continue
+        out |= {t.id: value for t in targets if isinstance(t, ast.Name)}
+    return out
+
+
 @cache
 def functions() -> dict[str, Function]:
     """Every top-level function and method of ``flows/`` and ``tasks/``, by qualified name
@@ -114,7 +128,11 @@ def functions() -> dict[str, Function]:
             n.name
             for n in tree.body
             if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
-        }
+        } | set(_constants(tree))
+        for name, value in _constants(tree).items():
+            # A module-level table (``SOURCES = {"pushed": PushedImage, ...}``) reaches what
+            # it names.
+            found[f"{module}.{name}"] = _scan(module, value, f"{module}.{name}", imports, local)
         for node in tree.body:
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 key = f"{module}.{node.name}"
