@@ -1,13 +1,14 @@
 """Which AWS operations a runbook can call, read from the source (no AWS, no import).
 
-A function-level reference graph over ``flows/`` and ``tasks/``: from the runbook's flow
-function, follow every name it references (imported functions, module attributes, module-level
-tables, methods resolved by name over the classes reached). The reachable functions' attribute names and string
-constants (paginator names, operation names passed to helpers) that are operations of a service
-they name (``client("rds", ...)``) are the runbook's calls. It over-approximates (a method name
-shared by two classes is followed into both), never under: a call cannot hide from it unless it
-is built from a string at run time (``getattr(client, name)(...)``): each such place is listed
-in ``DYNAMIC`` with the methods it can call, and a test fails on one that is not.
+A function-level reference graph over ``flows/`` and ``tasks/`` (the only layers that reach
+AWS): from the runbook's flow function, follow every name it references (imported functions,
+module attributes, module-level tables, methods resolved by name over the classes reached). The
+attribute names and string constants (paginator names, operation names handed to helpers) of
+the reachable functions that are operations of a service they make clients for
+(``client("rds", ...)``) are the runbook's calls. It over-approximates (a method name shared by
+two classes is followed into both). What it cannot see is a method name built at run time
+(``getattr(client, name)(...)``): each such place is listed in ``DYNAMIC`` with the names it can
+build, and a test fails on one that is not.
 """
 
 from __future__ import annotations
