@@ -46,6 +46,7 @@ def _register() -> None:
         deploy_cmd,
         drill_cmd,
         failover_cmd,
+        iam_policy_cmd,
         provision_cmd,
         redrive_cmd,
         runbooks_cmd,
@@ -64,6 +65,7 @@ def _register() -> None:
     deploy_cmd.register(app)
     audit_cmd.register(app)
     drill_cmd.register(app)
+    iam_policy_cmd.register(app)
     runbooks_cmd.register(app)
 
 

@@ -8,7 +8,6 @@ from cli.common import not_built
 
 PENDING = {
     "destroy": "Tear down an environment that is not protected.",
-    "iam-policy": "Print the least-privilege IAM policy one runbook needs.",
 }
 
 

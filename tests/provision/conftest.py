@@ -52,16 +52,19 @@ def web_target_group(cfg: Config, name: str, vpc: str, region: str | None = None
 
 @dataclass
 class Calls:
-    """Mutating calls seen, as ``service:Operation``."""
+    """Mutating calls seen, as ``service:Operation``; every call, as (service, Operation)."""
 
     seen: list[str] = field(default_factory=list)
+    operations: set[tuple[str, str]] = field(default_factory=set)
 
     def hook(self, model: Any, **_: Any) -> None:
+        self.operations.add((model.service_model.service_name, model.name))
         if is_mutating(model.name):
             self.seen.append(f"{model.service_model.service_name}:{model.name}")
 
     def reset(self) -> None:
         self.seen.clear()
+        self.operations.clear()
 
     def counted(self) -> Counter[str]:
         return Counter(self.seen)

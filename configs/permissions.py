@@ -1,0 +1,459 @@
+"""The IAM actions each runbook needs: pure data, read by ``tierbook iam-policy``.
+
+Two parts per runbook, both checked by ``tests/iam/``:
+
+* ``calls``: the IAM actions of the AWS API calls the runbook's steps make, every code path
+  included (Aurora, ARC routing controls, CodeBuild, native SQS moves, which the sandbox does not
+  run). The tests prove the list true both ways: every call a run on the sandbox makes is in it,
+  and it equals what a scan of the steps' source finds (``tests/iam/calls.py``), so a call added
+  to a step without its action here fails a test, and so does an action here no step calls.
+* ``implicit``: actions AWS checks although the runbook never calls them by that name (a role
+  passed to ECS, a KMS grant RDS makes on the caller's behalf...), each with the reason.
+
+Names are IAM action names (``elasticloadbalancing:...``, ``s3:ListBucket``); how an API
+operation maps to its action is in :mod:`configs.iam_actions`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# The runbook lock (tasks/locks.py): the DynamoDB table is made on first use, an item is the lock.
+LOCK = (
+    "dynamodb:CreateTable",
+    "dynamodb:DeleteItem",
+    "dynamodb:DescribeTable",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+)
+
+# Failover and failback: readiness checks, fence, promote, scale up, flip DNS or ARC, verify.
+REGION_MOVE = (
+    "application-autoscaling:DescribeScalableTargets",
+    "application-autoscaling:RegisterScalableTarget",
+    "cloudwatch:GetMetricStatistics",
+    "ecr:DescribeImages",
+    "ecs:DescribeServices",
+    "ecs:DescribeTaskDefinition",
+    "ecs:UpdateService",
+    "elasticloadbalancing:DescribeLoadBalancers",
+    "elasticloadbalancing:DescribeTargetGroups",
+    "elasticloadbalancing:DescribeTargetHealth",
+    "rds:DescribeDBClusters",
+    "rds:DescribeDBInstances",
+    "rds:DescribeGlobalClusters",
+    "rds:FailoverGlobalCluster",
+    "rds:ModifyDBInstance",
+    "rds:PromoteReadReplica",
+    "rds:PromoteReadReplicaDBCluster",
+    "route53-recovery-cluster:GetRoutingControlState",
+    "route53-recovery-cluster:UpdateRoutingControlStates",
+    "route53:ChangeResourceRecordSets",
+    "route53:ChangeTagsForResource",
+    "route53:CreateHealthCheck",
+    "route53:GetChange",
+    "route53:ListHealthChecks",
+    "route53:ListHostedZonesByName",
+    "route53:ListResourceRecordSets",
+    "route53:ListTagsForResources",
+    "route53:UpdateHealthCheck",
+    "secretsmanager:DescribeSecret",
+    *LOCK,
+)
+
+# RDS and ElastiCache authorize "tag on create" (a Tags parameter) as a separate action.
+# https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/security_iam_id-based-policy-examples-create-and-tag.html
+TAG_ON_CREATE_CACHE = (
+    "ElastiCache checks elasticache:AddTagsToResource when a create call carries Tags"
+)
+TAG_ON_CREATE_RDS = "RDS checks rds:AddTagsToResource when a create or copy call carries Tags"
+# RDS (and ElastiCache) make a KMS grant on the caller's behalf to use tierbook's customer
+# managed key: https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/Overview.Encryption.Keys.html
+KMS_GRANT = "RDS and ElastiCache create a grant on tierbook's KMS key as the caller"
+KMS_DESCRIBE = "RDS and ElastiCache describe the KMS key they are given, as the caller"
+
+
+@dataclass(frozen=True)
+class Permissions:
+    calls: tuple[str, ...]
+    implicit: dict[str, str] = field(default_factory=dict)  # action -> why it is needed
+
+    @property
+    def actions(self) -> frozenset[str]:
+        return frozenset(self.calls) | frozenset(self.implicit)
+
+
+RUNBOOKS: dict[str, Permissions] = {
+    "preflight": Permissions(calls=("ec2:DescribeAvailabilityZones",)),
+    "provision": Permissions(
+        calls=(
+            "acm:DescribeCertificate",
+            "acm:ListCertificates",
+            "acm:ListTagsForCertificate",
+            "acm:RequestCertificate",
+            "application-autoscaling:DescribeScalableTargets",
+            "application-autoscaling:DescribeScalingPolicies",
+            "application-autoscaling:PutScalingPolicy",
+            "application-autoscaling:RegisterScalableTarget",
+            "cloudfront:CreateDistribution",
+            "cloudfront:CreateOriginAccessControl",
+            "cloudfront:GetDistributionConfig",
+            "cloudfront:ListDistributions",
+            "cloudfront:ListOriginAccessControls",
+            "cloudfront:TagResource",
+            "cloudfront:UpdateDistribution",
+            "cloudwatch:DescribeAlarms",
+            "cloudwatch:PutMetricAlarm",
+            "ec2:AllocateAddress",
+            "ec2:AssociateRouteTable",
+            "ec2:AttachInternetGateway",
+            "ec2:AuthorizeSecurityGroupEgress",
+            "ec2:AuthorizeSecurityGroupIngress",
+            "ec2:CreateFlowLogs",
+            "ec2:CreateInternetGateway",
+            "ec2:CreateNatGateway",
+            "ec2:CreateRoute",
+            "ec2:CreateRouteTable",
+            "ec2:CreateSecurityGroup",
+            "ec2:CreateSubnet",
+            "ec2:CreateTags",
+            "ec2:CreateVpc",
+            "ec2:CreateVpcEndpoint",
+            "ec2:DeleteRoute",
+            "ec2:DescribeFlowLogs",
+            "ec2:DescribeInternetGateways",
+            "ec2:DescribeManagedPrefixLists",
+            "ec2:DescribeNatGateways",
+            "ec2:DescribeRouteTables",
+            "ec2:DescribeSecurityGroups",
+            "ec2:DescribeSubnets",
+            "ec2:DescribeVpcAttribute",
+            "ec2:DescribeVpcEndpoints",
+            "ec2:DescribeVpcs",
+            "ec2:ModifySubnetAttribute",
+            "ec2:ModifyVpcAttribute",
+            "ec2:ModifyVpcEndpoint",
+            "ec2:ReplaceRoute",
+            "ec2:ReplaceRouteTableAssociation",
+            "ec2:RevokeSecurityGroupEgress",
+            "ec2:RevokeSecurityGroupIngress",
+            "ecr:CreateRepository",
+            "ecr:DescribeRegistry",
+            "ecr:DescribeRepositories",
+            "ecr:ListTagsForResource",
+            "ecr:PutImageScanningConfiguration",
+            "ecr:PutImageTagMutability",
+            "ecr:PutReplicationConfiguration",
+            "ecr:TagResource",
+            "ecs:CreateCluster",
+            "ecs:CreateService",
+            "ecs:DescribeClusters",
+            "ecs:DescribeServices",
+            "ecs:DescribeTaskDefinition",
+            "ecs:RegisterTaskDefinition",
+            "ecs:TagResource",
+            "ecs:UpdateCluster",
+            "ecs:UpdateService",
+            "elasticache:CreateCacheSubnetGroup",
+            "elasticache:CreateReplicationGroup",
+            "elasticache:DescribeCacheClusters",
+            "elasticache:DescribeCacheSubnetGroups",
+            "elasticache:DescribeReplicationGroups",
+            "elasticache:IncreaseReplicaCount",
+            "elasticache:ModifyCacheSubnetGroup",
+            "elasticache:ModifyReplicationGroup",
+            "elasticloadbalancing:AddTags",
+            "elasticloadbalancing:CreateListener",
+            "elasticloadbalancing:CreateLoadBalancer",
+            "elasticloadbalancing:CreateTargetGroup",
+            "elasticloadbalancing:DescribeListeners",
+            "elasticloadbalancing:DescribeLoadBalancerAttributes",
+            "elasticloadbalancing:DescribeLoadBalancers",
+            "elasticloadbalancing:DescribeTags",
+            "elasticloadbalancing:DescribeTargetGroupAttributes",
+            "elasticloadbalancing:DescribeTargetGroups",
+            "elasticloadbalancing:ModifyListener",
+            "elasticloadbalancing:ModifyLoadBalancerAttributes",
+            "elasticloadbalancing:ModifyTargetGroup",
+            "elasticloadbalancing:ModifyTargetGroupAttributes",
+            "elasticloadbalancing:SetSecurityGroups",
+            "elasticloadbalancing:SetSubnets",
+            "iam:CreateRole",
+            "iam:DeleteRolePolicy",
+            "iam:GetRole",
+            "iam:GetRolePolicy",
+            "iam:PutRolePolicy",
+            "iam:TagRole",
+            "iam:UpdateAssumeRolePolicy",
+            "kms:CreateAlias",
+            "kms:CreateKey",
+            "kms:DescribeKey",
+            "kms:EnableKeyRotation",
+            "kms:GetKeyRotationStatus",
+            "kms:ListResourceTags",
+            "kms:TagResource",
+            "logs:CreateLogGroup",
+            "logs:DescribeLogGroups",
+            "logs:ListTagsForResource",
+            "logs:PutRetentionPolicy",
+            "logs:TagResource",
+            "rds:AddTagsToResource",
+            "rds:CreateDBCluster",
+            "rds:CreateDBInstance",
+            "rds:CreateDBInstanceReadReplica",
+            "rds:CreateDBSubnetGroup",
+            "rds:CreateGlobalCluster",
+            "rds:DescribeDBClusters",
+            "rds:DescribeDBInstances",
+            "rds:DescribeDBSubnetGroups",
+            "rds:DescribeGlobalClusters",
+            "rds:ModifyDBCluster",
+            "rds:ModifyDBInstance",
+            "rds:ModifyDBSubnetGroup",
+            "route53:ChangeResourceRecordSets",
+            "route53:ChangeTagsForResource",
+            "route53:CreateHealthCheck",
+            "route53:CreateHostedZone",
+            "route53:ListHealthChecks",
+            "route53:ListHostedZonesByName",
+            "route53:ListResourceRecordSets",
+            "route53:ListTagsForResources",
+            "route53:UpdateHealthCheck",
+            "s3:CreateBucket",
+            "s3:GetBucketOwnershipControls",
+            "s3:GetBucketPolicy",
+            "s3:GetBucketPublicAccessBlock",
+            "s3:GetBucketTagging",
+            "s3:GetBucketVersioning",
+            "s3:GetEncryptionConfiguration",
+            "s3:GetLifecycleConfiguration",
+            "s3:ListBucket",
+            "s3:PutBucketOwnershipControls",
+            "s3:PutBucketPolicy",
+            "s3:PutBucketPublicAccessBlock",
+            "s3:PutBucketTagging",
+            "s3:PutBucketVersioning",
+            "s3:PutEncryptionConfiguration",
+            "s3:PutLifecycleConfiguration",
+            "secretsmanager:DescribeSecret",
+            "secretsmanager:ReplicateSecretToRegions",
+            "sqs:CreateQueue",
+            "sqs:GetQueueAttributes",
+            "sqs:GetQueueUrl",
+            "sqs:ListQueueTags",
+            "sqs:SetQueueAttributes",
+            "sqs:TagQueue",
+            "wafv2:AssociateWebACL",
+            "wafv2:CreateWebACL",
+            "wafv2:GetWebACL",
+            "wafv2:GetWebACLForResource",
+            "wafv2:ListTagsForResource",
+            "wafv2:ListWebACLs",
+            "wafv2:TagResource",
+            "wafv2:UpdateWebACL",
+        ),
+        implicit={
+            "iam:PassRole": "task definitions name the execution and task roles; flow logs "
+            "deliver with their role (roles limited to the stack's, see the policy)",
+            "iam:CreateServiceLinkedRole": "the first ECS service, load balancer, RDS instance, "
+            "ElastiCache group, ECS autoscaling target or ECR replication rule in an account "
+            "creates its service-linked role",
+            "kms:CreateGrant": KMS_GRANT,
+            "kms:Decrypt": "Secrets Manager decrypts the RDS-managed master secret under "
+            "tierbook's key when it replicates it to the DR region",
+            "kms:Encrypt": "Secrets Manager encrypts the replica secret under the DR key",
+            "kms:GenerateDataKey": "RDS (ManageMasterUserPassword) and Secrets Manager encrypt "
+            "the master secret under tierbook's key",
+            "secretsmanager:CreateSecret": "RDS creates the master user secret as the caller "
+            "(ManageMasterUserPassword)",
+            "secretsmanager:TagResource": "RDS tags the master user secret it creates",
+            "secretsmanager:RotateSecret": "RDS turns on rotation of the master user secret",
+            "elasticache:AddTagsToResource": TAG_ON_CREATE_CACHE,
+            "elasticloadbalancing:SetWebACL": "wafv2:AssociateWebACL on a load balancer also "
+            "checks this action on the load balancer",
+            "cloudwatch:DeleteAlarms": "Application Auto Scaling replaces the alarms of a "
+            "target-tracking policy as the caller when the policy changes",
+        },
+    ),
+    "deploy": Permissions(
+        calls=(
+            "codebuild:BatchGetBuilds",
+            "codebuild:BatchGetProjects",
+            "codebuild:CreateProject",
+            "codebuild:StartBuild",
+            "ecr:DescribeImageScanFindings",
+            "ecr:DescribeImages",
+            "ecr:GetAuthorizationToken",
+            "ecs:DescribeServices",
+            "ecs:DescribeTaskDefinition",
+            "ecs:DescribeTasks",
+            "ecs:ListTasks",
+            "ecs:RegisterTaskDefinition",
+            "ecs:UpdateService",
+            "elasticloadbalancing:DescribeTargetHealth",
+            "iam:CreateRole",
+            "iam:GetRole",
+            "iam:PutRolePolicy",
+            "logs:GetLogEvents",
+            *LOCK,
+        ),
+        implicit={
+            "iam:PassRole": "the new task-definition revision names the execution and task "
+            "roles; a CodeBuild project made by tierbook names its role",
+            "ecr:BatchCheckLayerAvailability": "--source docker: the Docker engine pushes the "
+            "image with the authorization token tierbook got",
+            "ecr:InitiateLayerUpload": "--source docker: layer upload",
+            "ecr:UploadLayerPart": "--source docker: layer upload",
+            "ecr:CompleteLayerUpload": "--source docker: layer upload",
+            "ecr:PutImage": "--source docker: the pushed manifest",
+        },
+    ),
+    "rollback": Permissions(
+        calls=(
+            "ecs:DescribeServices",
+            "ecs:DescribeTaskDefinition",
+            "ecs:DescribeTasks",
+            "ecs:ListTaskDefinitions",
+            "ecs:ListTasks",
+            "ecs:UpdateService",
+            "elasticloadbalancing:DescribeTargetHealth",
+            *LOCK,
+        )
+    ),
+    "failover": Permissions(calls=REGION_MOVE),
+    "failback": Permissions(
+        calls=(
+            *REGION_MOVE,
+            # Re-protect: a replica of the DR database back in the original region.
+            "ec2:DescribeSecurityGroups",
+            "ec2:DescribeSubnets",
+            "ec2:DescribeVpcs",
+            "rds:CreateDBInstanceReadReplica",
+        ),
+        implicit={
+            "kms:CreateGrant": KMS_GRANT,
+            "kms:DescribeKey": KMS_DESCRIBE,
+            "rds:AddTagsToResource": TAG_ON_CREATE_RDS,
+        },
+    ),
+    "redrive": Permissions(
+        calls=(
+            "s3:PutObject",
+            "sqs:CancelMessageMoveTask",
+            "sqs:ChangeMessageVisibility",
+            "sqs:DeleteMessage",
+            "sqs:GetQueueAttributes",
+            "sqs:GetQueueUrl",
+            "sqs:ListDeadLetterSourceQueues",
+            "sqs:ListMessageMoveTasks",
+            "sqs:ReceiveMessage",
+            "sqs:SendMessage",
+            "sqs:StartMessageMoveTask",
+            *LOCK,
+        )
+    ),
+    "backup-drill": Permissions(
+        calls=(
+            "ec2:DescribeSecurityGroups",
+            "elasticache:CreateSnapshot",
+            "elasticache:DeleteSnapshot",
+            "elasticache:DescribeSnapshots",
+            "kms:DescribeKey",
+            "rds:CopyDBSnapshot",
+            "rds:CreateDBSnapshot",
+            "rds:DeleteDBInstance",
+            "rds:DeleteDBSnapshot",
+            "rds:DescribeDBInstances",
+            "rds:DescribeDBSnapshots",
+            "rds:RestoreDBInstanceFromDBSnapshot",
+        ),
+        implicit={
+            "kms:CreateGrant": "RDS copies the snapshot across regions and restores it under "
+            "tierbook's keys with grants made as the caller",
+            "rds:AddTagsToResource": TAG_ON_CREATE_RDS,
+            "elasticache:AddTagsToResource": TAG_ON_CREATE_CACHE,
+        },
+    ),
+    "game-day": Permissions(
+        calls=(
+            "cloudwatch:DescribeAlarms",
+            "ecs:DescribeServices",
+            "ecs:DescribeTasks",
+            "ecs:ListTasks",
+            "ecs:StopTask",
+            "elasticache:DescribeReplicationGroups",
+            "elasticache:TestFailover",
+            "rds:DescribeDBClusters",
+            "rds:DescribeDBInstances",
+            "rds:FailoverDBCluster",
+            "rds:RebootDBInstance",
+            *LOCK,
+        )
+    ),
+    "drill-readiness": Permissions(
+        calls=(
+            # The failover's readiness checks, and the scorecard item (no lock: it reads only).
+            "cloudwatch:GetMetricStatistics",
+            "dynamodb:CreateTable",
+            "dynamodb:DescribeTable",
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "ecr:DescribeImages",
+            "ecs:DescribeServices",
+            "ecs:DescribeTaskDefinition",
+            "elasticloadbalancing:DescribeLoadBalancers",
+            "elasticloadbalancing:DescribeTargetGroups",
+            "rds:DescribeDBClusters",
+            "rds:DescribeDBInstances",
+            "route53-recovery-cluster:GetRoutingControlState",
+            "route53:ListHealthChecks",
+            "route53:ListHostedZonesByName",
+            "route53:ListResourceRecordSets",
+            "route53:ListTagsForResources",
+            "secretsmanager:DescribeSecret",
+        )
+    ),
+    "audit": Permissions(
+        calls=(
+            "ec2:DescribeRouteTables",
+            "ec2:DescribeSecurityGroups",
+            "ec2:DescribeSubnets",
+            "ec2:DescribeVpcs",
+            "ecs:DescribeServices",
+            "ecs:DescribeTaskDefinition",
+            "ecs:ListServices",
+            "elasticache:DescribeReplicationGroups",
+            "elasticloadbalancing:DescribeListeners",
+            "elasticloadbalancing:DescribeLoadBalancers",
+            "elasticloadbalancing:DescribeTargetGroupAttributes",
+            "elasticloadbalancing:DescribeTargetGroups",
+            "rds:DescribeDBClusters",
+            "rds:DescribeDBInstances",
+            "sqs:GetQueueAttributes",
+            "sqs:GetQueueUrl",
+        )
+    ),
+}
+
+# What the CLI also accepts, as ``tierbook drill backup`` names it, -> the runbook's name.
+ALIASES = {
+    "drill-backup": "backup-drill",
+    "drill-gameday": "game-day",
+    "gameday": "game-day",
+    "readiness": "drill-readiness",
+}
+
+# Where each runbook starts in the source: its Prefect flow (the tests scan from there).
+FLOWS = {
+    "preflight": "flows.preflight.preflight",
+    "provision": "flows.provision.provision",
+    "deploy": "flows.deploy.deploy",
+    "rollback": "flows.deploy.rollback",
+    "failover": "flows.failover.failover",
+    "failback": "flows.failover.failback",
+    "redrive": "flows.redrive.redrive",
+    "backup-drill": "flows.drills.backup_drill",
+    "game-day": "flows.drills.game_day",
+    "drill-readiness": "flows.readiness.readiness_drill",
+    "audit": "flows.audit.audit",
+}
