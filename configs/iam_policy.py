@@ -86,7 +86,7 @@ def policy_for(cfg: Config, runbook: str) -> dict[str, Any]:
     pass_role = take(lambda _p, a: a == "iam:PassRole")
     roles = take(lambda p, _a: p == "iam")
     edge_waf: set[str] = set()
-    if cfg.edge.cloudfront and CLOUDFRONT_REGION not in regions["aws:RequestedRegion"]:
+    if cfg.edge and cfg.edge.cloudfront and CLOUDFRONT_REGION not in regions["aws:RequestedRegion"]:
         # AssociateWebACL is for the ALBs' regional ACLs only.
         edge_waf = {a for a in actions if a.startswith("wafv2:")} - {"wafv2:AssociateWebACL"}
     glob = take(lambda p, _a: p in GLOBAL)

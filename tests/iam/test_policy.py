@@ -152,3 +152,13 @@ def test_every_runbook_prints_a_policy() -> None:
         policy = policy_for(CFG, runbook)
         assert policy_actions(policy) == RUNBOOKS[runbook].actions
         assert json.loads(json.dumps(policy)) == policy
+
+
+def test_a_config_without_an_edge_gets_a_policy() -> None:
+    raw = CFG.model_dump(mode="json")
+    raw["edge"] = None
+    from configs import parse_config
+
+    policy = policy_for(parse_config(raw), "provision")
+    assert "CloudFrontWebAcl" not in {s["Sid"] for s in policy["Statement"]}
+    assert policy_actions(policy) == RUNBOOKS["provision"].actions
