@@ -44,6 +44,7 @@ def _register() -> None:
         config_cmd,
         demo_cmd,
         deploy_cmd,
+        destroy_cmd,
         drill_cmd,
         failover_cmd,
         provision_cmd,
@@ -60,6 +61,7 @@ def _register() -> None:
     app.add_typer(config_cmd.app, name="config")
     redrive_cmd.register(app)
     provision_cmd.register(app)
+    destroy_cmd.register(app)
     failover_cmd.register(app)
     deploy_cmd.register(app)
     audit_cmd.register(app)

@@ -7,7 +7,6 @@ import typer
 from cli.common import not_built
 
 PENDING = {
-    "destroy": "Tear down an environment that is not protected.",
     "iam-policy": "Print the least-privilege IAM policy one runbook needs.",
 }
 
