@@ -9,20 +9,40 @@ instance, someone's ENI) makes AWS refuse the VPC's deletion, and the step fails
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from configs.errors import AwsError
 from configs.models import Config
 from configs.names import Role, StackNames, names_for
 from tasks.aws import connect
 from tasks.changes import Change, StepResult
 from tasks.endpoints import flow_log_role_name
 from tasks.network import ec2_client, find_vpc, name_of
-from tasks.retry import absent
+from tasks.retry import absent, wait_for
 from tasks.steps import step
 from tasks.teardown import deleted, result, wait_gone
 
 LIVE_NAT = ("pending", "available", "deleting")
+RELEASE_TIMEOUT_S = 600.0  # ENIs of a deleted load balancer or endpoint: minutes on AWS
+
+
+def once_released(call: Callable[[], Any], what: str) -> None:
+    """``call()``, retried while AWS answers ``DependencyViolation``: a network interface of
+    something just deleted (load balancer, endpoint, NAT) is released some minutes later.
+    Something that is not the stack's keeps it until the deadline, which then names it."""
+
+    def attempt() -> bool:
+        try:
+            call()
+        except AwsError as exc:
+            if exc.code == "DependencyViolation":
+                return False
+            raise
+        return True
+
+    wait_for(attempt, until=bool, what=what, timeout_s=RELEASE_TIMEOUT_S)
 
 
 def _vpc_id(cfg: Config, role: Role) -> str | None:
@@ -138,7 +158,14 @@ def ensure_vpc_deleted(cfg: Config, role: Role, *, dry_run: bool = False) -> Ste
             deleted("ec2:internet-gateway", name_of(igw) or igw["InternetGatewayId"], region)
         )
         if not dry_run:
-            ec2.detach_internet_gateway(InternetGatewayId=igw["InternetGatewayId"], VpcId=vpc)
+            once_released(
+                partial(
+                    ec2.detach_internet_gateway,
+                    InternetGatewayId=igw["InternetGatewayId"],
+                    VpcId=vpc,
+                ),
+                f"internet gateway {igw['InternetGatewayId']} detached",
+            )
             ec2.delete_internet_gateway(InternetGatewayId=igw["InternetGatewayId"])
     for table in ec2.describe_route_tables(Filters=_in_vpc(vpc))["RouteTables"]:
         if any(a.get("Main") for a in table.get("Associations", [])):
@@ -151,7 +178,10 @@ def ensure_vpc_deleted(cfg: Config, role: Role, *, dry_run: bool = False) -> Ste
     for subnet in ec2.describe_subnets(Filters=_in_vpc(vpc))["Subnets"]:
         changes.append(deleted("ec2:subnet", name_of(subnet) or subnet["SubnetId"], region))
         if not dry_run:
-            ec2.delete_subnet(SubnetId=subnet["SubnetId"])
+            once_released(
+                partial(ec2.delete_subnet, SubnetId=subnet["SubnetId"]),
+                f"subnet {subnet['SubnetId']} deleted (nothing left in it)",
+            )
     groups = [
         g
         for g in ec2.describe_security_groups(Filters=_in_vpc(vpc))["SecurityGroups"]
@@ -170,10 +200,13 @@ def ensure_vpc_deleted(cfg: Config, role: Role, *, dry_run: bool = False) -> Ste
                 GroupId=g["GroupId"], IpPermissions=g["IpPermissionsEgress"]
             )
     for g in groups if not dry_run else []:
-        ec2.delete_security_group(GroupId=g["GroupId"])
+        once_released(
+            partial(ec2.delete_security_group, GroupId=g["GroupId"]),
+            f"security group {g['GroupName']} deleted (no interface left using it)",
+        )
     changes.append(deleted("ec2:vpc", names.vpc, region, vpc))
     if not dry_run:
-        ec2.delete_vpc(VpcId=vpc)
+        once_released(partial(ec2.delete_vpc, VpcId=vpc), f"VPC {vpc} deleted")
     return result(changes, dry_run)
 
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from botocore.stub import Stubber
 
 from configs import load_config
+from configs.errors import PermanentAwsError
 from configs.names import names_for
 from tasks.aws import connect, forget_connections
 from tasks.teardown import database_identifiers, protected_resources
 from tasks.teardown_data import ensure_cache_deleted, final_snapshot_id
 from tasks.teardown_edge import stack_records
+from tasks.teardown_network import once_released
 from tests.conftest import ROOT
 
 CFG = load_config(ROOT / "configs" / "sandbox.yaml")
@@ -108,3 +111,21 @@ def test_cache_subnet_group_deletion_against_the_real_api_model() -> None:
         ("elasticache:subnet-group", "shop-sandbox-data")
     ]
     forget_connections()
+
+
+def test_a_dependency_still_being_released_is_waited_for_and_others_fail_at_once() -> None:
+    attempts: list[int] = []
+
+    def delete_subnet() -> None:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise PermanentAwsError("DependencyViolation", "has dependencies", status=400)
+
+    once_released(delete_subnet, "subnet deleted")
+    assert len(attempts) == 3
+
+    def denied() -> None:
+        raise PermanentAwsError("UnauthorizedOperation", "no", status=403)
+
+    with pytest.raises(PermanentAwsError):
+        once_released(denied, "subnet deleted")
