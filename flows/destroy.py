@@ -179,10 +179,11 @@ def summarize(tl: Timeline, run: Teardown, roles: list[Role]) -> None:
         if c.action == Action.DELETE:
             per_region[c.region or "global"] = per_region.get(c.region or "global", 0) + 1
     tl.changes = run.changes
+    verb = "to delete" if run.dry_run else "deleted"
     tl.metrics["regions"] = ", ".join(roles)
-    tl.metrics["deleted"] = sum(per_region.values())
+    tl.metrics[verb] = sum(per_region.values())
     for region, count in sorted(per_region.items()):
-        tl.metrics[f"deleted in {region}"] = count
+        tl.metrics[f"{verb} in {region}"] = count
     tl.metrics["final_snapshot"] = run.final_snapshot or "none"
     for part, seconds in run.seconds.items():
         tl.metrics[f"{part} seconds"] = seconds
@@ -239,7 +240,7 @@ def act(
         info["detail"] = f"{len(look.changes)} resource(s) in {', '.join(roles)}"
     if not look.changes:
         tl.note("nothing to delete: the stack is already gone")
-        summarize(tl, look, roles)
+        summarize(tl, Teardown(cfg, dry_run=False), roles)
         return
     if not disable_protection:
         refuse_protected_resources(protected)
