@@ -11,7 +11,7 @@ from configs.models import Config
 from configs.names import names_for
 from flows.provision import provision
 from tasks.iam import policy_name
-from tests.provision.conftest import ZONE, plain
+from tests.provision.conftest import ZONE, plain, watch
 
 CONFIG = "configs/sandbox.yaml"
 
@@ -48,3 +48,19 @@ def test_destroying_the_dr_region_leaves_the_primary_as_provisioned(
     # Nothing of the primary half was touched: converging it plans no change.
     again = provision(config=CONFIG, region="primary", plan=True)
     assert again["changes"] == [], again["changes"][:5]
+
+
+def test_a_stack_running_in_dr_since_a_failover_is_refused(
+    account: Config, prefect_harness: None
+) -> None:
+    cfg = account
+    assert provision(config=CONFIG)["outcome"] == "succeeded"
+    dr = names_for(cfg, "dr")
+    plain(cfg, "rds", dr.region).promote_read_replica(DBInstanceIdentifier=dr.db_instance)
+    calls = watch(cfg)
+    out = CliRunner().invoke(
+        app, ["destroy", "-c", CONFIG, "--yes", "--disable-deletion-protection", "-o", "json"]
+    )
+    assert out.exit_code == 2, out.output
+    assert "destroy would delete the live database" in json.loads(out.stdout)["error"]
+    assert calls.seen == []
