@@ -133,8 +133,3 @@ def print_changes(changes: list[dict[str, Any]]) -> None:
         c = Change.model_validate(raw)
         table.add_row(f"{c.resource} {c.name}", c.region, c.action.value, c.summary())
     console.print(table)
-
-
-def not_built(runbook: str) -> None:
-    err_console.print(f"tierbook {runbook}: this runbook is not built yet")
-    raise typer.Exit(BAD_INPUT)

@@ -44,12 +44,12 @@ def _register() -> None:
         config_cmd,
         demo_cmd,
         deploy_cmd,
+        destroy_cmd,
         drill_cmd,
         failover_cmd,
         iam_policy_cmd,
         provision_cmd,
         redrive_cmd,
-        runbooks_cmd,
         sandbox_cmd,
         serve_cmd,
     )
@@ -61,12 +61,12 @@ def _register() -> None:
     app.add_typer(config_cmd.app, name="config")
     redrive_cmd.register(app)
     provision_cmd.register(app)
+    destroy_cmd.register(app)
     failover_cmd.register(app)
     deploy_cmd.register(app)
     audit_cmd.register(app)
     drill_cmd.register(app)
     iam_policy_cmd.register(app)
-    runbooks_cmd.register(app)
 
 
 _register()

@@ -41,16 +41,17 @@ from tasks.readiness import dr_database, is_replica
 Regions = Literal["primary", "dr", "both"]
 
 
-def refuse_if_failed_over(cfg: Config) -> None:
+def refuse_if_failed_over(cfg: Config, consequence: str = "provision would undo it") -> None:
     """After a failover the DR database is the writer and the primary's services are fenced;
-    converging to the config would undo that. Failback is the way home."""
+    converging to the config would undo that (and destroying would take the live writer).
+    Failback is the way home."""
     if is_aurora(cfg) or not cfg.database.dr_replica:
         return  # an Aurora global secondary names no source; its failover is tracked there
     db = dr_database(cfg)
     if db is not None and not is_replica(db):
         raise Refused(
             f"{cfg.stack} runs in {cfg.regions.dr} since a failover (the DR database is a "
-            "standalone primary); provision would undo it — run `tierbook failback` first"
+            f"standalone primary); {consequence} — run `tierbook failback` first"
         )
 
 

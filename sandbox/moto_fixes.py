@@ -22,6 +22,9 @@ def apply() -> None:
         _rds_keeps_performance_insights()
         _sqs_one_consumer_at_a_time()
         _rds_promotion_detaches()
+        _rds_cross_region_replica_deletes()
+        _cache_deletion_completes()
+        _cache_subnet_group_deletes()
         from moto import settings
 
         settings.ACM_VALIDATION_WAIT = 0  # DNS-validated certificates are issued at once
@@ -107,6 +110,50 @@ def _rds_promotion_detaches() -> None:
         return promoted
 
     RDSBackend.promote_read_replica = promote_read_replica  # type: ignore[method-assign]
+
+
+def _rds_cross_region_replica_deletes() -> None:
+    """RDS: deleting a cross-region replica failed (HTTP 500) after removing it: its source
+    lists it by ARN, and moto removed it by identifier."""
+    from moto.rds.models import DBInstance
+
+    def remove_replica(self: Any, replica: Any) -> None:
+        for ref in (replica.db_instance_identifier, replica.db_instance_arn):
+            if ref in self.replicas:
+                self.replicas.remove(ref)
+
+    DBInstance.remove_replica = remove_replica  # type: ignore[method-assign]
+
+
+def _cache_deletion_completes() -> None:
+    """ElastiCache: a deleted replication group stayed ``deleting`` forever, nodes and all."""
+    from moto.elasticache.models import ElastiCacheBackend
+
+    original = ElastiCacheBackend.delete_replication_group
+
+    def delete_replication_group(self: Any, replication_group_id: str, **kwargs: Any) -> Any:
+        group = original(self, replication_group_id, **kwargs)
+        self.replication_groups.pop(replication_group_id, None)
+        for member in list(getattr(group, "member_clusters", []) or []):
+            getattr(self, "cache_clusters", {}).pop(member, None)
+        return group
+
+    ElastiCacheBackend.delete_replication_group = delete_replication_group  # type: ignore[method-assign,assignment]
+
+
+def _cache_subnet_group_deletes() -> None:
+    """ElastiCache: DeleteCacheSubnetGroup is not implemented (a 500 with an HTML page)."""
+    from moto.core.responses import EmptyResult
+    from moto.elasticache.exceptions import CacheSubnetGroupNotFound
+    from moto.elasticache.responses import ElastiCacheResponse
+
+    def delete_cache_subnet_group(self: Any) -> Any:
+        name = self._get_param("CacheSubnetGroupName")
+        if self.elasticache_backend.cache_subnet_groups.pop(name, None) is None:
+            raise CacheSubnetGroupNotFound(name)
+        return EmptyResult()
+
+    ElastiCacheResponse.delete_cache_subnet_group = delete_cache_subnet_group  # type: ignore[attr-defined]
 
 
 def _ecs_create_service_keeps_settings() -> None:

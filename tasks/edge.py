@@ -13,13 +13,12 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from configs.errors import AwsError
 from configs.models import Config
 from configs.names import Role, names_for
 from tasks import converge
 from tasks.aws import connect
 from tasks.changes import Change, StepResult
-from tasks.retry import is_code
+from tasks.retry import absent
 from tasks.steps import step
 
 LOG_EXPIRY_DAYS = 90
@@ -104,12 +103,7 @@ def asset_bucket_policy(bucket: str, distribution_arn: str | None) -> dict[str, 
 
 
 def _read(fn: Callable[[], Any], *missing: str) -> Any:
-    try:
-        return fn()
-    except AwsError as exc:
-        if is_code(exc, *missing):
-            return None
-        raise
+    return absent(fn, *missing)
 
 
 class _Bucket:

@@ -157,6 +157,16 @@ def is_code(exc: BaseException, *codes: str) -> bool:
     return isinstance(exc, AwsError) and exc.code in codes
 
 
+def absent(fn: Callable[[], T], *codes: str) -> T | None:
+    """``fn()``, or None when AWS answers with one of the not-found ``codes``."""
+    try:
+        return fn()
+    except AwsError as exc:
+        if exc.code in codes:
+            return None
+        raise
+
+
 def wait_for(
     probe: Callable[[], T],
     *,

@@ -1,0 +1,264 @@
+"""Destroy: tear the stack down, the reverse of provision, in an environment that is not
+protected.
+
+The runbook, as it would read on a wiki:
+
+0. Refuse a ``protected: true`` environment (before any AWS call), an Aurora stack (not
+   handled yet), the wrong account, and a stack that runs in DR since a failover.
+1. Find what would be deleted (read-only; the plan). Nothing left → done, nothing changed.
+2. Refuse while a database or load balancer has deletion protection on, naming each, unless
+   ``--disable-deletion-protection`` was given → approval (``--yes``, a confirmation on the
+   terminal, or a typed approval in the UI) → take the ``destroy`` lock.
+3. **Edge and DNS**: the stack's records and health check → the CloudFront distribution, its
+   origin access control and web ACL.
+4. Per region, the DR region first (its replica goes before the primary it replicates):
+   alarms, autoscaling and ECS services (scaled to 0) → load balancer, task definitions and
+   cluster, queues, repositories, log groups, IAM roles, databases (the writer with a final
+   snapshot) and the cache → buckets, certificate, subnet groups, KMS key (scheduled),
+   VPC endpoints, NAT gateways with their IPs, flow logs → the VPC with its gateway, tables,
+   subnets and security groups.
+5. The flow-log role (once no VPC is left), then, with the lock released, the lock tables.
+
+Each group of independent steps starts together on Prefect's thread pool, as in provision.
+Every step finds by the stack's names and is idempotent: an interrupted destroy run again
+finishes, and a destroy of nothing changes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from prefect import flow
+
+from configs import resolve_config
+from configs.errors import Refused
+from configs.models import Config
+from configs.names import Role
+from flows.approval import approve_typed
+from flows.layers import Runner
+from flows.provision import refuse_if_failed_over, roles_for
+from flows.report import Timeline, publish_plan, runbook
+from tasks.changes import Action
+from tasks.database import is_aurora
+from tasks.locks import hold
+from tasks.preflight import check_account
+from tasks.steps import RECORDER
+from tasks.teardown import check_deletion_protection, ensure_protection_off, ensure_tables_deleted
+from tasks.teardown_app import (
+    ensure_alarms_deleted,
+    ensure_buckets_deleted,
+    ensure_certificate_deleted,
+    ensure_cluster_deleted,
+    ensure_load_balancer_deleted,
+    ensure_queues_deleted,
+    ensure_repositories_deleted,
+    ensure_roles_deleted,
+    ensure_services_deleted,
+)
+from tasks.teardown_data import (
+    KMS_PENDING_DAYS,
+    ensure_cache_deleted,
+    ensure_databases_deleted,
+    ensure_db_subnet_group_deleted,
+    ensure_kms_key_deleted,
+    ensure_secret_replica_deleted,
+)
+from tasks.teardown_edge import ensure_distribution_deleted, ensure_dns_deleted
+from tasks.teardown_network import (
+    ensure_endpoints_deleted,
+    ensure_flow_log_role_deleted,
+    ensure_flow_logs_deleted,
+    ensure_nat_gateways_deleted,
+    ensure_vpc_deleted,
+)
+
+
+def refuse_unsafe(cfg: Config) -> None:
+    """Pure checks, before any AWS call."""
+    if cfg.protected:
+        raise Refused(
+            f"{cfg.stack} is protected (protected: true in its config); destroy never acts on "
+            "a protected environment — set protected: false first if it really must go"
+        )
+    if is_aurora(cfg):
+        raise Refused(f"{cfg.stack} runs Aurora; destroy does not handle Aurora stacks yet")
+
+
+def refuse_protected_resources(protected: list[str]) -> None:
+    if protected:
+        raise Refused(
+            "deletion protection is on for "
+            + ", ".join(protected)
+            + "; nothing was deleted. Re-run with --disable-deletion-protection to turn it off "
+            "as part of the destroy (or turn it off yourself: database.deletion_protection: "
+            "false + provision for the database, the deletion_protection.enabled attribute "
+            "for the load balancer)"
+        )
+
+
+@contextmanager
+def off_the_timeline() -> Iterator[None]:
+    """Steps inside do not record themselves (the look-ahead before acting)."""
+    token = RECORDER.set(None)
+    try:
+        yield
+    finally:
+        RECORDER.reset(token)
+
+
+class Teardown(Runner):
+    """A :class:`Runner` that also keeps the final snapshot and each part's duration."""
+
+    def __init__(self, cfg: Config, *, dry_run: bool) -> None:
+        super().__init__(cfg, dry_run=dry_run)
+        self.final_snapshot: str | None = None
+        self.seconds: dict[str, float] = {}
+
+    def timed(self, part: str, started: float) -> None:
+        self.seconds[part] = round(time.monotonic() - started, 1)
+
+
+def region_teardown(run: Teardown, role: Role, skip_final_snapshot: bool) -> None:
+    """One region's half of the stack, app → data → network."""
+    first = [run.start(ensure_alarms_deleted, role), run.start(ensure_services_deleted, role)]
+    if role == "dr":
+        first.append(run.start(ensure_secret_replica_deleted))
+    run.all(*first)
+    second = [
+        run.start(ensure_databases_deleted, role, skip_final_snapshot),
+        run.start(ensure_load_balancer_deleted, role),
+        run.start(ensure_cluster_deleted, role),
+        run.start(ensure_queues_deleted, role),
+        run.start(ensure_repositories_deleted, role),
+        run.start(ensure_roles_deleted, role),
+    ]
+    if role == "primary" and run.cfg.cache is not None:
+        second.append(run.start(ensure_cache_deleted))
+    databases = run.all(*second)[0]
+    run.final_snapshot = run.final_snapshot or databases.outputs.get("final_snapshot")
+    run.all(
+        run.start(ensure_buckets_deleted, role),
+        run.start(ensure_certificate_deleted, role),
+        run.start(ensure_db_subnet_group_deleted, role),
+        run.start(ensure_kms_key_deleted, role),
+        run.start(ensure_endpoints_deleted, role),
+        run.start(ensure_nat_gateways_deleted, role),
+        run.start(ensure_flow_logs_deleted, role),
+    )
+    run.all(run.start(ensure_vpc_deleted, role))
+
+
+def teardown(run: Teardown, roles: list[Role], skip_final_snapshot: bool) -> None:
+    """Everything, in reverse dependency order; the lock tables only when ``run`` is a look
+    ahead (a real run deletes them once it has released its lock, :func:`lock_tables`)."""
+    started = time.monotonic()
+    run.all(run.start(ensure_dns_deleted, roles))
+    if "primary" in roles:
+        run.all(run.start(ensure_distribution_deleted))
+    run.timed("edge", started)
+    for role in [r for r in ("dr", "primary") if r in roles]:
+        started = time.monotonic()
+        region_teardown(run, role, skip_final_snapshot)  # type: ignore[arg-type]
+        run.timed(role, started)
+    run.all(run.start(ensure_flow_log_role_deleted, roles))
+    if run.dry_run:
+        lock_tables(run, roles)
+
+
+def lock_tables(run: Teardown, roles: list[Role]) -> None:
+    run.all(*(run.start(ensure_tables_deleted, r) for r in roles))
+
+
+def summarize(tl: Timeline, run: Teardown, roles: list[Role]) -> None:
+    """What was deleted (or would be), per region; the final snapshot; durations."""
+    per_region: dict[str, int] = {}
+    for c in run.changes:
+        if c.action == Action.DELETE:
+            per_region[c.region or "global"] = per_region.get(c.region or "global", 0) + 1
+    tl.changes = run.changes
+    verb = "to delete" if run.dry_run else "deleted"
+    tl.metrics["regions"] = ", ".join(roles)
+    tl.metrics[verb] = sum(per_region.values())
+    for region, count in sorted(per_region.items()):
+        tl.metrics[f"{verb} in {region}"] = count
+    tl.metrics["final_snapshot"] = run.final_snapshot or "none"
+    for part, seconds in run.seconds.items():
+        tl.metrics[f"{part} seconds"] = seconds
+
+
+@flow(name="destroy", persist_result=False)
+def destroy(
+    config: str = "sandbox",
+    plan: bool = False,
+    region: str = "both",
+    yes: bool = False,
+    skip_final_snapshot: bool = False,
+    disable_deletion_protection: bool = False,
+) -> dict[str, Any]:
+    """Delete every resource of the stack in ``region``; with ``plan``, only list them."""
+    cfg: Config = resolve_config(config)
+    roles = roles_for(region)
+    with runbook("destroy", cfg.stack) as tl:
+        refuse_unsafe(cfg)
+        check_account(cfg)
+        refuse_if_failed_over(cfg, "destroy would delete the live database")
+        protected = check_deletion_protection(cfg, roles).outputs["protected"]
+        if plan:
+            planned(tl, cfg, roles, protected, skip_final_snapshot, disable_deletion_protection)
+        else:
+            act(tl, cfg, roles, protected, skip_final_snapshot, disable_deletion_protection, yes)
+    return tl.model_dump(mode="json")
+
+
+def planned(
+    tl: Timeline, cfg: Config, roles: list[Role], protected: list[str],
+    skip_final_snapshot: bool, disable_protection: bool,
+) -> None:  # fmt: skip
+    look = Teardown(cfg, dry_run=True)
+    if disable_protection and protected:
+        look.wait(look.start(ensure_protection_off, roles))
+    teardown(look, roles, skip_final_snapshot)
+    summarize(tl, look, roles)
+    tl.outcome = "planned"
+    publish_plan("destroy", cfg.stack, look.changes)
+    if protected and not disable_protection:
+        tl.note("refused without --disable-deletion-protection: " + ", ".join(protected))
+    if not look.changes:
+        tl.note("nothing to delete: the stack is gone")
+
+
+def act(
+    tl: Timeline, cfg: Config, roles: list[Role], protected: list[str],
+    skip_final_snapshot: bool, disable_protection: bool, yes: bool,
+) -> None:  # fmt: skip
+    look = Teardown(cfg, dry_run=True)
+    with tl.step("find what to delete") as info, off_the_timeline():
+        teardown(look, roles, skip_final_snapshot)
+        info["detail"] = f"{len(look.changes)} resource(s) in {', '.join(roles)}"
+    if not look.changes:
+        tl.note("nothing to delete: the stack is already gone")
+        summarize(tl, Teardown(cfg, dry_run=False), roles)
+        return
+    if not disable_protection:
+        refuse_protected_resources(protected)
+    what = f"destroy {cfg.stack} ({', '.join(roles)}): {len(look.changes)} resource(s)"
+    approve_typed(tl, needed=True, approved=yes, what=what, stack=cfg.stack)
+    run = Teardown(cfg, dry_run=False)
+    lock_region = cfg.regions.primary if "primary" in roles else cfg.regions.dr
+    try:
+        with hold(cfg, "destroy", region=lock_region, purpose=f"destroy {', '.join(roles)}"):
+            if protected:
+                run.wait(run.start(ensure_protection_off, roles))
+            teardown(run, roles, skip_final_snapshot)
+        lock_tables(run, roles)
+    finally:
+        summarize(tl, run, roles)
+    if snapshot := run.final_snapshot:
+        tl.note(
+            f"final snapshot {snapshot} is encrypted with the stack's KMS key, whose deletion is "
+            f"scheduled in {KMS_PENDING_DAYS} days: restore or copy it under another key before "
+            "then, or cancel the key's deletion"
+        )

@@ -1,0 +1,168 @@
+"""What every step of the destroy runbook shares, and the checks it makes before deleting.
+
+Destroy steps are ``ensure_<resource>_deleted``: describe by the stack's own names (derived from
+``app`` + ``env``, or adopted under ``names:``), delete what is found, return one ``delete``
+:class:`~tasks.changes.Change` per resource. Run again, they find nothing and change nothing;
+with ``dry_run`` they only list. Nothing is found by anything looser than those names (or by
+living inside the stack's own VPC), so nothing else in the account is ever touched.
+
+Deletion protection is checked first (:func:`check_deletion_protection`): a protected
+database or load balancer refuses the whole run before anything is deleted, unless the caller
+asked to turn protection off as part of the destroy (:func:`ensure_protection_off`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from configs.models import Config
+from configs.names import Role, names_for
+from tasks.aws import connect
+from tasks.changes import Action, Change, StepResult
+from tasks.database import describe_instance, rds_client
+from tasks.loadbalancer import find_load_balancer
+from tasks.retry import absent, wait_for
+from tasks.steps import step
+
+GONE_TIMEOUT_S = 1800.0  # a Multi-AZ database with a final snapshot can take a while
+
+
+def deleted(resource: str, name: str, region: str, detail: str = "") -> Change:
+    return Change(resource=resource, name=name, action=Action.DELETE, region=region, detail=detail)
+
+
+def result(changes: list[Change], dry_run: bool, **outputs: Any) -> StepResult:
+    return StepResult(changes=changes, outputs=outputs, applied=not dry_run and bool(changes))
+
+
+def wait_gone(probe: Callable[[], Any], what: str, timeout_s: float = GONE_TIMEOUT_S) -> None:
+    """Poll until ``probe()`` returns a falsy value (the resource no longer exists)."""
+    wait_for(probe, until=lambda v: not v, what=what, timeout_s=timeout_s, describe=str)
+
+
+# -- deletion protection ---------------------------------------------------------------------
+def database_identifiers(cfg: Config, role: Role, primary: dict[str, Any] | None) -> list[str]:
+    """This stack's database instances in ``role``: the primary's read replicas (derived
+    ``-roN`` names, plus any same-region replica of the primary carrying that prefix) and the
+    writer in primary; the cross-region replica in DR."""
+    names = names_for(cfg, role)
+    if role == "dr":
+        return [names.db_instance]
+    prefix = f"{names.db_instance}-ro"
+    derived = [names.db_read_replica(i) for i in range(cfg.database.read_replicas)]
+    listed = [
+        r
+        for r in (primary or {}).get("ReadReplicaDBInstanceIdentifiers", [])
+        if r.startswith(prefix)
+    ]
+    return [*sorted(set(derived) | set(listed)), names.db_instance]
+
+
+def protected_resources(dbs: list[dict[str, Any]], albs: dict[str, dict[str, str]]) -> list[str]:
+    """Names of what deletion protection guards: database instances with
+    ``DeletionProtection`` and load balancers whose ``deletion_protection.enabled`` is true.
+    Pure; ``albs`` maps a load balancer's label to its attributes."""
+    out = [f"database {d['DBInstanceIdentifier']}" for d in dbs if d.get("DeletionProtection")]
+    out += [
+        f"load balancer {label}"
+        for label, attrs in albs.items()
+        if attrs.get("deletion_protection.enabled") == "true"
+    ]
+    return out
+
+
+def _alb_attributes(cfg: Config, role: Role) -> tuple[str, str, dict[str, str]] | None:
+    lb = find_load_balancer(cfg, role)
+    if lb is None:
+        return None
+    elb = connect(cfg).client("elbv2", names_for(cfg, role).region)
+    attrs = elb.describe_load_balancer_attributes(LoadBalancerArn=lb["LoadBalancerArn"])
+    label = f"{lb['LoadBalancerName']} ({names_for(cfg, role).region})"
+    return label, lb["LoadBalancerArn"], {a["Key"]: a["Value"] for a in attrs["Attributes"]}
+
+
+def _instances(cfg: Config, role: Role) -> list[dict[str, Any]]:
+    rds = rds_client(cfg, role)
+    primary = describe_instance(rds, names_for(cfg, role).db_instance)
+    found = [describe_instance(rds, i) for i in database_identifiers(cfg, role, primary)]
+    return [d for d in found if d is not None]
+
+
+@step("check deletion protection")
+def check_deletion_protection(cfg: Config, roles: list[Role]) -> StepResult:
+    """Read-only: which of the stack's databases and load balancers are protected."""
+    dbs = [d for r in roles for d in _instances(cfg, r)]
+    albs = {a[0]: a[2] for r in roles if (a := _alb_attributes(cfg, r))}
+    found = protected_resources(dbs, albs)
+    return StepResult(
+        outputs={"protected": found},
+        status="ok",
+        detail="protected: " + ", ".join(found) if found else "nothing is protected",
+    )
+
+
+@step("turn deletion protection off")
+def ensure_protection_off(cfg: Config, roles: list[Role], *, dry_run: bool = False) -> StepResult:
+    """Only with ``--disable-deletion-protection``: the explicit, recorded way past it."""
+    changes: list[Change] = []
+    for role in roles:
+        region = names_for(cfg, role).region
+        rds = rds_client(cfg, role)
+        for db in _instances(cfg, role):
+            if not db.get("DeletionProtection"):
+                continue
+            ident = db["DBInstanceIdentifier"]
+            changes.append(_off("rds:instance", ident, region))
+            if not dry_run:
+                rds.modify_db_instance(
+                    DBInstanceIdentifier=ident, DeletionProtection=False, ApplyImmediately=True
+                )
+                wait_for(  # a database still modifying refuses DeleteDBInstance
+                    partial(_db_status, rds, ident),
+                    until=lambda status: status in ("available", None),
+                    what=f"database {ident} available again",
+                    timeout_s=GONE_TIMEOUT_S,
+                )
+        alb = _alb_attributes(cfg, role)
+        if alb and alb[2].get("deletion_protection.enabled") == "true":
+            changes.append(_off("elbv2:load-balancer", alb[0], region))
+            if not dry_run:
+                connect(cfg).client("elbv2", region).modify_load_balancer_attributes(
+                    LoadBalancerArn=alb[1],
+                    Attributes=[{"Key": "deletion_protection.enabled", "Value": "false"}],
+                )
+    return result(changes, dry_run)
+
+
+def _db_status(rds: Any, ident: str) -> str | None:
+    return (describe_instance(rds, ident) or {}).get("DBInstanceStatus")
+
+
+def _off(resource: str, name: str, region: str) -> Change:
+    return Change(
+        resource=resource,
+        name=name,
+        action=Action.UPDATE,
+        region=region,
+        before={"deletion_protection": True},
+        after={"deletion_protection": False},
+    )
+
+
+# -- the run lock's table, deleted last ------------------------------------------------------
+@step("delete {role} tierbook tables")
+def ensure_tables_deleted(cfg: Config, role: Role, *, dry_run: bool = False) -> StepResult:
+    """The lock table (which also keeps the readiness scorecard): tierbook made it."""
+    names = names_for(cfg, role)
+    ddb = connect(cfg).client("dynamodb", names.region)
+    table = names.lock_table
+    found = absent(
+        lambda: ddb.describe_table(TableName=table)["Table"], "ResourceNotFoundException"
+    )
+    if found is None or found.get("TableStatus") == "DELETING":
+        return result([], dry_run)
+    if not dry_run:
+        ddb.delete_table(TableName=table)
+    return result([deleted("dynamodb:table", table, names.region)], dry_run)
