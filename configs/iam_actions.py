@@ -31,6 +31,7 @@ ACTION = {
     ("s3", "GetPublicAccessBlock"): "s3:GetBucketPublicAccessBlock",
     ("s3", "PutPublicAccessBlock"): "s3:PutBucketPublicAccessBlock",
     ("s3", "DeleteObjects"): "s3:DeleteObject",
+    ("s3", "ListObjectVersions"): "s3:ListBucketVersions",
     # SQS batch calls are authorized by their single-message action.
     ("sqs", "SendMessageBatch"): "sqs:SendMessage",
     ("sqs", "DeleteMessageBatch"): "sqs:DeleteMessage",

@@ -49,7 +49,7 @@ def test_implicit_actions_are_not_called_and_say_why(runbook: str) -> None:
 def test_every_runbook_has_a_list() -> None:
     from deployments.catalog import RUNBOOKS as DEPLOYED
 
-    assert set(DEPLOYED) | {"provision"} == set(RUNBOOKS) == set(FLOWS)
+    assert set(DEPLOYED) | {"provision", "destroy"} == set(RUNBOOKS) == set(FLOWS)
     assert set(ALIASES.values()) <= set(RUNBOOKS)
 
 
@@ -71,6 +71,7 @@ def test_operation_names_map_to_iam_actions() -> None:
         "elasticloadbalancing:DescribeTargetHealth",
     )
     assert iam_actions("s3", "ListObjectsV2") == ("s3:ListBucket",)
+    assert iam_actions("s3", "ListObjectVersions") == ("s3:ListBucketVersions",)
     assert iam_actions("s3", "HeadObject") == ("s3:GetObject",)
     assert iam_actions("sqs", "SendMessageBatch") == ("sqs:SendMessage",)
     assert iam_actions("sts", "GetCallerIdentity") == ()

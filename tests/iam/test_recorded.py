@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 CONFIG = "configs/sandbox.yaml"
 Ops = set[tuple[str, str]]
 # In the order they run on one stack. Deploy and rollback come last: a rollback leaves the
-# primary on an older image than DR, which the failover's readiness check refuses.
+# primary on an older image than DR, which the failover's readiness check refuses. Destroy ends it.
 ON_ONE_STACK = [
     "provision",
     "preflight",
@@ -40,6 +40,7 @@ ON_ONE_STACK = [
     "failback",
     "deploy",
     "rollback",
+    "destroy",
 ]
 
 
@@ -54,9 +55,10 @@ def record(cfg: Config, run: Callable[[], dict[str, Any]]) -> Ops:
 def recorded(
     aws_endpoint: str, moto_as_aws: pytest.MonkeyPatch, prefect_harness: None
 ) -> Iterator[dict[str, Ops]]:
-    """Every runbook but redrive, one after the other on one provisioned stack."""
+    """Every runbook but redrive, one after the other on one provisioned stack, then destroy."""
     from flows.audit import audit
     from flows.deploy import deploy, rollback
+    from flows.destroy import destroy
     from flows.drills import backup_drill, game_day
     from flows.failover import failback, failover
     from flows.preflight import preflight
@@ -79,6 +81,7 @@ def recorded(
         "backup-drill": lambda: backup_drill(config=CONFIG),
         "failover": lambda: failover(config=CONFIG, approved=True, reason="iam policy test"),
         "failback": lambda: failback(config=CONFIG, approved=True),
+        "destroy": lambda: destroy(config=CONFIG, yes=True, disable_deletion_protection=True),
     }
     for name in ON_ONE_STACK[1:]:
         out[name] = record(cfg, runs[name])
