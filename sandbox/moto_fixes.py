@@ -23,6 +23,7 @@ def apply() -> None:
         _sqs_one_consumer_at_a_time()
         _rds_promotion_detaches()
         _rds_cross_region_replica_deletes()
+        _rds_cross_region_replica_placement()
         _cache_deletion_completes()
         _cache_subnet_group_deletes()
         from moto import settings
@@ -123,6 +124,21 @@ def _rds_cross_region_replica_deletes() -> None:
                 self.replicas.remove(ref)
 
     DBInstance.remove_replica = remove_replica  # type: ignore[method-assign]
+
+
+def _rds_cross_region_replica_placement() -> None:
+    """RDS: a cross-region replica's subnet group was looked up in its source's region (the
+    copied source moved to the replica's region only after its other settings were set)."""
+    from moto.rds.models import RDSBackend
+
+    original = RDSBackend.create_db_instance_read_replica
+
+    def create_db_instance_read_replica(self: Any, db_kwargs: dict[str, Any]) -> Any:
+        if self.arn_regex.match(db_kwargs["source_db_instance_identifier"]):
+            db_kwargs = {"backend": self, **db_kwargs}
+        return original(self, db_kwargs)
+
+    RDSBackend.create_db_instance_read_replica = create_db_instance_read_replica  # type: ignore[method-assign]
 
 
 def _cache_deletion_completes() -> None:

@@ -277,6 +277,18 @@ def retired_name(ident: str, stamp: str) -> str:
     return f"{ident}-retired-{stamp}"[:63]
 
 
+def newest_retired(rds: Any, ident: str) -> dict[str, Any] | None:
+    """The most recently retired copy of ``ident`` in this region (the stamp sorts), if any."""
+    prefix = retired_name(ident, "")
+    found = [
+        d
+        for page in rds.get_paginator("describe_db_instances").paginate()
+        for d in page["DBInstances"]
+        if d["DBInstanceIdentifier"].startswith(prefix)
+    ]
+    return max(found, key=lambda d: d["DBInstanceIdentifier"], default=None)
+
+
 @step("retire {role} database")
 def retire_database(cfg: Config, role: Role, stamp: str) -> StepResult:
     """Move a database that is not (or no longer) the copy ``role`` needs out of the way: it
@@ -330,19 +342,26 @@ def replicate_database(cfg: Config, role: Role, source: Role) -> StepResult:
     have = describe_instance(rds, names.db_instance)
     if have is None:
         origin = _db(cfg, source)
-        data_sg = find_network(cfg, role).security_groups["data"]
-        key = f"arn:aws:kms:{names.region}:{cfg.account_id}:{names.kms_alias}"
+        like = newest_retired(rds, names.db_instance)
+        if like is not None:
+            # Placed like the database it replaces: right for a stack built elsewhere too.
+            subnet_group = like["DBSubnetGroup"]["DBSubnetGroupName"]
+            groups = [g["VpcSecurityGroupId"] for g in like.get("VpcSecurityGroups", [])]
+            key: str | None = like.get("KmsKeyId")  # None: unencrypted, so is its copy
+        else:
+            subnet_group = names.db_subnet_group
+            groups = [find_network(cfg, role).security_groups["data"]]
+            key = f"arn:aws:kms:{names.region}:{cfg.account_id}:{names.kms_alias}"
         params = {
             k: v
-            for k, v in _replica_params(cfg, names.db_instance, data_sg).items()
+            for k, v in _replica_params(cfg, names.db_instance, groups[0]).items()
             if k != "CopyTagsToSnapshot"
         }
         rds.create_db_instance_read_replica(
             SourceDBInstanceIdentifier=origin["DBInstanceArn"],
             SourceRegion=src.region,
-            KmsKeyId=key,
-            DBSubnetGroupName=names.db_subnet_group,
-            **params,
+            DBSubnetGroupName=subnet_group,
+            **{**params, "VpcSecurityGroupIds": groups, **({"KmsKeyId": key} if key else {})},
         )
         changes = [
             converge.create(

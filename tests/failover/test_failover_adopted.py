@@ -86,11 +86,33 @@ def _available(cfg: Config, role: Role, ident: str) -> dict[str, Any]:
     )
 
 
+def placement(cfg: Config, role: Role) -> dict[str, Any]:
+    """Where the Terraform stack keeps ``role``'s database: its own subnet group, security
+    group and KMS key (names tierbook could not derive)."""
+    where, vpc = region(cfg, role), NAMED[role]["vpc"]
+    ec2 = plain(cfg, "ec2", where)
+    group = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [f"{vpc}-db"]}])[
+        "SecurityGroups"
+    ][0]["GroupId"]
+    key = plain(cfg, "kms", where).describe_key(KeyId=f"alias/{vpc}-db")["KeyMetadata"]["Arn"]
+    return {"DBSubnetGroupName": f"{vpc}-db", "VpcSecurityGroupIds": [group], "KmsKeyId": key}
+
+
+def placed(db: dict[str, Any]) -> dict[str, Any]:
+    """``db``'s placement, as :func:`placement` gives it."""
+    return {
+        "DBSubnetGroupName": db["DBSubnetGroup"]["DBSubnetGroupName"],
+        "VpcSecurityGroupIds": [g["VpcSecurityGroupId"] for g in db["VpcSecurityGroups"]],
+        "KmsKeyId": db["KmsKeyId"],
+    }
+
+
 def build_database(cfg: Config) -> None:
     """The primary (Multi-AZ, managed secret replicated to DR) and its cross-region replica."""
     east, west = region(cfg, "primary"), region(cfg, "dr")
     ident, replica = NAMED["primary"]["db_instance"], NAMED["dr"]["db_instance"]
     plain(cfg, "rds", east).create_db_instance(
+        **placement(cfg, "primary"),
         DBInstanceIdentifier=ident,
         Engine="postgres",
         DBInstanceClass="db.t4g.medium",
@@ -110,6 +132,7 @@ def build_database(cfg: Config) -> None:
         SourceDBInstanceIdentifier=db["DBInstanceArn"],
         SourceRegion=east,
         DBInstanceClass="db.t4g.medium",
+        **placement(cfg, "dr"),
     )
     _available(cfg, "dr", replica)
 
@@ -128,8 +151,17 @@ def build_region(cfg: Config, role: Role) -> dict[str, Any]:
             for (t, az), cidr in subnet_plan(net).items()
             if t == tier
         ]
-        for tier in ("public", "app")
+        for tier in ("public", "app", "data")
     }
+    plain(cfg, "rds", where).create_db_subnet_group(
+        DBSubnetGroupName=f"{named['vpc']}-db",
+        DBSubnetGroupDescription="orders database",
+        SubnetIds=subnets["data"],
+    )
+    ec2.create_security_group(GroupName=f"{named['vpc']}-db", Description="db", VpcId=vpc)
+    kms = plain(cfg, "kms", where)
+    key = kms.create_key(Description="orders database")["KeyMetadata"]["KeyId"]
+    kms.create_alias(AliasName=f"alias/{named['vpc']}-db", TargetKeyId=key)
     alb = elb.create_load_balancer(
         Name=named["alb"], Subnets=subnets["public"], Scheme="internet-facing", Type="application"
     )["LoadBalancers"][0]
@@ -330,3 +362,26 @@ def test_a_missing_dr_load_balancer_is_named_as_configured(adopted: Stack, tmp_p
     with pytest.raises(NotFound, match=f"load balancer {DR_NAMES['alb']} missing in us-west-2"):
         flip_dns.fn(adopted.cfg, "dr")
     assert adopted.records()["primary"]["Failover"] == "PRIMARY"  # nothing flipped
+
+
+def test_a_stack_built_elsewhere_fails_back_into_its_own_placement(
+    adopted: Stack, tmp_path: Path
+) -> None:
+    """The new replica in each region goes where the database it replaces was: its subnet
+    group, security group and KMS key, none of which the config names."""
+    from flows.failover import failback
+
+    cfg, path = adopted.cfg, str(tmp_path / "adopted.yaml")
+    home, away = placement(cfg, "primary"), placement(cfg, "dr")
+    assert failover(config=path, approved=True)["outcome"] == "succeeded"
+    report = failback(config=path, approved=True, reason="east healthy again")
+
+    assert report["outcome"] == "succeeded", report.get("error")
+    primary, dr = adopted.db("primary"), adopted.db("dr")
+    assert primary["DBInstanceStatus"] == "available" and primary["MultiAZ"] is True
+    assert not primary.get("ReadReplicaSourceDBInstanceIdentifier")
+    assert dr["ReadReplicaSourceDBInstanceIdentifier"] == primary["DBInstanceArn"]
+    assert placed(primary) == home and placed(dr) == away
+    records = adopted.records()
+    assert records["primary"]["Failover"] == "PRIMARY" and records["dr"]["Failover"] == "SECONDARY"
+    assert not [n for n in every_name(cfg) if cfg.stack in n]
