@@ -25,6 +25,7 @@ def apply() -> None:
         _rds_cross_region_replica_deletes()
         _cache_deletion_completes()
         _cache_subnet_group_deletes()
+        _rds_global_clusters_by_identifier()
         from moto import settings
 
         settings.ACM_VALIDATION_WAIT = 0  # DNS-validated certificates are issued at once
@@ -154,6 +155,41 @@ def _cache_subnet_group_deletes() -> None:
         return EmptyResult()
 
     ElastiCacheResponse.delete_cache_subnet_group = delete_cache_subnet_group  # type: ignore[attr-defined]
+
+
+def _rds_global_clusters_by_identifier() -> None:
+    """RDS: DescribeGlobalClusters ignored GlobalClusterIdentifier (every global cluster, or an
+    empty list, never ``GlobalClusterNotFoundFault``); a global database made from a cluster
+    listed that cluster as a reader (``IsWriter`` false) and was unencrypted whatever the
+    cluster's encryption."""
+    from moto.core.responses import ActionResult
+    from moto.rds.exceptions import RDSClientError
+    from moto.rds.models import RDSBackend
+    from moto.rds.responses import RDSResponse
+
+    create = RDSBackend.create_global_cluster
+
+    def create_global_cluster(self: Any, *args: Any, **kwargs: Any) -> Any:
+        made = create(self, *args, **kwargs)
+        if made.members:  # made from a cluster: it keeps writing, its encryption is inherited
+            made.members[0].is_writer = True
+            made.storage_encrypted = bool(made.members[0].storage_encrypted)
+        return made
+
+    def describe_global_clusters(self: Any) -> Any:
+        found = self.global_backend.describe_global_clusters()
+        ident = self.params.get("GlobalClusterIdentifier")
+        if ident:
+            want = ident.lower()
+            found = [g for g in found if want in (g.global_cluster_identifier, g.arn)]
+            if not found:
+                raise RDSClientError(
+                    "GlobalClusterNotFoundFault", f"GlobalCluster {want} not found."
+                )
+        return ActionResult({"GlobalClusters": found})
+
+    RDSBackend.create_global_cluster = create_global_cluster  # type: ignore[method-assign]
+    RDSResponse.describe_global_clusters = describe_global_clusters  # type: ignore[method-assign]
 
 
 def _ecs_create_service_keeps_settings() -> None:
