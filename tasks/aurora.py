@@ -20,7 +20,9 @@ from tasks.database import (
     missing_info,
     rds_client,
 )
-from tasks.retry import is_code
+from tasks.retry import is_code, wait_for
+
+GLOBAL_TIMEOUT_S = 1800.0
 
 
 def global_cluster_id(cfg: Config) -> str:
@@ -202,6 +204,14 @@ def ensure_aurora_secondary(
                 raise NotFound(f"primary cluster of {cfg.stack} does not exist")
             prds.create_global_cluster(
                 GlobalClusterIdentifier=gid, SourceDBClusterIdentifier=source_arn
+            )
+            # A secondary can only join a global cluster that is available.
+            wait_for(
+                lambda: describe_global_cluster(prds, gid),
+                until=lambda g: bool(g) and g.get("Status") == "available",  # type: ignore[union-attr]
+                what=f"global cluster {gid} available",
+                timeout_s=GLOBAL_TIMEOUT_S,
+                describe=lambda g: (g or {}).get("Status", "missing"),
             )
     rds = rds_client(cfg, "dr")
     ident = names.db_cluster
