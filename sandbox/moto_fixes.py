@@ -161,10 +161,11 @@ def _rds_global_clusters_by_identifier() -> None:
     """RDS: DescribeGlobalClusters ignored GlobalClusterIdentifier (every global cluster, or an
     empty list, never ``GlobalClusterNotFoundFault``); a global database made from a cluster
     listed that cluster as a reader (``IsWriter`` false) and was unencrypted whatever the
-    cluster's encryption."""
+    cluster's encryption; RemoveFromGlobalCluster, given a secondary's ARN (as AWS wants it),
+    silently removed nothing."""
     from moto.core.responses import ActionResult
     from moto.rds.exceptions import RDSClientError
-    from moto.rds.models import RDSBackend
+    from moto.rds.models import RDSBackend, find_cluster, rds_backends
     from moto.rds.responses import RDSResponse
 
     create = RDSBackend.create_global_cluster
@@ -188,7 +189,29 @@ def _rds_global_clusters_by_identifier() -> None:
                 )
         return ActionResult({"GlobalClusters": found})
 
+    def remove_from_global_cluster(
+        self: Any, global_cluster_identifier: str, db_cluster_identifier: str
+    ) -> Any:
+        store = rds_backends[self.account_id]["us-east-1"].global_clusters
+        found = store.get(global_cluster_identifier.lower())
+        if found is None:
+            raise RDSClientError(
+                "GlobalClusterNotFoundFault",
+                f"GlobalCluster {global_cluster_identifier} not found.",
+            )
+        cluster = (
+            find_cluster(db_cluster_identifier)
+            if db_cluster_identifier.startswith("arn:")
+            else self.describe_db_clusters(db_cluster_identifier=db_cluster_identifier)[0]
+        )
+        if cluster in found.members:
+            found.members.remove(cluster)
+        cluster.global_cluster_identifier = None
+        cluster.is_writer = True  # a detached secondary stands alone and takes writes
+        return found
+
     RDSBackend.create_global_cluster = create_global_cluster  # type: ignore[method-assign]
+    RDSBackend.remove_from_global_cluster = remove_from_global_cluster  # type: ignore[method-assign]
     RDSResponse.describe_global_clusters = describe_global_clusters  # type: ignore[method-assign]
 
 
