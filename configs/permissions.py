@@ -515,13 +515,19 @@ RUNBOOKS: dict[str, Permissions] = {
             "kms:ScheduleKeyDeletion",
             "logs:DeleteLogGroup",
             "logs:DescribeLogGroups",
+            "rds:DeleteDBCluster",
             "rds:DeleteDBInstance",
             "rds:DeleteDBSubnetGroup",
+            "rds:DeleteGlobalCluster",
+            "rds:DescribeDBClusterSnapshots",
             "rds:DescribeDBClusters",
             "rds:DescribeDBInstances",
             "rds:DescribeDBSnapshots",
             "rds:DescribeDBSubnetGroups",
+            "rds:DescribeGlobalClusters",
+            "rds:ModifyDBCluster",
             "rds:ModifyDBInstance",
+            "rds:RemoveFromGlobalCluster",
             "route53:ChangeResourceRecordSets",
             "route53:DeleteHealthCheck",
             "route53:ListHealthChecks",
@@ -542,6 +548,10 @@ RUNBOOKS: dict[str, Permissions] = {
             "wafv2:ListWebACLs",
         ),
         implicit={
+            "rds:CreateDBClusterSnapshot": (
+                "DeleteDBCluster with a final snapshot (the default, Aurora) is also authorized "
+                "as rds:CreateDBClusterSnapshot"
+            ),
             "rds:CreateDBSnapshot": (
                 "DeleteDBInstance with a final snapshot (the default) is also authorized as "
                 "rds:CreateDBSnapshot"

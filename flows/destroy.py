@@ -3,8 +3,8 @@ protected.
 
 The runbook, as it would read on a wiki:
 
-0. Refuse a ``protected: true`` environment (before any AWS call), an Aurora stack (not
-   handled yet), the wrong account, and a stack that runs in DR since a failover.
+0. Refuse a ``protected: true`` environment (before any AWS call), the wrong account, and a
+   stack that runs in DR since a failover.
 1. Find what would be deleted (read-only; the plan). Nothing left → done, nothing changed.
 2. Refuse while a database or load balancer has deletion protection on, naming each, unless
    ``--disable-deletion-protection`` was given → approval (``--yes``, a confirmation on the
@@ -42,7 +42,6 @@ from flows.layers import Runner
 from flows.provision import refuse_if_failed_over, roles_for
 from flows.report import Timeline, publish_plan, runbook
 from tasks.changes import Action
-from tasks.database import is_aurora
 from tasks.locks import hold
 from tasks.preflight import check_account
 from tasks.steps import RECORDER
@@ -83,8 +82,6 @@ def refuse_unsafe(cfg: Config) -> None:
             f"{cfg.stack} is protected (protected: true in its config); destroy never acts on "
             "a protected environment — set protected: false first if it really must go"
         )
-    if is_aurora(cfg):
-        raise Refused(f"{cfg.stack} runs Aurora; destroy does not handle Aurora stacks yet")
 
 
 def refuse_protected_resources(protected: list[str]) -> None:

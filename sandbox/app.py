@@ -20,7 +20,7 @@ from sandbox import moto_fixes, wire
 from sandbox.settings import FaultRule, Timings
 from sandbox.sim_ecs import EcsSim
 from sandbox.sim_misc import CodeBuildSim, Route53Sim
-from sandbox.sim_rds import INSTANCE_CHANGES, SNAPSHOT_CHANGES, RdsSim
+from sandbox.sim_rds import GLOBAL_CHANGES, INSTANCE_CHANGES, SNAPSHOT_CHANGES, RdsSim
 
 StartResponse = Callable[..., Any]
 ECS_TASK_OPS = ("ListTasks", "DescribeTasks", "StopTask")
@@ -68,6 +68,10 @@ class SandboxApp:
                 200,
                 [("Content-Type", "application/x-amz-json-1.1")],
                 json.dumps(answer).encode(),
+            )
+        if call.service == "rds" and (why := self.rds.refuse(call.operation, dict(call.params))):
+            return self._reply(
+                start_response, *wire.error(call, "InvalidGlobalClusterStateFault", 400, why)
             )
         if call.service == "monitoring" and call.operation in METRIC_READS:
             self.refresh_metrics(call.region)  # a metric AWS keeps publishing is fresh when read
@@ -147,7 +151,7 @@ class SandboxApp:
                 self.ecs.handle(call.region, call.operation, params, answer), default=str
             ).encode()
         if call.service == "rds":
-            if call.operation in INSTANCE_CHANGES or call.operation in SNAPSHOT_CHANGES:
+            if call.operation in {**INSTANCE_CHANGES, **SNAPSHOT_CHANGES, **GLOBAL_CHANGES}:
                 self.rds.record(call.region, call.operation, params)
             if call.operation == "DescribeDBInstances":
                 self.rds.publish_lag(call.region)

@@ -26,6 +26,7 @@ def apply() -> None:
         _rds_cross_region_replica_placement()
         _cache_deletion_completes()
         _cache_subnet_group_deletes()
+        _rds_global_clusters_by_identifier()
         from moto import settings
 
         settings.ACM_VALIDATION_WAIT = 0  # DNS-validated certificates are issued at once
@@ -170,6 +171,64 @@ def _cache_subnet_group_deletes() -> None:
         return EmptyResult()
 
     ElastiCacheResponse.delete_cache_subnet_group = delete_cache_subnet_group  # type: ignore[attr-defined]
+
+
+def _rds_global_clusters_by_identifier() -> None:
+    """RDS: DescribeGlobalClusters ignored GlobalClusterIdentifier (every global cluster, or an
+    empty list, never ``GlobalClusterNotFoundFault``); a global database made from a cluster
+    listed that cluster as a reader (``IsWriter`` false) and was unencrypted whatever the
+    cluster's encryption; RemoveFromGlobalCluster, given a secondary's ARN (as AWS wants it),
+    silently removed nothing."""
+    from moto.core.responses import ActionResult
+    from moto.rds.exceptions import RDSClientError
+    from moto.rds.models import RDSBackend, find_cluster, rds_backends
+    from moto.rds.responses import RDSResponse
+
+    create = RDSBackend.create_global_cluster
+
+    def create_global_cluster(self: Any, *args: Any, **kwargs: Any) -> Any:
+        made = create(self, *args, **kwargs)
+        if made.members:  # made from a cluster: it keeps writing, its encryption is inherited
+            made.members[0].is_writer = True
+            made.storage_encrypted = bool(made.members[0].storage_encrypted)
+        return made
+
+    def describe_global_clusters(self: Any) -> Any:
+        found = self.global_backend.describe_global_clusters()
+        ident = self.params.get("GlobalClusterIdentifier")
+        if ident:
+            want = ident.lower()
+            found = [g for g in found if want in (g.global_cluster_identifier, g.arn)]
+            if not found:
+                raise RDSClientError(
+                    "GlobalClusterNotFoundFault", f"GlobalCluster {want} not found."
+                )
+        return ActionResult({"GlobalClusters": found})
+
+    def remove_from_global_cluster(
+        self: Any, global_cluster_identifier: str, db_cluster_identifier: str
+    ) -> Any:
+        store = rds_backends[self.account_id]["us-east-1"].global_clusters
+        found = store.get(global_cluster_identifier.lower())
+        if found is None:
+            raise RDSClientError(
+                "GlobalClusterNotFoundFault",
+                f"GlobalCluster {global_cluster_identifier} not found.",
+            )
+        cluster = (
+            find_cluster(db_cluster_identifier)
+            if db_cluster_identifier.startswith("arn:")
+            else self.describe_db_clusters(db_cluster_identifier=db_cluster_identifier)[0]
+        )
+        if cluster in found.members:
+            found.members.remove(cluster)
+        cluster.global_cluster_identifier = None
+        cluster.is_writer = True  # a detached secondary stands alone and takes writes
+        return found
+
+    RDSBackend.create_global_cluster = create_global_cluster  # type: ignore[method-assign]
+    RDSBackend.remove_from_global_cluster = remove_from_global_cluster  # type: ignore[method-assign]
+    RDSResponse.describe_global_clusters = describe_global_clusters  # type: ignore[method-assign]
 
 
 def _ecs_create_service_keeps_settings() -> None:

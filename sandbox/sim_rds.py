@@ -26,6 +26,7 @@ INSTANCE_CHANGES = {
     "ModifyDBInstance": ("modifying", "rds_modify_seconds"),
     "RebootDBInstance": ("rebooting", "rds_modify_seconds"),
 }
+GLOBAL_CHANGES = {"CreateGlobalCluster": ("creating", "rds_create_seconds")}
 SNAPSHOT_CHANGES = {
     "CreateDBSnapshot": ("creating", "rds_snapshot_seconds"),
     "CopyDBSnapshot": ("copying", "rds_snapshot_seconds"),
@@ -41,7 +42,15 @@ _BLOCK = {
         "DBSnapshotIdentifier",
         "Status",
     ),
+    "global": (
+        # a described global cluster is a <GlobalClusterMember>, and so is each of its members
+        # (which carry no GlobalClusterIdentifier): the status comes before the members
+        re.compile(r"<(GlobalCluster(?:Member)?)>.*?</\1>", re.S),
+        "GlobalClusterIdentifier",
+        "Status",
+    ),
 }
+GLOBAL = "global"  # global clusters belong to no region: their progressions are kept once
 
 
 class RdsSim:
@@ -82,6 +91,14 @@ class RdsSim:
                         status,
                         now + getattr(self.timings, key),
                     )
+            elif op in GLOBAL_CHANGES:
+                status, key = GLOBAL_CHANGES[op]
+                ident = str(params.get("GlobalClusterIdentifier") or "").lower()
+                if ident:
+                    self.pending[(GLOBAL, "global", ident)] = (
+                        status,
+                        now + getattr(self.timings, key),
+                    )
             elif op in SNAPSHOT_CHANGES:
                 status, key = SNAPSHOT_CHANGES[op]
                 ident = str(
@@ -94,6 +111,18 @@ class RdsSim:
                         status,
                         now + getattr(self.timings, key),
                     )
+
+    def refuse(self, op: str, params: dict[str, Any]) -> str | None:
+        """Why AWS would refuse this call now: a cluster cannot join a global cluster that is
+        still being created (``InvalidGlobalClusterStateFault``)."""
+        ident = str(params.get("GlobalClusterIdentifier") or "").lower()
+        if op != "CreateDBCluster" or not ident:
+            return None
+        with self.lock:
+            pending = self.pending.get((GLOBAL, "global", ident))
+        if pending and pending[1] > time.time():
+            return f"Global cluster {ident} is {pending[0]}, not available"
+        return None
 
     def rewrite(self, region: str, body: bytes) -> bytes:
         text = body.decode("utf-8")
@@ -111,7 +140,8 @@ class RdsSim:
                     ident = re.search(rf"<{id_tag}>([^<]+)</{id_tag}>", block)
                     if not ident:
                         return block
-                    pending = self.pending.get((region, kind, ident.group(1)))
+                    where = GLOBAL if kind == "global" else region
+                    pending = self.pending.get((where, kind, ident.group(1)))
                     if not pending or pending[1] <= now:
                         return block
                     return re.sub(

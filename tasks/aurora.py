@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from configs.errors import NotFound
+from configs.errors import AwsError, NotFound
 from configs.models import Config
 from configs.names import names_for
 from tasks import converge
@@ -20,11 +20,25 @@ from tasks.database import (
     missing_info,
     rds_client,
 )
-from tasks.retry import is_code
+from tasks.retry import is_code, wait_for
+
+GLOBAL_TIMEOUT_S = 1800.0
 
 
 def global_cluster_id(cfg: Config) -> str:
     return f"{cfg.stack}-global"
+
+
+def describe_global_cluster(rds: Any, gid: str) -> dict[str, Any] | None:
+    """The global cluster named ``gid``, or None. Only an entry with that name counts: a list
+    that ignores the filter is not taken for it."""
+    try:
+        found = rds.describe_global_clusters(GlobalClusterIdentifier=gid)["GlobalClusters"]
+    except AwsError as exc:
+        if is_code(exc, "GlobalClusterNotFoundFault"):
+            return None
+        raise
+    return next((g for g in found if g.get("GlobalClusterIdentifier") == gid), None)
 
 
 def cluster_settings(cfg: Config, data_sg: str) -> dict[str, Any]:
@@ -68,21 +82,43 @@ def _converge_cluster(
     return [converge.update("rds:cluster", c["DBClusterIdentifier"], names.region, before, after)]
 
 
+def instance_settings(cfg: Config) -> dict[str, Any]:
+    """What ``ModifyDBInstance`` converges on a cluster's instance. Pure."""
+    return {
+        "DBInstanceClass": cfg.database.instance_class,
+        "EnablePerformanceInsights": cfg.database.performance_insights,
+        "PubliclyAccessible": False,
+    }
+
+
+def observed_instance(i: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "DBInstanceClass": i.get("DBInstanceClass"),
+        "EnablePerformanceInsights": bool(i.get("PerformanceInsightsEnabled")),
+        "PubliclyAccessible": bool(i.get("PubliclyAccessible")),
+    }
+
+
 def _ensure_instance(
     rds: Any, cfg: Config, role: str, cluster_id: str, ident: str, az: str, dry_run: bool
 ) -> list[Change]:
     names = names_for(cfg, role)  # type: ignore[arg-type]
-    if describe_instance(rds, ident) is not None:
-        return []
+    found = describe_instance(rds, ident)
+    if found is not None:
+        before, after = diff(instance_settings(cfg), observed_instance(found))
+        if not after:
+            return []
+        if not dry_run:
+            rds.modify_db_instance(DBInstanceIdentifier=ident, ApplyImmediately=True, **after)
+        return [converge.update("rds:cluster-instance", ident, names.region, before, after)]
     if not dry_run:
         rds.create_db_instance(
             DBInstanceIdentifier=ident,
             DBClusterIdentifier=cluster_id,
             Engine="aurora-postgresql",
-            DBInstanceClass=cfg.database.instance_class,
             AvailabilityZone=az,
-            EnablePerformanceInsights=cfg.database.performance_insights,
             Tags=converge.tag_list(names.tags("data")),
+            **instance_settings(cfg),
         )
     return [converge.create("rds:cluster-instance", ident, names.region, {"az": az})]
 
@@ -105,23 +141,22 @@ def ensure_aurora_cluster(
                 {"engine": f"aurora-postgresql {d.engine_version}"},
             )
         )
-        if dry_run:
-            return StepResult(changes=changes, outputs=missing_info(cfg, "primary").model_dump())
-        rds.create_db_cluster(
-            DBClusterIdentifier=ident,
-            Engine="aurora-postgresql",
-            EngineVersion=d.engine_version,
-            MasterUsername=d.master_username,
-            ManageMasterUserPassword=True,
-            MasterUserSecretKmsKeyId=kms_key_arn,
-            DatabaseName=d.db_name,
-            Port=d.port,
-            StorageEncrypted=True,
-            KmsKeyId=kms_key_arn,
-            DBSubnetGroupName=names.db_subnet_group,
-            Tags=converge.tag_list(names.tags("data")),
-            **cluster_settings(cfg, data_sg),
-        )
+        if not dry_run:
+            rds.create_db_cluster(
+                DBClusterIdentifier=ident,
+                Engine="aurora-postgresql",
+                EngineVersion=d.engine_version,
+                MasterUsername=d.master_username,
+                ManageMasterUserPassword=True,
+                MasterUserSecretKmsKeyId=kms_key_arn,
+                DatabaseName=d.db_name,
+                Port=d.port,
+                StorageEncrypted=True,
+                KmsKeyId=kms_key_arn,
+                DBSubnetGroupName=names.db_subnet_group,
+                Tags=converge.tag_list(names.tags("data")),
+                **cluster_settings(cfg, data_sg),
+            )
     else:
         changes += _converge_cluster(rds, cfg, "primary", cluster, data_sg, dry_run)
     changes += _ensure_instance(
@@ -133,13 +168,16 @@ def ensure_aurora_cluster(
 
 
 def ensure_aurora_readers(cfg: Config, data_sg: str, *, dry_run: bool = False) -> StepResult:
-    """Readers in the AZs after the writer's (the writer is instance 1 in the first AZ)."""
+    """Readers round-robin over the AZs other than the first (instance 1, the writer as
+    created, is there; an in-region failover swaps roles, not AZs)."""
+    from tasks.replicas import reader_azs
+
     names = names_for(cfg, "primary")
     rds = rds_client(cfg, "primary")
-    azs = cfg.network.primary.azs
+    count = max(1 if d_multi(cfg) else 0, cfg.database.read_replicas)
+    azs = reader_azs(cfg.network.primary.azs, cfg.network.primary.azs[0], count)
     changes: list[Change] = []
-    for i in range(max(1 if d_multi(cfg) else 0, cfg.database.read_replicas)):
-        az = azs[(i + 1) % len(azs)]
+    for i, az in enumerate(azs):
         changes += _ensure_instance(
             rds, cfg, "primary", names.db_cluster, f"{names.db_cluster}-{i + 2}", az, dry_run
         )
@@ -159,40 +197,43 @@ def ensure_aurora_secondary(
     changes: list[Change] = []
     gid = global_cluster_id(cfg)
     prds = rds_client(cfg, "primary")
-    try:
-        prds.describe_global_clusters(GlobalClusterIdentifier=gid)
-    except Exception as exc:
-        if not is_code(exc, "GlobalClusterNotFoundFault"):
-            raise
+    if describe_global_cluster(prds, gid) is None:
         changes.append(converge.create("rds:global-cluster", gid, "global", {"source": source_arn}))
         if not dry_run:
             if converge.is_placeholder(source_arn):
-                raise NotFound(f"primary cluster of {cfg.stack} does not exist") from exc
+                raise NotFound(f"primary cluster of {cfg.stack} does not exist")
             prds.create_global_cluster(
                 GlobalClusterIdentifier=gid, SourceDBClusterIdentifier=source_arn
+            )
+            # A secondary can only join a global cluster that is available.
+            wait_for(
+                lambda: describe_global_cluster(prds, gid),
+                until=lambda g: bool(g) and g.get("Status") == "available",  # type: ignore[union-attr]
+                what=f"global cluster {gid} available",
+                timeout_s=GLOBAL_TIMEOUT_S,
+                describe=lambda g: (g or {}).get("Status", "missing"),
             )
     rds = rds_client(cfg, "dr")
     ident = names.db_cluster
     cluster = describe_cluster(rds, ident)
     if cluster is None:
         changes.append(converge.create("rds:cluster", ident, names.region, {"global": gid}))
-        if dry_run:
-            return StepResult(changes=changes, outputs=missing_info(cfg, "dr").model_dump())
-        rds.create_db_cluster(
-            DBClusterIdentifier=ident,
-            GlobalClusterIdentifier=gid,
-            Engine="aurora-postgresql",
-            EngineVersion=cfg.database.engine_version,
-            StorageEncrypted=True,
-            KmsKeyId=kms_key_arn,
-            DBSubnetGroupName=names.db_subnet_group,
-            Tags=converge.tag_list(names.tags("data")),
-            **{
-                k: v
-                for k, v in cluster_settings(cfg, data_sg).items()
-                if k != "BackupRetentionPeriod"
-            },
-        )
+        if not dry_run:
+            rds.create_db_cluster(
+                DBClusterIdentifier=ident,
+                GlobalClusterIdentifier=gid,
+                Engine="aurora-postgresql",
+                EngineVersion=cfg.database.engine_version,
+                StorageEncrypted=True,
+                KmsKeyId=kms_key_arn,
+                DBSubnetGroupName=names.db_subnet_group,
+                Tags=converge.tag_list(names.tags("data")),
+                **{
+                    k: v
+                    for k, v in cluster_settings(cfg, data_sg).items()
+                    if k != "BackupRetentionPeriod"
+                },
+            )
     else:
         changes += _converge_cluster(rds, cfg, "dr", cluster, data_sg, dry_run)
     changes += _ensure_instance(rds, cfg, "dr", ident, f"{ident}-1", cfg.network.dr.azs[0], dry_run)

@@ -144,6 +144,11 @@ def ensure_dr_replica(
     )
 
 
+def lookup_name(cfg: Config, role: str) -> str:
+    names = names_for(cfg, role)  # type: ignore[arg-type]
+    return names.db_cluster if is_aurora(cfg) else names.db_instance
+
+
 @step("wait for {role} database available")
 def wait_for_database(cfg: Config, role: str, *, timeout_s: float = DB_TIMEOUT_S) -> StepResult:
     """Replicas can only be made from an available source; the app needs an endpoint."""
@@ -155,7 +160,7 @@ def wait_for_database(cfg: Config, role: str, *, timeout_s: float = DB_TIMEOUT_S
             if i.status in ("failed", "incompatible-parameters", "storage-full")
             else None
         ),
-        what=f"{role} database {names_for(cfg, role).db_instance} available",  # type: ignore[arg-type]
+        what=f"{role} database {lookup_name(cfg, role)} available",
         timeout_s=timeout_s,
         describe=lambda i: i.status,
     )

@@ -21,7 +21,7 @@ from configs.models import Config
 from configs.names import Role, names_for
 from tasks.aws import connect
 from tasks.changes import Action, Change, StepResult
-from tasks.database import describe_instance, rds_client
+from tasks.database import describe_instance, is_aurora, rds_client
 from tasks.loadbalancer import find_load_balancer
 from tasks.retry import absent, wait_for
 from tasks.steps import step
@@ -96,6 +96,12 @@ def check_deletion_protection(cfg: Config, roles: list[Role]) -> StepResult:
     dbs = [d for r in roles for d in _instances(cfg, r)]
     albs = {a[0]: a[2] for r in roles if (a := _alb_attributes(cfg, r))}
     found = protected_resources(dbs, albs)
+    if is_aurora(cfg):
+        from tasks.teardown_aurora import cluster_protected
+
+        found += [
+            f"cluster {c['DBClusterIdentifier']}" for r in roles if (c := cluster_protected(cfg, r))
+        ]
     return StepResult(
         outputs={"protected": found},
         status="ok",
@@ -125,6 +131,16 @@ def ensure_protection_off(cfg: Config, roles: list[Role], *, dry_run: bool = Fal
                     what=f"database {ident} available again",
                     timeout_s=GONE_TIMEOUT_S,
                 )
+        if is_aurora(cfg):
+            from tasks.teardown_aurora import cluster_protected
+
+            if cluster := cluster_protected(cfg, role):
+                ident = cluster["DBClusterIdentifier"]
+                changes.append(_off("rds:cluster", ident, region))
+                if not dry_run:
+                    rds.modify_db_cluster(
+                        DBClusterIdentifier=ident, DeletionProtection=False, ApplyImmediately=True
+                    )
         alb = _alb_attributes(cfg, role)
         if alb and alb[2].get("deletion_protection.enabled") == "true":
             changes.append(_off("elbv2:load-balancer", alb[0], region))

@@ -16,7 +16,7 @@ from configs.models import Config
 from configs.names import Role, names_for
 from tasks.aws import connect
 from tasks.changes import Change, StepResult
-from tasks.database import describe_instance, primary_secret_arn, rds_client
+from tasks.database import describe_instance, is_aurora, primary_secret_arn, rds_client
 from tasks.retry import absent, is_code, wait_for
 from tasks.steps import step
 from tasks.teardown import GONE_TIMEOUT_S, database_identifiers, deleted, result, wait_gone
@@ -66,6 +66,10 @@ def ensure_databases_deleted(
 ) -> StepResult:
     """Replicas first (each would otherwise be promoted to a standalone database when its
     source goes), then the primary's writer with a final snapshot unless told to skip it."""
+    if is_aurora(cfg):
+        from tasks.teardown_aurora import delete_aurora
+
+        return delete_aurora(cfg, role, skip_final_snapshot, dry_run=dry_run)
     names = names_for(cfg, role)
     region, rds = names.region, rds_client(cfg, role)
     writer = describe_instance(rds, names.db_instance) if role == "primary" else None
@@ -105,11 +109,12 @@ def _earlier_final_snapshot(rds: Any, identifier: str) -> str | None:
     """The newest final snapshot of ``identifier``: taken by a run that then stopped, so the
     run that finishes still reports it."""
     snaps = rds.describe_db_snapshots(DBInstanceIdentifier=identifier, SnapshotType="manual")
-    finals = [
-        s["DBSnapshotIdentifier"]
-        for s in snaps["DBSnapshots"]
-        if s["DBSnapshotIdentifier"].startswith(identifier + FINAL)
-    ]
+    return newest_final(identifier, [s["DBSnapshotIdentifier"] for s in snaps["DBSnapshots"]])
+
+
+def newest_final(identifier: str, snapshot_ids: list[str]) -> str | None:
+    """The newest of ``identifier``'s final snapshots among ``snapshot_ids``. Pure."""
+    finals = [s for s in snapshot_ids if s.startswith(identifier + FINAL)]
     return max(finals) if finals else None
 
 

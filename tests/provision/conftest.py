@@ -97,6 +97,27 @@ def fresh_account(
     return cfg
 
 
+def plan_build_rerun(cfg: Config, config: str) -> dict[str, Any]:
+    """On an empty account: a plan, a provision, and a second provision, with the mutating
+    calls of the plan and of the second run."""
+    from flows.provision import provision
+
+    calls = watch(cfg)
+    planned = provision(config=config, plan=True)
+    plan_calls = list(calls.seen)
+    first = provision(config=config)
+    calls.reset()
+    second = provision(config=config)
+    return {
+        "cfg": cfg,
+        "plan": planned,
+        "plan_calls": plan_calls,
+        "first": first,
+        "second": second,
+        "second_calls": list(calls.seen),
+    }
+
+
 @pytest.fixture(scope="module")
 def moto_as_aws(aws_endpoint: str) -> Iterator[pytest.MonkeyPatch]:
     """The sandbox answers as AWS does where moto drops fields (``sandbox/moto_fixes.py``)."""

@@ -14,8 +14,7 @@ import pytest
 from configs.layout import subnet_plan
 from configs.models import Config
 from configs.names import names_for
-from flows.provision import provision
-from tests.provision.conftest import fresh_account, plain, watch
+from tests.provision.conftest import fresh_account, plain, plan_build_rerun
 
 CONFIG = "configs/sandbox.yaml"
 
@@ -25,20 +24,7 @@ def stack(
     aws_endpoint: str, moto_as_aws: pytest.MonkeyPatch, prefect_harness: None
 ) -> Iterator[dict[str, Any]]:
     cfg = fresh_account(aws_endpoint, moto_as_aws)
-    calls = watch(cfg)
-    planned = provision(config=CONFIG, plan=True)
-    plan_calls = list(calls.seen)
-    first = provision(config=CONFIG)
-    calls.reset()
-    second = provision(config=CONFIG)
-    yield {
-        "cfg": cfg,
-        "plan": planned,
-        "plan_calls": plan_calls,
-        "first": first,
-        "second": second,
-        "second_calls": list(calls.seen),
-    }
+    yield plan_build_rerun(cfg, CONFIG)
 
 
 def ec2(cfg: Config, role: str = "primary") -> Any:
