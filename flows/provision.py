@@ -33,10 +33,9 @@ from configs.models import Config
 from configs.names import Role
 from flows.layers import Runner, app_layer, data_layer, edge_layer, network_layer
 from flows.report import publish_plan, runbook
-from tasks.database import is_aurora
 from tasks.dns import ensure_hosted_zone
 from tasks.preflight import check_account
-from tasks.readiness import dr_database, is_replica
+from tasks.readiness import dr_writes
 
 Regions = Literal["primary", "dr", "both"]
 
@@ -45,13 +44,10 @@ def refuse_if_failed_over(cfg: Config, consequence: str = "provision would undo 
     """After a failover the DR database is the writer and the primary's services are fenced;
     converging to the config would undo that (and destroying would take the live writer).
     Failback is the way home."""
-    if is_aurora(cfg) or not cfg.database.dr_replica:
-        return  # an Aurora global secondary names no source; its failover is tracked there
-    db = dr_database(cfg)
-    if db is not None and not is_replica(db):
+    if cfg.database.dr_replica and dr_writes(cfg):
         raise Refused(
-            f"{cfg.stack} runs in {cfg.regions.dr} since a failover (the DR database is a "
-            f"standalone primary); {consequence} — run `tierbook failback` first"
+            f"{cfg.stack} runs in {cfg.regions.dr} since a failover (the DR database is the "
+            f"writer); {consequence} — run `tierbook failback` first"
         )
 
 

@@ -86,6 +86,24 @@ def dr_database(cfg: Config) -> dict[str, Any] | None:
     return describe_instance(rds, names.db_instance)
 
 
+def dr_writes(cfg: Config) -> bool:
+    """Whether the DR database is the writer since a failover: a standalone instance, or an
+    Aurora DR cluster that writes for its global database or has left it."""
+    db = dr_database(cfg)
+    if db is None:
+        return False
+    if not is_aurora(cfg):
+        return not is_replica(db)
+    from tasks.aurora import describe_global_cluster, global_cluster_id
+
+    rds = connect(cfg).client("rds", cfg.regions.dr)
+    glob = describe_global_cluster(rds, global_cluster_id(cfg)) or {}
+    me = [
+        m for m in glob.get("GlobalClusterMembers", []) if m["DBClusterArn"] == db["DBClusterArn"]
+    ]
+    return not me or bool(me[0].get("IsWriter"))
+
+
 def is_replica(db: dict[str, Any]) -> bool:
     return bool(
         db.get("ReadReplicaSourceDBInstanceIdentifier") or db.get("ReplicationSourceIdentifier")

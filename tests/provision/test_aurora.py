@@ -222,3 +222,19 @@ def test_drift_is_planned_exactly_and_put_back(stack: dict) -> None:
     calls.reset()
     assert provision(config=path, plan=True)["changes"] == []
     assert calls.seen == []
+
+
+def test_provision_refuses_once_the_dr_cluster_has_left_the_global_database(stack: dict) -> None:
+    """Detached (as a failover that promotes the secondary leaves it), the DR cluster is the
+    writer: converging to the config would undo the failover. Runs last: it breaks the stack."""
+    from configs.errors import Refused
+
+    cfg = stack["cfg"]
+    dr = cluster(cfg, "dr")
+    plain(cfg, "rds", cfg.regions.dr).remove_from_global_cluster(
+        GlobalClusterIdentifier=global_cluster_id(cfg), DbClusterIdentifier=dr["DBClusterArn"]
+    )
+    calls = watch(cfg)
+    with pytest.raises(Refused, match=r"since a failover .* `tierbook failback`"):
+        provision(config=stack["path"], plan=True)
+    assert calls.seen == []
