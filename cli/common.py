@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated, Any
@@ -52,6 +53,18 @@ def exit_code_for(exc: BaseException) -> int:
     if isinstance(exc, TierbookError):
         return exc.exit_code
     return FAILED
+
+
+def interactive() -> bool:
+    return sys.stdin.isatty()
+
+
+def confirm_by_name(stack: str, question: str) -> None:
+    """On a terminal: the environment's name typed back, or exit 2 with nothing done."""
+    typed = typer.prompt(f"{question} Type the environment's name ({stack}) to go on")
+    if typed.strip() != stack:
+        err_console.print(f"[red]typed {typed!r}, not {stack!r}: nothing done[/]")
+        raise typer.Exit(BAD_INPUT)
 
 
 def run_flow(flow_fn: Callable[..., Any], output: Output, /, **params: Any) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
@@ -14,14 +13,12 @@ from cli.common import (
     OutputOpt,
     PlanOpt,
     YesOpt,
+    confirm_by_name,
     err_console,
+    interactive,
     run_flow,
 )
 from cli.provision_cmd import Region
-
-
-def _interactive() -> bool:
-    return sys.stdin.isatty()
 
 
 def _ask(config: str, region: Region) -> bool:
@@ -33,13 +30,11 @@ def _ask(config: str, region: Region) -> bool:
     if cfg.protected:
         return False
     where = {"both": "both regions", "primary": cfg.regions.primary, "dr": cfg.regions.dr}
-    if not typer.confirm(
+    confirm_by_name(
+        cfg.stack,
         f"Delete every resource of {cfg.stack} (account {cfg.account_id}) in "
-        f"{where[region.value]}? `--plan` lists them",
-        default=False,
-    ):
-        err_console.print("not confirmed: nothing was deleted")
-        raise typer.Exit(BAD_INPUT)
+        f"{where[region.value]}? (`--plan` lists them.)",
+    )
     return True
 
 
@@ -67,7 +62,7 @@ def destroy(
     from configs.errors import BadInput
     from flows.destroy import destroy as flow
 
-    if not (yes or plan) and _interactive():
+    if not (yes or plan) and interactive():
         try:
             yes = _ask(config, region)
         except BadInput as exc:

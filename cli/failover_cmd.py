@@ -6,12 +6,11 @@ Approval on a terminal is ``--yes`` or typing the environment's name at the prom
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
 
-from cli.common import BAD_INPUT, ConfigOpt, Output, OutputOpt, YesOpt, err_console, run_flow
+from cli.common import ConfigOpt, Output, OutputOpt, YesOpt, confirm_by_name, interactive, run_flow
 
 ReasonOpt = Annotated[str, typer.Option("--reason", help="Why: goes into the report.")]
 
@@ -28,12 +27,9 @@ def _confirm(config: str, what: str, yes: bool) -> bool:
         return False
     if not cfg.failover.require_approval:
         return True
-    if not sys.stdin.isatty():
+    if not interactive():
         return False
-    typed = typer.prompt(f"{what} {cfg.stack}? Type the environment's name to go on")
-    if typed.strip() != cfg.stack:
-        err_console.print(f"[red]typed {typed!r}, not {cfg.stack!r}: nothing done[/]")
-        raise typer.Exit(BAD_INPUT)
+    confirm_by_name(cfg.stack, f"{what} {cfg.stack}?")
     return True
 
 

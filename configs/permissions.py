@@ -404,6 +404,7 @@ RUNBOOKS: dict[str, Permissions] = {
             "elasticloadbalancing:DescribeLoadBalancers",
             "elasticloadbalancing:DescribeTargetGroups",
             "rds:DescribeDBClusters",
+            "rds:DescribeGlobalClusters",
             "rds:DescribeDBInstances",
             "route53-recovery-cluster:GetRoutingControlState",
             "route53:ListHealthChecks",

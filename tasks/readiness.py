@@ -87,13 +87,18 @@ def dr_database(cfg: Config) -> dict[str, Any] | None:
 
 
 def dr_writes(cfg: Config) -> bool:
-    """Whether the DR database is the writer since a failover: a standalone instance, or an
-    Aurora DR cluster that writes for its global database or has left it."""
+    """Whether the DR database is the writer since a failover."""
     db = dr_database(cfg)
-    if db is None:
+    return db is not None and writes(cfg, db)
+
+
+def writes(cfg: Config, db: dict[str, Any]) -> bool:
+    """Whether DR's database ``db`` writes: a standalone instance, or an Aurora cluster that
+    writes for its global database or has left it (a global secondary names no source)."""
+    if is_replica(db):
         return False
     if not is_aurora(cfg):
-        return not is_replica(db)
+        return True
     from tasks.aurora import describe_global_cluster, global_cluster_id
 
     rds = connect(cfg).client("rds", cfg.regions.dr)
@@ -117,7 +122,7 @@ def check_dr_database(cfg: Config) -> tuple[Finding, bool]:
     if db is None:
         return Finding(check="dr-database", status="fail", detail=f"{ident} does not exist"), False
     status = db.get("DBInstanceStatus") or db.get("Status") or "?"
-    if not is_replica(db):
+    if writes(cfg, db):
         return (
             Finding(
                 check="dr-database",
@@ -126,8 +131,10 @@ def check_dr_database(cfg: Config) -> tuple[Finding, bool]:
             ),
             True,
         )
-    source = db.get("ReadReplicaSourceDBInstanceIdentifier") or db.get(
-        "ReplicationSourceIdentifier"
+    source = (
+        db.get("ReadReplicaSourceDBInstanceIdentifier")
+        or db.get("ReplicationSourceIdentifier")
+        or db.get("GlobalClusterIdentifier")
     )
     if status != "available":
         return (

@@ -224,6 +224,17 @@ def test_drift_is_planned_exactly_and_put_back(stack: dict) -> None:
     assert calls.seen == []
 
 
+def test_readiness_sees_the_secondary_replicating_not_promoted(stack: dict) -> None:
+    """A global secondary names no replication source: it is still no writer, so a failover
+    must promote it (not skip it as promoted before)."""
+    from tasks.readiness import check_dr_database, dr_writes
+
+    finding, promoted = check_dr_database(stack["cfg"])
+    assert (finding.status, promoted) == ("pass", False), finding
+    assert "shop-sandbox-global" in finding.detail
+    assert not dr_writes(stack["cfg"])
+
+
 def test_provision_refuses_once_the_dr_cluster_has_left_the_global_database(stack: dict) -> None:
     """Detached (as a failover that promotes the secondary leaves it), the DR cluster is the
     writer: converging to the config would undo the failover. Runs last: it breaks the stack."""

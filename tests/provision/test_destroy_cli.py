@@ -39,12 +39,12 @@ def test_without_yes_and_without_a_terminal_it_refuses(
 def test_a_terminal_asks_and_no_means_nothing_is_deleted(
     leftover: Config, prefect_harness: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("cli.destroy_cmd._interactive", lambda: True)
-    out = CliRunner().invoke(app, ["destroy", "-c", CONFIG], input="n\n")
+    monkeypatch.setattr("cli.destroy_cmd.interactive", lambda: True)
+    out = CliRunner().invoke(app, ["destroy", "-c", CONFIG], input="y\n")  # not the name
     assert out.exit_code == 2, out.output
     assert "Delete every resource of shop-sandbox (account 123456789012)" in out.output
     assert _queues(leftover) == ["shop-sandbox-orders"]
-    out = CliRunner().invoke(app, ["destroy", "-c", CONFIG, "-o", "json"], input="y\n")
+    out = CliRunner().invoke(app, ["destroy", "-c", CONFIG, "-o", "json"], input="shop-sandbox\n")
     assert out.exit_code == 0, out.output
     assert _queues(leftover) == []
 
@@ -68,7 +68,7 @@ def test_plan_then_yes_deletes_a_partial_stack(leftover: Config, prefect_harness
 def test_a_protected_environment_exits_2(
     account: Config, prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("cli.destroy_cmd._interactive", lambda: True)  # not even asked
+    monkeypatch.setattr("cli.destroy_cmd.interactive", lambda: True)  # not even asked
     protected = tmp_path / "protected.yaml"
     text = (ROOT / CONFIG).read_text()
     protected.write_text(text.replace("account_id:", "protected: true\naccount_id:", 1))
