@@ -37,7 +37,7 @@ def main() -> None:
 
     from flows.provision import provision
     from sandbox import SandboxServer, Timings
-    from tasks.aws import connect, forget_connections, is_mutating
+    from tasks.core.aws import connect, forget_connections, is_mutating
     from tests.conftest import TEST_TIMINGS
     from tests.provision.conftest import fresh_account
 

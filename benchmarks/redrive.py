@@ -34,9 +34,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from configs import load_config  # noqa: E402
-from tasks.aws import forget_connections  # noqa: E402
-from tasks.queues_find import find_route  # noqa: E402
-from tasks.redrive_engine import Engine, EngineSettings  # noqa: E402
+from tasks.core.aws import forget_connections  # noqa: E402
+from tasks.runbooks.redrive.engine import Engine, EngineSettings  # noqa: E402
+from tasks.runbooks.redrive.routes import find_route  # noqa: E402
 
 
 def free_port() -> int:

@@ -137,7 +137,7 @@ def print_report(report: dict[str, Any]) -> None:
 
 
 def print_changes(changes: list[dict[str, Any]]) -> None:
-    from tasks.changes import Change
+    from tasks.core.changes import Change
 
     table = Table(title=f"plan: {len(changes)} change(s)")
     for col in ("resource", "region", "action", "change"):

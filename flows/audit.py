@@ -23,8 +23,7 @@ from prefect import flow
 from configs import resolve_config
 from configs.names import Role
 from flows.report import publish_table, runbook
-from tasks.audit import Finding, ordered
-from tasks.audit_checks import (
+from tasks.runbooks.audit.checks import (
     check_cache,
     check_databases,
     check_dr_replica,
@@ -35,6 +34,7 @@ from tasks.audit_checks import (
     check_task_definitions,
     find_vpc_id,
 )
+from tasks.runbooks.audit.rules import Finding, ordered
 
 ROLES: tuple[Role, ...] = ("primary", "dr")
 

@@ -33,8 +33,9 @@ from configs.models import SECRET_LIKE, Config
 from configs.names import Role, names_for
 from flows.approval import approve_protected
 from flows.report import Timeline, publish_plan, runbook
-from tasks.changes import Change
-from tasks.images import (
+from tasks.core.changes import Change
+from tasks.core.locks import hold
+from tasks.runbooks.deploy.images import (
     Image,
     check_scan,
     ensure_build_project,
@@ -44,9 +45,7 @@ from tasks.images import (
     source_named,
     wait_for_replica_image,
 )
-from tasks.locks import hold
-from tasks.preflight import check_account
-from tasks.rollout import (
+from tasks.runbooks.deploy.rollout import (
     ROLLOUT_TIMEOUT_S,
     check_smoke,
     check_targets,
@@ -58,6 +57,7 @@ from tasks.rollout import (
     roll_back,
     wait_for_rollout,
 )
+from tasks.runbooks.preflight import check_account
 
 LOCK_LEASE_S = 3600.0
 STEPS = [

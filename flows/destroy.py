@@ -41,38 +41,30 @@ from flows.approval import approve_typed
 from flows.layers import Runner
 from flows.provision import refuse_if_failed_over, roles_for
 from flows.report import Timeline, publish_plan, runbook
-from tasks.changes import Action
-from tasks.locks import hold
-from tasks.preflight import check_account
-from tasks.steps import RECORDER
-from tasks.teardown import check_deletion_protection, ensure_protection_off, ensure_tables_deleted
-from tasks.teardown_app import (
-    ensure_alarms_deleted,
-    ensure_buckets_deleted,
-    ensure_certificate_deleted,
-    ensure_cluster_deleted,
-    ensure_load_balancer_deleted,
-    ensure_queues_deleted,
-    ensure_repositories_deleted,
-    ensure_roles_deleted,
-    ensure_services_deleted,
-)
-from tasks.teardown_data import (
-    KMS_PENDING_DAYS,
-    ensure_cache_deleted,
-    ensure_databases_deleted,
-    ensure_db_subnet_group_deleted,
-    ensure_kms_key_deleted,
-    ensure_secret_replica_deleted,
-)
-from tasks.teardown_edge import ensure_distribution_deleted, ensure_dns_deleted
-from tasks.teardown_network import (
-    ensure_endpoints_deleted,
-    ensure_flow_log_role_deleted,
-    ensure_flow_logs_deleted,
-    ensure_nat_gateways_deleted,
-    ensure_vpc_deleted,
-)
+from tasks.core.changes import Action
+from tasks.core.locks import ensure_tables_deleted, hold
+from tasks.core.steps import RECORDER
+from tasks.resources.alarms import ensure_alarms_deleted
+from tasks.resources.buckets import ensure_buckets_deleted
+from tasks.resources.cache import ensure_cache_deleted
+from tasks.resources.certificates import ensure_certificate_deleted
+from tasks.resources.cloudfront import ensure_distribution_deleted
+from tasks.resources.database.postgres import ensure_databases_deleted
+from tasks.resources.database.secret import ensure_secret_replica_deleted
+from tasks.resources.database.subnet_group import ensure_db_subnet_group_deleted
+from tasks.resources.dns import ensure_dns_deleted
+from tasks.resources.ecr import ensure_repositories_deleted
+from tasks.resources.ecs import ensure_cluster_deleted, ensure_services_deleted
+from tasks.resources.iam import ensure_roles_deleted
+from tasks.resources.kms import KMS_PENDING_DAYS, ensure_kms_key_deleted
+from tasks.resources.load_balancer import ensure_load_balancer_deleted
+from tasks.resources.network.endpoints import ensure_endpoints_deleted
+from tasks.resources.network.flow_logs import ensure_flow_log_role_deleted, ensure_flow_logs_deleted
+from tasks.resources.network.routes import ensure_nat_gateways_deleted
+from tasks.resources.network.vpc import ensure_vpc_deleted
+from tasks.resources.queues import ensure_queues_deleted
+from tasks.runbooks.destroy.protection import check_deletion_protection, ensure_protection_off
+from tasks.runbooks.preflight import check_account
 
 
 def refuse_unsafe(cfg: Config) -> None:

@@ -33,7 +33,9 @@ from configs import resolve_config
 from configs.errors import BadInput
 from flows.approval import approve_protected
 from flows.report import Timeline, publish_plan, runbook
-from tasks.backup import (
+from tasks.core.changes import Change
+from tasks.core.locks import hold
+from tasks.runbooks.drills.backup import (
     RESTORE_TIMEOUT_S,
     check_restored_data,
     copy_snapshot_to_dr,
@@ -46,8 +48,7 @@ from tasks.backup import (
     take_db_snapshot,
     utcnow,
 )
-from tasks.changes import Change
-from tasks.gameday import (
+from tasks.runbooks.drills.game_day import (
     abort_if_alarm,
     check_steady_state,
     check_stop_alarms,
@@ -58,8 +59,7 @@ from tasks.gameday import (
     stop_tasks_in_az,
     wait_for_recovery,
 )
-from tasks.locks import hold
-from tasks.preflight import check_account
+from tasks.runbooks.preflight import check_account
 
 SOURCES = ("new", "automated")
 

@@ -34,22 +34,24 @@ from configs.models import Config
 from configs.names import Role
 from flows.approval import approve_typed
 from flows.report import Timeline, runbook
-from tasks.failover import (
-    fence_services,
+from tasks.core.locks import hold
+from tasks.core.steps import step
+from tasks.runbooks.deploy.rollout import check_smoke
+from tasks.runbooks.failover.database import (
     harden_database,
     promote_replica,
     replicate_database,
     retire_database,
+    wait_caught_up,
+)
+from tasks.runbooks.failover.readiness import Readiness, evaluate, replica_lag, service_names
+from tasks.runbooks.failover.services import (
+    fence_services,
     scale_service,
     verify_targets,
-    wait_caught_up,
     warm_standby,
 )
-from tasks.locks import hold
-from tasks.readiness import Readiness, evaluate, replica_lag, service_names
-from tasks.rollout import check_smoke
-from tasks.steps import step
-from tasks.traffic import flip_dns
+from tasks.runbooks.failover.traffic_switch import flip_dns
 
 LOCK = "region-move"
 

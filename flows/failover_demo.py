@@ -8,7 +8,7 @@ from prefect import flow
 
 from configs import resolve_config
 from flows.failover import failover
-from tasks.demo_images import ensure_ci_images
+from tasks.runbooks.deploy.demo_images import ensure_ci_images
 
 
 @flow(name="failover-demo", persist_result=False)

@@ -12,34 +12,45 @@ from typing import Any
 
 from configs.models import Config
 from configs.names import Role
-from tasks.alarms import ensure_alarms
-from tasks.cache import ensure_cache, ensure_cache_subnet_group
-from tasks.certificates import ensure_certificate
-from tasks.changes import Change, StepResult
-from tasks.database import DatabaseInfo, ensure_database, ensure_db_subnet_group, lookup_database
-from tasks.distribution import ensure_distribution
-from tasks.dns import ensure_dns_records, ensure_health_check
-from tasks.ecr import ensure_repositories
-from tasks.ecs import ensure_cluster, ensure_service, ensure_task_definition
-from tasks.edge import ensure_asset_bucket, ensure_asset_bucket_policy, ensure_log_bucket
-from tasks.endpoints import ensure_endpoints, ensure_flow_logs
-from tasks.iam import ensure_execution_role, ensure_task_roles
-from tasks.kms import ensure_kms_key
-from tasks.loadbalancer import (
+from tasks.core.changes import Change, StepResult
+from tasks.resources.alarms import ensure_alarms
+from tasks.resources.autoscaling import ensure_autoscaling
+from tasks.resources.buckets import (
+    ensure_asset_bucket,
+    ensure_asset_bucket_policy,
+    ensure_log_bucket,
+)
+from tasks.resources.cache import ensure_cache, ensure_cache_subnet_group
+from tasks.resources.certificates import ensure_certificate
+from tasks.resources.cloudfront import ensure_distribution
+from tasks.resources.database.lookup import DatabaseInfo, lookup_database
+from tasks.resources.database.postgres import ensure_database
+from tasks.resources.database.replicas import (
+    ensure_dr_replica,
+    ensure_read_replicas,
+    wait_for_database,
+)
+from tasks.resources.database.secret import ensure_secret_replica
+from tasks.resources.database.subnet_group import ensure_db_subnet_group
+from tasks.resources.dns import ensure_dns_records, ensure_health_check
+from tasks.resources.ecr import ensure_repositories
+from tasks.resources.ecs import ensure_cluster, ensure_service, ensure_task_definition
+from tasks.resources.iam import ensure_execution_role, ensure_task_roles
+from tasks.resources.kms import ensure_kms_key
+from tasks.resources.load_balancer import (
     ensure_listeners,
     ensure_load_balancer,
     ensure_target_group,
     find_load_balancer,
 )
-from tasks.logs import ensure_log_groups
-from tasks.network import NetworkIds, ensure_subnets, ensure_vpc
-from tasks.network_sg import ensure_security_groups
-from tasks.queues import ensure_queues
-from tasks.replicas import ensure_dr_replica, ensure_read_replicas, wait_for_database
-from tasks.routing import ensure_routing
-from tasks.scaling import ensure_autoscaling
-from tasks.secrets import ensure_secret_replica
-from tasks.waf import ensure_alb_web_acl, ensure_cloudfront_web_acl
+from tasks.resources.logs import ensure_log_groups
+from tasks.resources.network.endpoints import ensure_endpoints
+from tasks.resources.network.flow_logs import ensure_flow_logs
+from tasks.resources.network.routes import ensure_routing
+from tasks.resources.network.security_groups import ensure_security_groups
+from tasks.resources.network.vpc import NetworkIds, ensure_subnets, ensure_vpc
+from tasks.resources.queues import ensure_queues
+from tasks.resources.waf import ensure_alb_web_acl, ensure_cloudfront_web_acl
 
 
 class _Done:

@@ -8,7 +8,7 @@ from prefect import flow
 
 from configs import resolve_config
 from flows.report import runbook
-from tasks.preflight import check_account, check_region
+from tasks.runbooks.preflight import check_account, check_region
 
 
 @flow(name="preflight", persist_result=False)

@@ -33,9 +33,9 @@ from configs.models import Config
 from configs.names import Role
 from flows.layers import Runner, app_layer, data_layer, edge_layer, network_layer
 from flows.report import publish_plan, runbook
-from tasks.dns import ensure_hosted_zone
-from tasks.preflight import check_account
-from tasks.readiness import dr_writes
+from tasks.resources.database.lookup import dr_writes
+from tasks.resources.dns import ensure_hosted_zone
+from tasks.runbooks.preflight import check_account
 
 Regions = Literal["primary", "dr", "both"]
 

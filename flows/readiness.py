@@ -13,7 +13,7 @@ from configs import resolve_config
 from configs.errors import StepFailed
 from flows.failover import check_readiness, record_readiness
 from flows.report import publish_table, runbook
-from tasks.scorecard import emit_failed, swap, turned_failed
+from tasks.runbooks.drills.scorecard import emit_failed, swap, turned_failed
 
 
 @flow(name="drill-readiness", persist_result=False)

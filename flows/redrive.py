@@ -24,10 +24,11 @@ from configs.errors import BadInput, DeadlineExceeded, StepFailed
 from configs.models import Config
 from flows.approval import approve
 from flows.report import Timeline, artifact_key, runbook
-from tasks import redrive_native as native
-from tasks.locks import hold
-from tasks.queues_find import Route, find_route, queue_depth
-from tasks.redrive_engine import (
+from tasks.core.locks import hold
+from tasks.core.retry import wait_for
+from tasks.core.steps import step
+from tasks.runbooks.redrive import native
+from tasks.runbooks.redrive.engine import (
     DEFAULT_VISIBILITY_S,
     DEFAULT_WORKERS,
     Engine,
@@ -35,9 +36,8 @@ from tasks.redrive_engine import (
     Tally,
     scan_message_ids,
 )
-from tasks.redrive_rules import canary_returned, now_ms, parse_filters, parse_s3_url
-from tasks.retry import wait_for
-from tasks.steps import step
+from tasks.runbooks.redrive.routes import Route, find_route, queue_depth
+from tasks.runbooks.redrive.rules import canary_returned, now_ms, parse_filters, parse_s3_url
 
 LOCK_LEASE_S = 1800.0
 CANARY_WAIT_S = 60.0

@@ -10,8 +10,8 @@ from configs import resolve_config
 from configs.errors import NotFound
 from flows.redrive import redrive
 from flows.report import runbook
-from tasks.queues_find import find_route, queue_depth
-from tasks.redrive_demo import fill_dlq_by_failing
+from tasks.runbooks.redrive.demo_queues import fill_dlq_by_failing
+from tasks.runbooks.redrive.routes import find_route, queue_depth
 
 
 @flow(name="redrive-demo", persist_result=False)

@@ -19,8 +19,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, PrivateAttr
 
-from tasks.changes import Change
-from tasks.steps import RECORDER, now
+from tasks.core.changes import Change
+from tasks.core.steps import RECORDER, now
 
 REPORT_DIR_ENV = "TIERBOOK_REPORT_DIR"
 

@@ -86,7 +86,7 @@ def clean_aws(sandbox: Sandbox) -> str:
     """A fresh account: no resources, no faults, default test timings."""
     sandbox.control.reset()
     sandbox.control.timings(**TEST_TIMINGS)
-    from tasks.aws import forget_connections
+    from tasks.core.aws import forget_connections
 
     forget_connections()
     return sandbox.endpoint

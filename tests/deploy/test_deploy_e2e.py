@@ -17,7 +17,7 @@ from configs.errors import StepFailed
 from configs.models import Config
 from configs.names import names_for
 from flows.deploy import deploy
-from tasks.taskdefs import differences
+from tasks.resources.task_definitions import differences
 from tests.conftest import ROOT, Sandbox
 from tests.deploy.conftest import (
     CONFIG,
@@ -279,7 +279,7 @@ def test_all_services_then_a_dr_failure_rolls_dr_back_and_keeps_primary(
 
 def test_a_deploy_already_running_on_the_service_is_refused(stack: Config) -> None:
     from configs.errors import LockHeld
-    from tasks.locks import hold
+    from tasks.core.locks import hold
 
     cfg = stack
     push(cfg, "worker", "10.0.0")

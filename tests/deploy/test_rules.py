@@ -15,8 +15,9 @@ from botocore.stub import Stubber
 from configs import load_config
 from configs.errors import BadInput, Refused, StepFailed
 from configs.models import Config
-from tasks.aws import connect, forget_connections
-from tasks.images import (
+from tasks.core.aws import connect, forget_connections
+from tasks.resources.task_definitions import differences
+from tasks.runbooks.deploy.images import (
     DockerImage,
     Image,
     blocking_findings,
@@ -25,8 +26,7 @@ from tasks.images import (
     provide_image,
     push_digest,
 )
-from tasks.rollout import revision_before, revision_input, rollout_verdict
-from tasks.taskdefs import differences
+from tasks.runbooks.deploy.rollout import revision_before, revision_input, rollout_verdict
 
 ROOT = Path(__file__).resolve().parents[2]
 REPO = "shop/web"
@@ -288,7 +288,7 @@ def test_no_docker_sdk_or_engine_is_a_clear_refusal(
 # -- smoke check ---------------------------------------------------------------------------------
 def test_smoke_check_passes_on_2xx_and_fails_on_5xx(http_server: dict[str, Any]) -> None:
     from configs.errors import DeadlineExceeded
-    from tasks.rollout import check_smoke
+    from tasks.runbooks.deploy.rollout import check_smoke
 
     assert check_smoke.fn(http_server["url"], 5).detail.endswith("→ 200")
     http_server["status"] = 503
@@ -321,7 +321,7 @@ def test_bad_requests_exit_2_before_any_aws_call(
 
 
 def test_build_logs_are_followed_page_by_page(cfg: Config) -> None:
-    from tasks.images import _BuildLogs
+    from tasks.runbooks.deploy.images import _BuildLogs
 
     logs = connect(cfg).client("logs", "us-east-1")
     build = {"logs": {"groupName": "/aws/codebuild/shop-sandbox-image-build", "streamName": "b1"}}

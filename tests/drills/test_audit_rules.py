@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tasks import audit
+from tasks.runbooks.audit import rules as audit
 
 R = "us-east-1"
 GOOD_DB = {

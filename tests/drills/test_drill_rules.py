@@ -16,8 +16,10 @@ from botocore.parsers import ResponseParserError
 from botocore.stub import Stubber
 
 from configs.errors import PermanentAwsError
-from tasks import backup, gameday, retry
-from tasks.aws import _install
+from tasks.core import retry
+from tasks.core.aws import _install
+from tasks.runbooks.drills import backup
+from tasks.runbooks.drills import game_day as gameday
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 

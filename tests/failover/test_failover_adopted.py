@@ -17,8 +17,8 @@ from configs.models import Config
 from configs.names import Role
 from flows.failover import failover
 from sandbox.control import SandboxControl
-from tasks.retry import wait_for
-from tasks.traffic import flip_dns
+from tasks.core.retry import wait_for
+from tasks.runbooks.failover.traffic_switch import flip_dns
 from tests.conftest import ROOT
 from tests.failover.conftest import CONFIG, Stack, push_images
 from tests.failover.test_failover_e2e import assert_failed_over

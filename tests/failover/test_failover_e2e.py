@@ -55,7 +55,7 @@ def test_failover_promotes_scales_and_flips(stack: Stack) -> None:
 
 
 def test_a_run_stopped_after_promotion_completes_when_run_again(stack: Stack) -> None:
-    from tasks.failover import promote_replica
+    from tasks.runbooks.failover.database import promote_replica
 
     promote_replica.fn(stack.cfg, "dr")  # as far as the first run got
     report = failover(config=CONFIG, approved=True)

@@ -8,7 +8,7 @@ import pytest
 from configs.errors import StepFailed
 from configs.names import names_for
 from flows.readiness import readiness_drill
-from tasks.scorecard import turned_failed
+from tasks.runbooks.drills.scorecard import turned_failed
 from tests.failover.conftest import CONFIG, Stack
 
 pytestmark = [pytest.mark.e2e]

@@ -11,8 +11,8 @@ import pytest
 from botocore.stub import Stubber
 
 from configs.models import Config
-from tasks.aurora_failover import promote_aurora
-from tasks.traffic import _flip_arc, arc_states
+from tasks.runbooks.failover.aurora import promote_aurora
+from tasks.runbooks.failover.traffic_switch import _flip_arc, arc_states
 
 ROOT = Path(__file__).resolve().parents[2]
 ARN = "arn:aws:rds:us-west-2:123456789012:cluster:shop-sandbox-aurora-dr"
@@ -198,7 +198,7 @@ def test_arc_read_back_in_the_wrong_state_fails() -> None:
 
 
 def test_arc_clients_come_from_the_factory_with_its_retries_and_account_guard() -> None:
-    from tasks.traffic import arc_client
+    from tasks.runbooks.failover.traffic_switch import arc_client
 
     cfg = aurora_cfg(strategy="arc", arc=ARC)
     endpoint = ARC["cluster_endpoints"][1]
@@ -210,7 +210,7 @@ def test_arc_clients_come_from_the_factory_with_its_retries_and_account_guard() 
 
 
 def test_arc_readiness_reads_both_controls_and_fails_when_no_endpoint_answers() -> None:
-    from tasks.readiness import check_arc
+    from tasks.runbooks.failover.readiness import check_arc
 
     cfg = aurora_cfg(strategy="arc", arc=ARC)
     c = boto3.client(

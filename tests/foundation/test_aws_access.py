@@ -21,8 +21,8 @@ from configs.errors import (
     StepFailed,
     TransientAwsError,
 )
-from tasks.aws import connect, is_mutating
-from tasks.retry import wait_for
+from tasks.core.aws import connect, is_mutating
+from tasks.core.retry import wait_for
 
 THROTTLE = "Throttling"
 DENIED = "AccessDenied"

@@ -27,13 +27,13 @@ PACKAGES = ("flows", "tasks")
 
 # Functions that call a client method by a name built at run time -> the names they can build.
 DYNAMIC: dict[str, frozenset[str]] = {
-    "tasks.network_sg._converge_rules": frozenset(
+    "tasks.resources.network.security_groups._converge_rules": frozenset(
         f"{verb}_security_group_{way}"
         for verb in ("authorize", "revoke")
         for way in ("ingress", "egress")
     ),
     # Called with the getter names as string constants, which the scan sees.
-    "tasks.edge._Bucket.current": frozenset(),
+    "tasks.resources.buckets._Bucket.current": frozenset(),
 }
 
 
@@ -52,8 +52,10 @@ class Function:
 
 def _modules() -> Iterator[tuple[str, ast.Module]]:
     for package in PACKAGES:
-        for path in sorted((ROOT / package).glob("*.py")):
-            yield f"{package}.{path.stem}", ast.parse(path.read_text(), str(path))
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            yield name, ast.parse(path.read_text(), str(path))
 
 
 def _imports(module: str, tree: ast.Module) -> dict[str, str]:
@@ -121,7 +123,7 @@ def _constants(tree: ast.Module) -> dict[str, ast.expr]:
 @cache
 def functions() -> dict[str, Function]:
     """Every top-level function and method of ``flows/`` and ``tasks/``, by qualified name
-    (``tasks.failover.fence_primary``, ``tasks.redrive_engine.Engine.run``)."""
+    (``tasks.runbooks.failover.services.fence_services``, ``tasks.runbooks.redrive.engine.Engine.run``)."""
     found: dict[str, Function] = {}
     for module, tree in _modules():
         imports = _imports(module, tree)
@@ -202,18 +204,30 @@ def _services() -> frozenset[str]:
 def calls(entry: str) -> set[tuple[str, str]]:
     """(service, Operation) pairs the flow function ``entry`` can call.
 
-    A name is matched against the services its function makes clients for, else those its
+    A name is matched against the services its function makes clients for (itself or through
+    a ``*_client`` factory it calls), else those its
     module makes clients for, else all of the runbook's (a function handed its client):
     ``describe_images`` next to ``client("ecr")`` is not ``ec2:DescribeImages``."""
     table = functions()
     reach = [table[k] for k in reachable(entry)]
+
+    def own(fn: Function) -> set[str]:
+        # A client factory it calls (``rds_client(cfg, role)``) counts as its own client.
+        factories = {
+            s
+            for ref in fn.refs
+            if ref in table and ref.rsplit(".", 1)[1].endswith("client")
+            for s in table[ref].services
+        }
+        return (fn.services | factories) & _services()
+
     by_module: dict[str, set[str]] = {}
     for fn in table.values():
-        by_module.setdefault(fn.module, set()).update(fn.services & _services())
+        by_module.setdefault(fn.module, set()).update(own(fn))
     everywhere = {s for fn in reach for s in by_module[fn.module]}
     found = set()
     for fn in reach:
-        tiers = (fn.services & _services(), by_module[fn.module], everywhere)
+        tiers = (own(fn), by_module[fn.module], everywhere)
         for name in fn.attrs | fn.strings:
             for services in tiers:
                 hits = {(s, operations(s)[name]) for s in services if name in operations(s)}

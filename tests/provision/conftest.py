@@ -19,7 +19,7 @@ import pytest
 from configs import load_config
 from configs.models import Config
 from sandbox.control import SandboxControl
-from tasks.aws import connect, forget_connections, is_mutating
+from tasks.core.aws import connect, forget_connections, is_mutating
 from tests.conftest import ROOT, TEST_TIMINGS
 
 ZONE = "example.com"

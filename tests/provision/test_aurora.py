@@ -15,7 +15,7 @@ import yaml
 from configs.models import Config
 from configs.names import names_for
 from flows.provision import provision
-from tasks.aurora import global_cluster_id
+from tasks.resources.database.lookup import global_cluster_id
 from tests.conftest import ROOT
 from tests.provision.conftest import fresh_account, plain, plan_build_rerun, watch
 
@@ -227,7 +227,8 @@ def test_drift_is_planned_exactly_and_put_back(stack: dict) -> None:
 def test_readiness_sees_the_secondary_replicating_not_promoted(stack: dict) -> None:
     """A global secondary names no replication source: it is still no writer, so a failover
     must promote it (not skip it as promoted before)."""
-    from tasks.readiness import check_dr_database, dr_writes
+    from tasks.resources.database.lookup import dr_writes
+    from tasks.runbooks.failover.readiness import check_dr_database
 
     finding, promoted = check_dr_database(stack["cfg"])
     assert (finding.status, promoted) == ("pass", False), finding

@@ -10,7 +10,7 @@ from cli.main import app
 from configs.models import Config
 from configs.names import names_for
 from flows.provision import provision
-from tasks.iam import policy_name
+from tasks.resources.iam import policy_name
 from tests.provision.conftest import ZONE, plain, watch
 
 CONFIG = "configs/sandbox.yaml"

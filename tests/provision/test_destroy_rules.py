@@ -10,11 +10,13 @@ from botocore.stub import Stubber
 from configs import load_config
 from configs.errors import PermanentAwsError
 from configs.names import names_for
-from tasks.aws import connect, forget_connections
-from tasks.teardown import database_identifiers, protected_resources
-from tasks.teardown_data import ensure_cache_deleted, final_snapshot_id
-from tasks.teardown_edge import stack_records
-from tasks.teardown_network import once_released
+from tasks.core.aws import connect, forget_connections
+from tasks.resources.cache import ensure_cache_deleted
+from tasks.resources.database.lookup import database_identifiers
+from tasks.resources.database.postgres import final_snapshot_id
+from tasks.resources.dns import stack_records
+from tasks.resources.network.vpc import once_released
+from tasks.runbooks.destroy.protection import protected_resources
 from tests.conftest import ROOT
 
 CFG = load_config(ROOT / "configs" / "sandbox.yaml")

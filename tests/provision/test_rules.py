@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from configs import load_config
 from configs.names import names_for
-from tasks.database import instance_drift, instance_settings
-from tasks.endpoints import endpoint_drift
-from tasks.network import match_subnets
-from tasks.network_sg import Rule, desired_rules, permission, rules_of
-from tasks.replicas import reader_azs
-from tasks.routing import route_drift
+from tasks.resources.database.postgres import instance_drift, instance_settings
+from tasks.resources.database.replicas import reader_azs
+from tasks.resources.network.endpoints import endpoint_drift
+from tasks.resources.network.routes import route_drift
+from tasks.resources.network.security_groups import Rule, desired_rules, permission, rules_of
+from tasks.resources.network.vpc import match_subnets
 from tests.conftest import ROOT
 
 CFG = load_config(ROOT / "configs" / "sandbox.yaml")

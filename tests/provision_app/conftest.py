@@ -18,7 +18,7 @@ import pytest
 from configs.layout import subnet_plan
 from configs.models import Config
 from configs.names import Role, names_for
-from tasks.aws import connect, is_mutating
+from tasks.core.aws import connect, is_mutating
 
 
 @dataclass

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from configs.models import Config
-from tasks.alarms import ensure_alarms
+from tasks.resources.alarms import ensure_alarms
 from tests.provision_app.conftest import Mutations, plain
 
 LB, TG = "app/shop-sandbox/abc", "targetgroup/shop-sandbox-web/def"

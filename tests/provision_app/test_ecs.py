@@ -6,14 +6,14 @@ import pytest
 
 from configs.errors import ConfigError
 from configs.models import Config
-from tasks.appspec import task_definition
-from tasks.ecs import (
+from tasks.resources.autoscaling import ensure_autoscaling
+from tasks.resources.ecs import (
     desired_count_drift,
     ensure_cluster,
     ensure_service,
     ensure_task_definition,
 )
-from tasks.scaling import ensure_autoscaling
+from tasks.resources.task_definitions import task_definition
 from tests.provision_app.conftest import Mutations, Net, plain
 
 EXEC = "arn:aws:iam::123456789012:role/shop-sandbox-ecs-execution"

@@ -3,8 +3,12 @@ from __future__ import annotations
 import json
 
 from configs.models import Config
-from tasks.distribution import ensure_distribution
-from tasks.edge import ensure_asset_bucket, ensure_asset_bucket_policy, ensure_log_bucket
+from tasks.resources.buckets import (
+    ensure_asset_bucket,
+    ensure_asset_bucket_policy,
+    ensure_log_bucket,
+)
+from tasks.resources.cloudfront import ensure_distribution
 from tests.provision_app.conftest import Mutations, plain
 
 WAF = "arn:aws:wafv2:us-east-1:123456789012:global/webacl/shop-sandbox-cloudfront/x"

@@ -3,7 +3,12 @@ from __future__ import annotations
 import json
 
 from configs.models import Config
-from tasks.iam import ensure_execution_role, ensure_task_roles, execution_policy, task_policy
+from tasks.resources.iam import (
+    ensure_execution_role,
+    ensure_task_roles,
+    execution_policy,
+    task_policy,
+)
 from tests.provision_app.conftest import Mutations, plain
 
 DB_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-abc-123456"

@@ -6,9 +6,9 @@ import pytest
 
 from configs.errors import NotFound
 from configs.models import Config
-from tasks.certificates import ensure_certificate
-from tasks.dns import ensure_dns_records, ensure_health_check, find_dns
-from tasks.loadbalancer import (
+from tasks.resources.certificates import ensure_certificate
+from tasks.resources.dns import ensure_dns_records, ensure_health_check, find_dns
+from tasks.resources.load_balancer import (
     ensure_listeners,
     ensure_load_balancer,
     ensure_target_group,

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from configs.models import Config
-from tasks.ecr import ensure_repositories, replication_rules
-from tasks.logs import APP_LOG_RETENTION_DAYS, ensure_log_groups
+from tasks.resources.ecr import ensure_repositories, replication_rules
+from tasks.resources.logs import APP_LOG_RETENTION_DAYS, ensure_log_groups
 from tests.provision_app.conftest import Mutations, plain
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 
 from configs.models import Config, Queue
-from tasks.queues import attribute_drift, dlq_attributes, ensure_queues, source_attributes
+from tasks.resources.queues import attribute_drift, dlq_attributes, ensure_queues, source_attributes
 from tests.provision_app.conftest import Mutations, plain
 
 

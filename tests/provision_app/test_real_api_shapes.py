@@ -7,8 +7,8 @@ import json
 from botocore.stub import Stubber
 
 from configs.models import Config
-from tasks.aws import connect
-from tasks.queues import dlq_attributes, ensure_queues, source_attributes
+from tasks.core.aws import connect
+from tasks.resources.queues import dlq_attributes, ensure_queues, source_attributes
 
 
 def test_queues_as_aws_returns_them_need_no_change(sandbox_cfg: Config) -> None:

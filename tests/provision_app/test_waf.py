@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from configs.models import Config
-from tasks.waf import ensure_alb_web_acl, ensure_cloudfront_web_acl, rules
+from tasks.resources.waf import ensure_alb_web_acl, ensure_cloudfront_web_acl, rules
 from tests.provision_app.conftest import Mutations, Net, plain
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 from botocore.stub import ANY, Stubber
 
 from configs import load_config
-from tasks.aws import connect, forget_connections
-from tasks.queues_find import QueueRef, Route
-from tasks.redrive_engine import Engine, EngineSettings
+from tasks.core.aws import connect, forget_connections
+from tasks.runbooks.redrive.engine import Engine, EngineSettings
+from tasks.runbooks.redrive.routes import QueueRef, Route
 
 ROOT = Path(__file__).resolve().parents[2]
 DLQ = QueueRef(

@@ -17,9 +17,9 @@ import pytest
 import yaml
 
 from configs import parse_config
-from tasks.aws import forget_connections
-from tasks.queues_find import find_route
-from tasks.redrive_native import start_move_task, wait_for_move_task
+from tasks.core.aws import forget_connections
+from tasks.runbooks.redrive.native import start_move_task, wait_for_move_task
+from tasks.runbooks.redrive.routes import find_route
 
 LOCALSTACK = os.environ.get("TIERBOOK_LOCALSTACK_URL", "")
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,9 +10,9 @@ from botocore.stub import Stubber
 
 from configs import load_config
 from configs.errors import DeadlineExceeded, Refused, StepFailed
-from tasks.aws import connect, forget_connections
-from tasks.queues_find import QueueRef, Route
-from tasks.redrive_native import start_move_task, wait_for_move_task
+from tasks.core.aws import connect, forget_connections
+from tasks.runbooks.redrive.native import start_move_task, wait_for_move_task
+from tasks.runbooks.redrive.routes import QueueRef, Route
 
 ROOT = Path(__file__).resolve().parents[2]
 DLQ_ARN = "arn:aws:sqs:us-east-1:123456789012:shop-sandbox-orders-dlq"
@@ -169,7 +169,7 @@ def test_a_deadline_cancels_the_task(stubbed) -> None:  # type: ignore[no-untype
 
 
 def test_an_ended_task_is_found_without_its_handle() -> None:
-    from tasks.redrive_native import find_task
+    from tasks.runbooks.redrive.native import find_task
 
     older = task("COMPLETED", 5) | {"StartedTimestamp": 500}
     ours = task("FAILED", 7) | {"StartedTimestamp": 2_000}

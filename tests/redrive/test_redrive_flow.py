@@ -173,7 +173,7 @@ def test_protected_environment_needs_approval_but_not_for_a_dry_run(
 def test_failed_entries_are_retried_then_left_in_the_dlq_and_reported(
     queues: SandboxQueues, sandbox_cfg
 ) -> None:
-    from tasks.aws import connect
+    from tasks.core.aws import connect
 
     orders = queues.pairs["orders"]
     msgs = standard_messages(40)

@@ -13,9 +13,9 @@ import pytest
 
 from configs.errors import StepFailed
 from flows.redrive import redrive
-from tasks.queues_find import find_route
-from tasks.redrive_engine import Engine, EngineSettings
-from tasks.retry import wait_for
+from tasks.core.retry import wait_for
+from tasks.runbooks.redrive.engine import Engine, EngineSettings
+from tasks.runbooks.redrive.routes import find_route
 from tests.redrive.conftest import SandboxQueues, make_queues, standard_messages
 
 ROOT = Path(__file__).resolve().parents[2]

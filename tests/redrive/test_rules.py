@@ -7,9 +7,9 @@ import json
 import pytest
 
 from configs.errors import BadInput
-from tasks.queues_find import QueueRef, Route, parse_ref, route_problems
-from tasks.redrive_native import native_problems, task_progress
-from tasks.redrive_rules import (
+from tasks.runbooks.redrive.native import native_problems, task_progress
+from tasks.runbooks.redrive.routes import QueueRef, Route, parse_ref, route_problems
+from tasks.runbooks.redrive.rules import (
     Budget,
     RateLimiter,
     batches,

@@ -1,0 +1,45 @@
+"""Named defaults, in one place. Configs may override the retry and timeout ones."""
+
+from __future__ import annotations
+
+import os
+
+# --- AWS calls ------------------------------------------------------------------------------
+CONNECT_TIMEOUT_S = 5.0
+
+
+READ_TIMEOUT_S = 30.0
+
+
+RETRY_MAX_ATTEMPTS = 8
+
+
+RETRY_DEADLINE_S = 90.0
+
+
+RETRY_INITIAL_BACKOFF_S = 0.2
+
+
+RETRY_MAX_BACKOFF_S = 8.0
+
+
+# Calls into a region that may be down (fencing the old primary) get these instead.
+IMPAIRED_REGION_DEADLINE_S = 15.0
+
+
+IMPAIRED_REGION_CONNECT_TIMEOUT_S = 2.0
+
+
+IMPAIRED_REGION_READ_TIMEOUT_S = 5.0
+
+
+# --- Waiting for AWS state ------------------------------------------------------------------
+POLL_INTERVAL_S = 5.0
+
+
+def poll_scale() -> float:
+    """Multiplier on every poll interval; tests shrink it (``TIERBOOK_POLL_SCALE=0.01``)."""
+    try:
+        return max(0.0, float(os.environ.get("TIERBOOK_POLL_SCALE", "1")))
+    except ValueError:
+        return 1.0

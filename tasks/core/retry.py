@@ -1,0 +1,215 @@
+"""The one retry policy, and the one way to wait for AWS state.
+
+Every AWS call tierbook makes passes through :func:`call` exactly once (the client factory in
+``tasks.aws`` installs it on each client; botocore's own retries are off), so attempts are
+never multiplied across layers. Transient failures are retried with jittered exponential
+backoff under both an attempt cap and a deadline; anything else fails at once, its AWS error
+code in the message. Waiting for AWS to reach a state is :func:`wait_for`: a poll with a
+deadline, never a bare ``sleep``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionError,
+    HTTPClientError,
+)
+from botocore.parsers import ResponseParserError
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    retry_if_result,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential_jitter,
+    wait_fixed,
+)
+
+from configs import defaults
+from configs.errors import (
+    AwsError,
+    DeadlineExceeded,
+    PermanentAwsError,
+    StepFailed,
+    TransientAwsError,
+)
+from tasks.core.changes import GONE_TIMEOUT_S
+from tasks.core.log import logger
+
+T = TypeVar("T")
+
+
+# Codes AWS uses for "slow down" or "try again"; any HTTP status >= 500 or 429 counts too.
+# https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html
+TRANSIENT_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "RequestThrottled",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "SlowDown",
+        "EC2ThrottledException",
+        "PriorRequestNotComplete",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "InternalError",
+        "InternalFailure",
+        "InternalServerError",
+        "InternalServiceError",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "IDPCommunicationError",
+    }
+)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try one AWS call before giving up."""
+
+    max_attempts: int = defaults.RETRY_MAX_ATTEMPTS
+    deadline_s: float = defaults.RETRY_DEADLINE_S
+    initial_backoff_s: float = defaults.RETRY_INITIAL_BACKOFF_S
+    max_backoff_s: float = defaults.RETRY_MAX_BACKOFF_S
+
+
+DEFAULT_POLICY = RetryPolicy()
+
+
+IMPAIRED_REGION_POLICY = RetryPolicy(
+    max_attempts=3, deadline_s=defaults.IMPAIRED_REGION_DEADLINE_S, max_backoff_s=2.0
+)
+
+
+def translate(
+    exc: Exception, *, service: str = "", operation: str = "", region: str = ""
+) -> Exception:
+    """Map a botocore error onto tierbook's hierarchy; other exceptions pass unchanged."""
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code") or "Unknown")
+        message = str(err.get("Message") or exc)
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        transient = code in TRANSIENT_CODES or (
+            status is not None and (status >= 500 or status == 429)
+        )
+        cls = TransientAwsError if transient else PermanentAwsError
+        return cls(
+            code, message, status=status, service=service, operation=operation, region=region
+        )
+    if isinstance(exc, ConnectionError | HTTPClientError | ResponseParserError):
+        # ResponseParserError: a gateway's non-AWS answer (e.g. a bare 504 page), not AWS's.
+        return TransientAwsError(
+            type(exc).__name__, str(exc), service=service, operation=operation, region=region
+        )
+    if isinstance(exc, BotoCoreError):
+        return PermanentAwsError(
+            type(exc).__name__, str(exc), service=service, operation=operation, region=region
+        )
+    return exc
+
+
+def _log_retry(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    delay = state.next_action.sleep if state.next_action else 0.0
+    logger().warning(
+        "retrying after %s (attempt %d, next in %.2fs)", exc, state.attempt_number, delay
+    )
+
+
+def call(
+    fn: Callable[[], T],
+    *,
+    policy: RetryPolicy = DEFAULT_POLICY,
+    service: str = "",
+    operation: str = "",
+    region: str = "",
+) -> T:
+    """Run one AWS call under the retry policy; raise an :class:`AwsError` when it gives up."""
+    retrying = Retrying(
+        stop=stop_after_attempt(policy.max_attempts) | stop_after_delay(policy.deadline_s),
+        wait=wait_exponential_jitter(initial=policy.initial_backoff_s, max=policy.max_backoff_s),
+        retry=retry_if_exception_type(TransientAwsError),
+        before_sleep=_log_retry,
+        reraise=True,
+    )
+    for attempt in retrying:
+        with attempt:
+            try:
+                return fn()
+            except (BotoCoreError, ClientError, ResponseParserError) as exc:
+                raise translate(exc, service=service, operation=operation, region=region) from exc
+    raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+
+def is_code(exc: BaseException, *codes: str) -> bool:
+    """True when ``exc`` is an AWS error with one of ``codes``."""
+    return isinstance(exc, AwsError) and exc.code in codes
+
+
+def absent(fn: Callable[[], T], *codes: str) -> T | None:
+    """``fn()``, or None when AWS answers with one of the not-found ``codes``."""
+    try:
+        return fn()
+    except AwsError as exc:
+        if exc.code in codes:
+            return None
+        raise
+
+
+def wait_for(
+    probe: Callable[[], T],
+    *,
+    until: Callable[[T], bool],
+    what: str,
+    timeout_s: float,
+    interval_s: float = defaults.POLL_INTERVAL_S,
+    failed: Callable[[T], str | None] | None = None,
+    describe: Callable[[T], str] = repr,
+) -> T:
+    """Poll ``probe`` until ``until(value)``; a deadline, not a hope.
+
+    ``failed(value)`` may return a reason to stop at once (e.g. a rollout that went FAILED).
+    Raises :class:`DeadlineExceeded` with the last value seen when time runs out.
+    """
+    started = time.monotonic()
+
+    def _probe() -> T:
+        value = probe()
+        if failed is not None and (reason := failed(value)):
+            raise StepFailed(f"{what}: {reason}")
+        return value
+
+    def _timed_out(state: RetryCallState) -> T:
+        seen = describe(state.outcome.result()) if state.outcome else "nothing"
+        waited = time.monotonic() - started
+        raise DeadlineExceeded(
+            f"{what}: not reached within {timeout_s:g}s ({waited:.1f}s waited; last seen: {seen})"
+        )
+
+    retrying = Retrying(
+        stop=stop_after_delay(timeout_s),
+        wait=wait_fixed(interval_s * defaults.poll_scale()),
+        retry=retry_if_result(lambda value: not until(value)),
+        retry_error_callback=_timed_out,
+    )
+    return retrying(_probe)
+
+
+def wait_gone(probe: Callable[[], Any], what: str, timeout_s: float = GONE_TIMEOUT_S) -> None:
+    """Poll until ``probe()`` returns a falsy value (the resource no longer exists)."""
+    wait_for(probe, until=lambda v: not v, what=what, timeout_s=timeout_s, describe=str)

@@ -1,0 +1,99 @@
+"""``@step``: a Prefect task that also lands on the runbook's timeline.
+
+Steps never retry at the task level (``retries=0``): the AWS call layer retries transient
+errors, so attempts are not multiplied. Re-running a failed step is safe because every
+``ensure_*`` step is idempotent. The timeline recorder is a context variable that the flow
+sets (see ``flows.report``); Prefect copies context into worker threads, so parallel steps
+record their own start and end.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any, ParamSpec, Protocol, TypeVar
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.core.changes import StepResult
+
+P = ParamSpec("P")
+
+
+R = TypeVar("R")
+
+
+class Recorder(Protocol):
+    def record(
+        self, step: str, start: datetime, end: datetime, outcome: str, detail: str
+    ) -> None: ...
+
+
+RECORDER: ContextVar[Recorder | None] = ContextVar("tierbook_recorder", default=None)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _label(
+    template: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> str:
+    if "{" not in template:
+        return template
+    try:
+        bound = inspect.signature(fn).bind_partial(*args, **kwargs)
+        return template.format(**bound.arguments)
+    except (TypeError, KeyError, IndexError, AttributeError):
+        return template
+
+
+def _summarize(result: Any) -> tuple[str, str]:
+    if isinstance(result, StepResult):
+        return result.outcome(), result.describe()
+    describe = getattr(result, "describe", None)
+    if callable(describe):
+        return getattr(result, "outcome", lambda: "ok")(), str(describe())
+    return "ok", ""
+
+
+def step(
+    label: str | None = None, *, timeout_seconds: float | None = None
+) -> Callable[[Callable[P, R]], Any]:
+    """Make ``fn`` a Prefect task that records itself on the current timeline.
+
+    ``label`` may name arguments, e.g. ``"scale {svc} in {region}"``.
+    """
+
+    def decorate(fn: Callable[P, R]) -> Any:
+        template = label or fn.__name__.replace("_", " ")
+
+        @functools.wraps(fn)
+        def recorded(*args: P.args, **kwargs: P.kwargs) -> R:
+            recorder = RECORDER.get()
+            name = _label(template, fn, args, kwargs)
+            start = now()
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                if recorder is not None:
+                    recorder.record(name, start, now(), "failed", f"{type(exc).__name__}: {exc}")
+                raise
+            if recorder is not None:
+                outcome, detail = _summarize(result)
+                recorder.record(name, start, now(), outcome, detail)
+            return result
+
+        return task(
+            name=fn.__name__,
+            cache_policy=NO_CACHE,
+            retries=0,
+            timeout_seconds=timeout_seconds,
+            persist_result=False,
+        )(recorded)
+
+    return decorate

@@ -1,0 +1,167 @@
+"""Data layer, copies of the primary database: in-region read replicas and the DR replica.
+
+In-region readers go to AZs other than the writer's, so losing one AZ never takes every reader.
+The DR replica is a cross-region read replica in the DR region's data subnets, encrypted with
+the DR region's key: the database the failover runbook promotes. Aurora's counterparts (reader
+instances, a global database secondary) live in :mod:`tasks.aurora`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from configs.errors import NotFound
+from configs.models import Config
+from configs.names import names_for
+from tasks.core.changes import Change, StepResult, created, is_placeholder
+from tasks.core.retry import wait_for
+from tasks.core.steps import step
+from tasks.core.tags import tag_list
+from tasks.resources.database.lookup import (
+    describe_instance,
+    is_aurora,
+    lookup_database,
+    missing_info,
+    rds_client,
+)
+from tasks.resources.database.postgres import AVAILABLE, _converge_instance, instance_settings
+
+DB_TIMEOUT_S = 3600.0
+
+
+def reader_azs(azs: list[str], writer_az: str | None, count: int) -> list[str]:
+    """AZs for ``count`` readers, round-robin over the AZs that are not the writer's. Pure."""
+    others = [az for az in azs if az != writer_az] or azs
+    return [others[i % len(others)] for i in range(count)]
+
+
+def _replica_params(cfg: Config, ident: str, data_sg: str) -> dict[str, Any]:
+    settings = instance_settings(cfg, data_sg, replica=True)
+    return {
+        **settings,
+        "DBInstanceIdentifier": ident,
+        "Tags": tag_list(names_for(cfg, "primary").tags("data")),
+    }
+
+
+@step("ensure primary read replicas")
+def ensure_read_replicas(
+    cfg: Config, kms_key_arn: str, data_sg: str, *, dry_run: bool = False
+) -> StepResult:
+    if is_aurora(cfg):
+        from tasks.resources.database.aurora import ensure_aurora_readers
+
+        return ensure_aurora_readers(cfg, data_sg, dry_run=dry_run)
+    names = names_for(cfg, "primary")
+    region = names.region
+    rds = rds_client(cfg, "primary")
+    count = cfg.database.read_replicas
+    if count == 0:
+        return StepResult(skipped="no read replicas configured")
+    writer = describe_instance(rds, names.db_instance)
+    azs = reader_azs(cfg.network.primary.azs, (writer or {}).get("AvailabilityZone"), count)
+    changes: list[Change] = []
+    endpoints: list[str] = []
+    for i, az in enumerate(azs):
+        ident = names.db_read_replica(i)
+        have = describe_instance(rds, ident)
+        if have is None:
+            changes.append(created("rds:read-replica", ident, region, {"az": az}))
+            if dry_run:
+                continue
+            params = _replica_params(cfg, ident, data_sg)
+            params.pop("MultiAZ")  # readers are single-AZ each, spread over the AZs
+            params.pop("BackupRetentionPeriod", None)
+            rds.create_db_instance_read_replica(
+                SourceDBInstanceIdentifier=names.db_instance,
+                AvailabilityZone=az,
+                **{k: v for k, v in params.items() if k != "CopyTagsToSnapshot"},
+            )
+            continue
+        desired = instance_settings(cfg, data_sg, replica=True)
+        desired["MultiAZ"] = bool(have.get("MultiAZ"))
+        changes += _converge_instance(
+            rds, names, ident, have, desired, managed_secret=False, dry_run=dry_run
+        )
+        endpoints.append((have.get("Endpoint") or {}).get("Address", ""))
+    return StepResult(changes=changes, outputs={"readers": endpoints}, applied=not dry_run)
+
+
+@step("ensure DR database replica")
+def ensure_dr_replica(
+    cfg: Config,
+    source_arn: str,
+    kms_key_arn: str,
+    data_sg: str,
+    *,
+    dry_run: bool = False,
+) -> StepResult:
+    """The cross-region replica the DR region's app reads from and the failover promotes."""
+    if not cfg.database.dr_replica:
+        return StepResult(skipped="database.dr_replica is off")
+    if is_aurora(cfg):
+        from tasks.resources.database.aurora import ensure_aurora_secondary
+
+        return ensure_aurora_secondary(cfg, source_arn, kms_key_arn, data_sg, dry_run=dry_run)
+    names = names_for(cfg, "dr")
+    region = names.region
+    rds = rds_client(cfg, "dr")
+    ident = names.db_instance
+    have = describe_instance(rds, ident)
+    desired = instance_settings(cfg, data_sg, replica=True)
+    if have is None:
+        change = created(
+            "rds:cross-region-replica",
+            ident,
+            region,
+            {"source": source_arn, "encrypted": True, "multi_az": cfg.database.multi_az},
+        )
+        if dry_run:
+            return StepResult(changes=[change], outputs=missing_info(cfg, "dr").model_dump())
+        if is_placeholder(source_arn):
+            raise NotFound(f"primary database of {cfg.stack} does not exist; provision it first")
+        rds.create_db_instance_read_replica(
+            SourceDBInstanceIdentifier=source_arn,
+            SourceRegion=cfg.regions.primary,
+            KmsKeyId=kms_key_arn,
+            DBSubnetGroupName=names.db_subnet_group,
+            **{
+                k: v
+                for k, v in _replica_params(cfg, ident, data_sg).items()
+                if k != "CopyTagsToSnapshot"
+            },
+        )
+        return StepResult(
+            changes=[change], outputs=lookup_database(cfg, "dr").model_dump(), applied=True
+        )
+    changes = _converge_instance(
+        rds, names, ident, have, desired, managed_secret=False, dry_run=dry_run
+    )
+    return StepResult(
+        changes=changes, outputs=lookup_database(cfg, "dr").model_dump(), applied=not dry_run
+    )
+
+
+def lookup_name(cfg: Config, role: str) -> str:
+    names = names_for(cfg, role)  # type: ignore[arg-type]
+    return names.db_cluster if is_aurora(cfg) else names.db_instance
+
+
+@step("wait for {role} database available")
+def wait_for_database(cfg: Config, role: str, *, timeout_s: float = DB_TIMEOUT_S) -> StepResult:
+    """Replicas can only be made from an available source; the app needs an endpoint."""
+    info = wait_for(
+        lambda: lookup_database(cfg, role),  # type: ignore[arg-type]
+        until=lambda i: i.exists and i.status == AVAILABLE,
+        failed=lambda i: (
+            f"status {i.status}"
+            if i.status in ("failed", "incompatible-parameters", "storage-full")
+            else None
+        ),
+        what=f"{role} database {lookup_name(cfg, role)} available",
+        timeout_s=timeout_s,
+        describe=lambda i: i.status,
+    )
+    return StepResult(
+        outputs=info.model_dump(), status="passed", detail=f"{info.identifier} available"
+    )

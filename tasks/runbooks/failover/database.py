@@ -1,0 +1,237 @@
+"""Database: from failover."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from configs.errors import NotFound, StepFailed
+from configs.models import Config
+from configs.names import Role, names_for
+from tasks.core.aws import connect
+from tasks.core.changes import StepResult, created, updated
+from tasks.core.retry import wait_for
+from tasks.core.steps import step
+from tasks.resources.database.lookup import describe_instance, is_aurora, is_replica
+
+
+def _db(cfg: Config, role: Role) -> dict[str, Any]:
+    names = names_for(cfg, role)
+    found = describe_instance(connect(cfg).client("rds", names.region), names.db_instance)
+    if found is None:
+        raise NotFound(f"database {names.db_instance} does not exist in {names.region}")
+    return found
+
+
+def wait_available(cfg: Config, role: Role, what: str, timeout_s: float) -> dict[str, Any]:
+    return wait_for(
+        lambda: _db(cfg, role),
+        until=lambda d: d.get("DBInstanceStatus") == "available",
+        failed=lambda d: (
+            f"status {d.get('DBInstanceStatus')}"
+            if d.get("DBInstanceStatus") in ("failed", "incompatible-parameters", "storage-full")
+            else None
+        ),
+        what=what,
+        timeout_s=timeout_s,
+        describe=lambda d: str(d.get("DBInstanceStatus")),
+    )
+
+
+@step("promote {role} replica")
+def promote_replica(cfg: Config, role: Role) -> StepResult:
+    """Make ``role``'s cross-region replica a standalone, writable instance."""
+    if is_aurora(cfg):
+        from tasks.runbooks.failover.aurora import promote_aurora
+
+        return promote_aurora(cfg, role)
+    names = names_for(cfg, role)
+    timeout = cfg.failover.promote_timeout_seconds
+    db = _db(cfg, role)
+    if not is_replica(db):
+        if db.get("DBInstanceStatus") != "available":
+            wait_available(cfg, role, f"{names.db_instance} available", timeout)
+        return StepResult(detail=f"{names.db_instance} was already promoted")
+    if db.get("DBInstanceStatus") != "available":
+        db = wait_available(cfg, role, f"replica {names.db_instance} available", timeout)
+    rds = connect(cfg).client("rds", names.region)
+    rds.promote_read_replica(
+        DBInstanceIdentifier=names.db_instance,
+        BackupRetentionPeriod=cfg.database.backup_retention_days,
+    )
+    wait_for(
+        lambda: _db(cfg, role),
+        until=lambda d: d.get("DBInstanceStatus") == "available" and not is_replica(d),
+        what=f"{names.db_instance} promoted",
+        timeout_s=timeout,
+        describe=lambda d: f"{d.get('DBInstanceStatus')}, replica={is_replica(d)}",
+    )
+    return StepResult(
+        changes=[
+            updated(
+                "rds:instance",
+                names.db_instance,
+                names.region,
+                {"role": "read replica"},
+                {"role": "standalone primary"},
+            )
+        ],
+        applied=True,
+    )
+
+
+def hardening(cfg: Config, db: dict[str, Any]) -> dict[str, Any]:
+    """What a promoted instance lacks as a primary. Pure."""
+    want = {
+        "MultiAZ": cfg.database.multi_az,
+        "BackupRetentionPeriod": cfg.database.backup_retention_days,
+        "DeletionProtection": cfg.database.deletion_protection,
+    }
+    return {k: v for k, v in want.items() if db.get(k) != v}
+
+
+@step("harden {role} database")
+def harden_database(cfg: Config, role: Role) -> StepResult:
+    """Multi-AZ, backups and deletion protection on a newly promoted primary."""
+    if is_aurora(cfg):
+        return StepResult(skipped="an Aurora cluster keeps its settings through promotion")
+    names = names_for(cfg, role)
+    db = _db(cfg, role)
+    todo = hardening(cfg, db)
+    if not todo:
+        return StepResult(detail="Multi-AZ, backups and deletion protection already on")
+    connect(cfg).client("rds", names.region).modify_db_instance(
+        DBInstanceIdentifier=names.db_instance, ApplyImmediately=True, **todo
+    )
+    wait_available(cfg, role, f"{names.db_instance} modified", cfg.failover.promote_timeout_seconds)
+    return StepResult(
+        changes=[
+            updated(
+                "rds:instance", names.db_instance, names.region, {k: db.get(k) for k in todo}, todo
+            )
+        ],
+        applied=True,
+    )
+
+
+def retired_name(ident: str, stamp: str) -> str:
+    return f"{ident}-retired-{stamp}"[:63]
+
+
+def newest_retired(rds: Any, ident: str) -> dict[str, Any] | None:
+    """The most recently retired copy of ``ident`` in this region (the stamp sorts), if any."""
+    prefix = retired_name(ident, "")
+    found = [
+        d
+        for page in rds.get_paginator("describe_db_instances").paginate()
+        for d in page["DBInstances"]
+        if d["DBInstanceIdentifier"].startswith(prefix)
+    ]
+    return max(found, key=lambda d: d["DBInstanceIdentifier"], default=None)
+
+
+@step("retire {role} database")
+def retire_database(cfg: Config, role: Role, stamp: str) -> StepResult:
+    """Move a database that is not (or no longer) the copy ``role`` needs out of the way: it
+    is renamed, not deleted, so its data stays for whoever needs to look at it."""
+    names = names_for(cfg, role)
+    rds = connect(cfg).client("rds", names.region)
+    db = describe_instance(rds, names.db_instance)
+    if db is None:
+        return StepResult(detail=f"no {names.db_instance} in {names.region}")
+    if is_replica(db):
+        return StepResult(detail=f"{names.db_instance} is already a replica")
+    new = retired_name(names.db_instance, stamp)
+    if db.get("DBInstanceStatus") != "available":
+        wait_available(
+            cfg, role, f"{names.db_instance} available", cfg.failover.promote_timeout_seconds
+        )
+    rds.modify_db_instance(
+        DBInstanceIdentifier=names.db_instance, NewDBInstanceIdentifier=new, ApplyImmediately=True
+    )
+    wait_for(
+        lambda: describe_instance(rds, new),
+        until=lambda d: d is not None and d.get("DBInstanceStatus") == "available",
+        what=f"{names.db_instance} renamed to {new}",
+        timeout_s=cfg.failover.promote_timeout_seconds,
+        describe=lambda d: str((d or {}).get("DBInstanceStatus")),
+    )
+    return StepResult(
+        changes=[
+            updated(
+                "rds:instance",
+                names.db_instance,
+                names.region,
+                {"identifier": names.db_instance},
+                {"identifier": new},
+                detail="kept for inspection; delete it when done",
+            )
+        ],
+        applied=True,
+        outputs={"retired": new},
+    )
+
+
+@step("replicate {source} database into {role}")
+def replicate_database(cfg: Config, role: Role, source: Role) -> StepResult:
+    """A cross-region read replica of ``source``'s database as ``role``'s database."""
+    from tasks.resources.database.replicas import _replica_params
+    from tasks.resources.network.vpc import find_network
+
+    names, src = names_for(cfg, role), names_for(cfg, source)
+    rds = connect(cfg).client("rds", names.region)
+    have = describe_instance(rds, names.db_instance)
+    if have is None:
+        origin = _db(cfg, source)
+        like = newest_retired(rds, names.db_instance)
+        if like is not None:
+            # Placed like the database it replaces: right for a stack built elsewhere too.
+            subnet_group = like["DBSubnetGroup"]["DBSubnetGroupName"]
+            groups = [g["VpcSecurityGroupId"] for g in like.get("VpcSecurityGroups", [])]
+            key: str | None = like.get("KmsKeyId")  # None: unencrypted, so is its copy
+        else:
+            subnet_group = names.db_subnet_group
+            groups = [find_network(cfg, role).security_groups["data"]]
+            key = f"arn:aws:kms:{names.region}:{cfg.account_id}:{names.kms_alias}"
+        params = {
+            k: v
+            for k, v in _replica_params(cfg, names.db_instance, groups[0]).items()
+            if k != "CopyTagsToSnapshot"
+        }
+        rds.create_db_instance_read_replica(
+            SourceDBInstanceIdentifier=origin["DBInstanceArn"],
+            SourceRegion=src.region,
+            DBSubnetGroupName=subnet_group,
+            **{**params, "VpcSecurityGroupIds": groups, **({"KmsKeyId": key} if key else {})},
+        )
+        changes = [
+            created(
+                "rds:cross-region-replica",
+                names.db_instance,
+                names.region,
+                {"source": origin["DBInstanceArn"]},
+            )
+        ]
+    elif not is_replica(have):
+        raise StepFailed(
+            f"{names.db_instance} in {names.region} is a standalone database; retire it first"
+        )
+    else:
+        changes = []
+    wait_available(
+        cfg, role, f"replica {names.db_instance} available", cfg.failover.promote_timeout_seconds
+    )
+    return StepResult(changes=changes, applied=True, detail=f"{names.db_instance} replicating")
+
+
+@step("wait for {role} replica to catch up")
+def wait_caught_up(cfg: Config, role: Role, max_lag_s: float) -> StepResult:
+    from tasks.runbooks.failover.readiness import replica_lag_of
+
+    lag = wait_for(
+        lambda: replica_lag_of(cfg, role),
+        until=lambda v: v is not None and v <= max_lag_s,
+        what=f"{role} replica lag ≤ {max_lag_s:g}s",
+        timeout_s=cfg.failover.promote_timeout_seconds,
+        describe=lambda v: "no data" if v is None else f"{v:g}s",
+    )
+    return StepResult(status="passed", detail=f"lag {lag:g}s", outputs={"lag_s": lag})

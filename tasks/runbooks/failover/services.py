@@ -1,0 +1,172 @@
+"""The steps that move an environment between regions: fence, promote, scale, flip, verify.
+
+Each step looks before it acts, so a run interrupted anywhere and started again picks up
+from where things stand: a promoted database is not promoted twice, a service already at its
+count is not updated, a record already pointing at the target region is not changed.
+
+Calls into the region being left use impaired-region clients (short timeouts, a short retry
+deadline) and a deadline for the whole step: when that region does not answer, fencing is
+recorded as skipped with the reason and the runbook goes on.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+from configs.errors import AwsError, NotFound
+from configs.models import Config
+from configs.names import Role, names_for
+from tasks.core.aws import connect
+from tasks.core.changes import Change, StepResult, updated
+from tasks.core.retry import is_code, wait_for
+from tasks.core.steps import step
+from tasks.resources.autoscaling import DIMENSION
+from tasks.runbooks.deploy.rollout import describe_service
+from tasks.runbooks.failover.readiness import service_names
+
+
+def set_capacity(
+    cfg: Config, role: Role, svc: str, desired: int, low: int, high: int, *, impaired: bool = False
+) -> list[Change]:
+    """Autoscaling's range first (so it neither undoes nor clamps the count), then the
+    service's desired count. Returns the count's change, if any; NotFound without a service."""
+    names = names_for(cfg, role)
+    name = names.service(svc)
+    ecs = connect(cfg).client("ecs", names.region, impaired=impaired)
+    aas = connect(cfg).client("application-autoscaling", names.region, impaired=impaired)
+    found = ecs.describe_services(cluster=names.cluster, services=[name])["services"]
+    live = [s for s in found if s.get("status") == "ACTIVE"]
+    if not live:
+        raise NotFound(f"service {name} does not exist in {names.region}")
+    resource = f"service/{names.cluster}/{name}"
+    have = aas.describe_scalable_targets(
+        ServiceNamespace="ecs", ResourceIds=[resource], ScalableDimension=DIMENSION
+    )["ScalableTargets"]
+    if not have or (have[0]["MinCapacity"], have[0]["MaxCapacity"]) != (low, high):
+        aas.register_scalable_target(
+            ServiceNamespace="ecs",
+            ResourceId=resource,
+            ScalableDimension=DIMENSION,
+            MinCapacity=low,
+            MaxCapacity=high,
+        )
+    current = live[0]["desiredCount"]
+    if current == desired:
+        return []
+    ecs.update_service(cluster=names.cluster, service=name, desiredCount=desired)
+    return [
+        updated(
+            "ecs:service", name, names.region, {"desiredCount": current}, {"desiredCount": desired}
+        )
+    ]
+
+
+def _scale_to_zero(cfg: Config, role: Role) -> list[Change]:
+    changes = []
+    for svc in service_names(cfg):
+        try:
+            changes += set_capacity(cfg, role, svc, 0, 0, 0, impaired=True)
+        except NotFound:
+            continue
+    return changes
+
+
+@step("fence {role} services")
+def fence_services(cfg: Config, role: Role, *, timeout_s: float | None = None) -> StepResult:
+    """Best effort, bounded: scale ``role``'s services to 0 so nothing writes there."""
+    limit = timeout_s or cfg.failover.fence_timeout_seconds
+    region = names_for(cfg, role).region
+    pool = ThreadPoolExecutor(1, thread_name_prefix="fence")
+    future = pool.submit(_scale_to_zero, cfg, role)
+    pool.shutdown(wait=False)
+    try:
+        changes = future.result(timeout=limit)
+    except FutureTimeout:
+        return StepResult(skipped=f"{region} did not answer within {limit:g}s; not fenced")
+    except AwsError as exc:
+        return StepResult(skipped=f"{region} refused or did not answer: {exc}")
+    except Exception as exc:  # a dead region surfaces as connection errors of many kinds
+        return StepResult(skipped=f"{region} unreachable: {type(exc).__name__}: {exc}")
+    return StepResult(
+        changes=changes,
+        applied=True,
+        detail=f"{len(changes)} service(s) scaled to 0" if changes else "already at 0",
+    )
+
+
+def rollout_done(service: dict[str, Any]) -> bool:
+    primary = next(d for d in service["deployments"] if d["status"] == "PRIMARY")
+    return bool(
+        primary.get("rolloutState", "COMPLETED") == "COMPLETED"
+        and service.get("runningCount") == service.get("desiredCount")
+    )
+
+
+def rollout_failed(service: dict[str, Any]) -> str | None:
+    primary = next(d for d in service["deployments"] if d["status"] == "PRIMARY")
+    if primary.get("rolloutState") == "FAILED":
+        return str(primary.get("rolloutStateReason") or "rollout FAILED")
+    return None
+
+
+@step("scale {role} {svc} to {count}")
+def scale_service(cfg: Config, role: Role, svc: str, count: int) -> StepResult:
+    """Set the count (autoscaling's floor follows it), then wait for the rollout and tasks."""
+    spec = getattr(cfg.services, svc)
+    changes = set_capacity(cfg, role, svc, count, min(spec.min, count), max(spec.max, count))
+    final = wait_for(
+        lambda: describe_service(cfg, role, svc),
+        until=rollout_done,
+        failed=rollout_failed,
+        what=f"{names_for(cfg, role).service(svc)} at {count} running tasks",
+        timeout_s=cfg.failover.rollout_timeout_seconds,
+        describe=lambda s: f"{s.get('runningCount')}/{s.get('desiredCount')} running",
+    )
+    return StepResult(
+        changes=changes,
+        applied=True,
+        detail=f"{final['runningCount']}/{count} running, rollout COMPLETED",
+        outputs={"running": final["runningCount"]},
+    )
+
+
+def healthy_targets(cfg: Config, role: Role) -> int:
+    names = names_for(cfg, role)
+    elb = connect(cfg).client("elbv2", names.region)
+    try:
+        tg = elb.describe_target_groups(Names=[names.target_group])["TargetGroups"][0]
+    except AwsError as exc:
+        if is_code(exc, "TargetGroupNotFound"):
+            raise NotFound(f"target group {names.target_group} missing in {names.region}") from None
+        raise
+    health = elb.describe_target_health(TargetGroupArn=tg["TargetGroupArn"])
+    return sum(
+        1
+        for t in health["TargetHealthDescriptions"]
+        if t.get("TargetHealth", {}).get("State") == "healthy"
+    )
+
+
+@step("verify {role} targets healthy")
+def verify_targets(cfg: Config, role: Role, want: int) -> StepResult:
+    got = wait_for(
+        lambda: healthy_targets(cfg, role),
+        until=lambda n: n >= want,
+        what=f"{want} healthy targets behind the {role} load balancer",
+        timeout_s=cfg.failover.rollout_timeout_seconds,
+        describe=str,
+    )
+    return StepResult(status="passed", detail=f"{got} healthy targets (want ≥ {want})")
+
+
+@step("set {role} services to warm standby")
+def warm_standby(cfg: Config, role: Role) -> StepResult:
+    """Back to the warm-standby size and autoscaling range provision gives the DR region."""
+    from tasks.resources.ecs import capacity
+
+    changes = []
+    for svc in service_names(cfg):
+        changes += set_capacity(cfg, role, svc, *capacity(cfg, role, svc))
+    return StepResult(changes=changes, applied=True)
