@@ -49,7 +49,7 @@ from tasks.resources.buckets import ensure_buckets_deleted
 from tasks.resources.cache import ensure_cache_deleted
 from tasks.resources.certificates import ensure_certificate_deleted
 from tasks.resources.cloudfront import ensure_distribution_deleted
-from tasks.resources.database.postgres import ensure_databases_deleted
+from tasks.resources.database.engine import ensure_databases_deleted
 from tasks.resources.database.secret import ensure_secret_replica_deleted
 from tasks.resources.database.subnet_group import ensure_db_subnet_group_deleted
 from tasks.resources.dns import ensure_dns_deleted

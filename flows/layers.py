@@ -23,13 +23,13 @@ from tasks.resources.buckets import (
 from tasks.resources.cache import ensure_cache, ensure_cache_subnet_group
 from tasks.resources.certificates import ensure_certificate
 from tasks.resources.cloudfront import ensure_distribution
-from tasks.resources.database.lookup import DatabaseInfo, lookup_database
-from tasks.resources.database.postgres import ensure_database
-from tasks.resources.database.replicas import (
+from tasks.resources.database.engine import (
+    ensure_database,
     ensure_dr_replica,
     ensure_read_replicas,
-    wait_for_database,
 )
+from tasks.resources.database.lookup import DatabaseInfo, lookup_database
+from tasks.resources.database.replicas import wait_for_database
 from tasks.resources.database.secret import ensure_secret_replica
 from tasks.resources.database.subnet_group import ensure_db_subnet_group
 from tasks.resources.dns import ensure_dns_records, ensure_health_check

@@ -35,6 +35,7 @@ from tasks.resources.database.lookup import (
     rds_client,
 )
 from tasks.resources.database.postgres import final_snapshot_id, newest_final
+from tasks.resources.database.replicas import reader_azs
 
 GLOBAL_TIMEOUT_S = 1800.0
 
@@ -168,8 +169,6 @@ def ensure_aurora_cluster(
 def ensure_aurora_readers(cfg: Config, data_sg: str, *, dry_run: bool = False) -> StepResult:
     """Readers round-robin over the AZs other than the first (instance 1, the writer as
     created, is there; an in-region failover swaps roles, not AZs)."""
-    from tasks.resources.database.replicas import reader_azs
-
     names = names_for(cfg, "primary")
     rds = rds_client(cfg, "primary")
     count = max(1 if d_multi(cfg) else 0, cfg.database.read_replicas)

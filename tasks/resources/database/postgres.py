@@ -30,13 +30,11 @@ from tasks.core.changes import (
     updated,
 )
 from tasks.core.retry import is_code, wait_for, wait_gone
-from tasks.core.steps import step
 from tasks.core.tags import missing_tags, tag_dict, tag_list
 from tasks.resources.database.lookup import (
     database_identifiers,
     describe_instance,
     info_from_instance,
-    is_aurora,
     lookup_database,
     missing_info,
     rds_client,
@@ -101,7 +99,7 @@ def _tags_of(db: dict[str, Any]) -> dict[str, str]:
     return tag_dict(db.get("TagList"))
 
 
-def _converge_instance(
+def converge_instance(
     rds: Any,
     names: Any,
     ident: str,
@@ -111,6 +109,8 @@ def _converge_instance(
     managed_secret: bool,
     dry_run: bool,
 ) -> list[Change]:
+    """Modify ``ident`` (writer or replica) towards ``desired`` and add missing tags; a
+    difference that needs a new database is reported, not done."""
     region = names.region
     changes: list[Change] = []
     before, after, cannot = instance_drift(desired, db, managed_secret=managed_secret)
@@ -166,15 +166,10 @@ def create_params(cfg: Config, kms_key_arn: str, data_sg: str) -> dict[str, Any]
 
 
 # -- primary ---------------------------------------------------------------------------------
-@step("ensure primary database")
-def ensure_database(
+def ensure_postgres(
     cfg: Config, kms_key_arn: str, data_sg: str, *, dry_run: bool = False
 ) -> StepResult:
-    """The writer: RDS PostgreSQL (Multi-AZ) or, for Aurora, the cluster and its instances."""
-    if is_aurora(cfg):
-        from tasks.resources.database.aurora import ensure_aurora_cluster
-
-        return ensure_aurora_cluster(cfg, kms_key_arn, data_sg, dry_run=dry_run)
+    """The body of ``ensure primary database`` for RDS PostgreSQL: a Multi-AZ instance."""
     names = names_for(cfg, "primary")
     region = names.region
     rds = rds_client(cfg, "primary")
@@ -201,7 +196,7 @@ def ensure_database(
         return StepResult(
             changes=[change], outputs=lookup_database(cfg, "primary").model_dump(), applied=True
         )
-    changes = _converge_instance(
+    changes = converge_instance(
         rds, names, ident, db, desired, managed_secret=True, dry_run=dry_run
     )
     return StepResult(
@@ -231,16 +226,12 @@ def _delete_instance(rds: Any, db: dict[str, Any], final_snapshot: str | None) -
             raise
 
 
-@step("delete {role} databases")
-def ensure_databases_deleted(
+def delete_postgres(
     cfg: Config, role: Role, skip_final_snapshot: bool = False, *, dry_run: bool = False
 ) -> StepResult:
-    """Replicas first (each would otherwise be promoted to a standalone database when its
-    source goes), then the primary's writer with a final snapshot unless told to skip it."""
-    if is_aurora(cfg):
-        from tasks.resources.database.aurora import delete_aurora
-
-        return delete_aurora(cfg, role, skip_final_snapshot, dry_run=dry_run)
+    """The body of ``delete {role} databases`` for RDS PostgreSQL: replicas first (each would
+    otherwise be promoted to a standalone database when its source goes), then the primary's
+    writer with a final snapshot unless told to skip it."""
     names = names_for(cfg, role)
     region, rds = names.region, rds_client(cfg, role)
     writer = describe_instance(rds, names.db_instance) if role == "primary" else None

@@ -3,7 +3,7 @@
 In-region readers go to AZs other than the writer's, so losing one AZ never takes every reader.
 The DR replica is a cross-region read replica in the DR region's data subnets, encrypted with
 the DR region's key: the database the failover runbook promotes. Aurora's counterparts (reader
-instances, a global database secondary) live in :mod:`tasks.aurora`.
+instances, a global database secondary) live in :mod:`.aurora`; :mod:`.engine` picks one.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from tasks.resources.database.lookup import (
     missing_info,
     rds_client,
 )
-from tasks.resources.database.postgres import AVAILABLE, _converge_instance, instance_settings
+from tasks.resources.database.postgres import AVAILABLE, converge_instance, instance_settings
 
 DB_TIMEOUT_S = 3600.0
 
@@ -35,7 +35,9 @@ def reader_azs(azs: list[str], writer_az: str | None, count: int) -> list[str]:
     return [others[i % len(others)] for i in range(count)]
 
 
-def _replica_params(cfg: Config, ident: str, data_sg: str) -> dict[str, Any]:
+def replica_params(cfg: Config, ident: str, data_sg: str) -> dict[str, Any]:
+    """``CreateDBInstanceReadReplica`` settings of a replica named ``ident`` (the failover
+    runbook's re-protection makes the same replica the other way round)."""
     settings = instance_settings(cfg, data_sg, replica=True)
     return {
         **settings,
@@ -44,14 +46,8 @@ def _replica_params(cfg: Config, ident: str, data_sg: str) -> dict[str, Any]:
     }
 
 
-@step("ensure primary read replicas")
-def ensure_read_replicas(
-    cfg: Config, kms_key_arn: str, data_sg: str, *, dry_run: bool = False
-) -> StepResult:
-    if is_aurora(cfg):
-        from tasks.resources.database.aurora import ensure_aurora_readers
-
-        return ensure_aurora_readers(cfg, data_sg, dry_run=dry_run)
+def ensure_postgres_readers(cfg: Config, data_sg: str, *, dry_run: bool = False) -> StepResult:
+    """The body of ``ensure primary read replicas`` for RDS PostgreSQL."""
     names = names_for(cfg, "primary")
     region = names.region
     rds = rds_client(cfg, "primary")
@@ -69,7 +65,7 @@ def ensure_read_replicas(
             changes.append(created("rds:read-replica", ident, region, {"az": az}))
             if dry_run:
                 continue
-            params = _replica_params(cfg, ident, data_sg)
+            params = replica_params(cfg, ident, data_sg)
             params.pop("MultiAZ")  # readers are single-AZ each, spread over the AZs
             params.pop("BackupRetentionPeriod", None)
             rds.create_db_instance_read_replica(
@@ -80,29 +76,18 @@ def ensure_read_replicas(
             continue
         desired = instance_settings(cfg, data_sg, replica=True)
         desired["MultiAZ"] = bool(have.get("MultiAZ"))
-        changes += _converge_instance(
+        changes += converge_instance(
             rds, names, ident, have, desired, managed_secret=False, dry_run=dry_run
         )
         endpoints.append((have.get("Endpoint") or {}).get("Address", ""))
     return StepResult(changes=changes, outputs={"readers": endpoints}, applied=not dry_run)
 
 
-@step("ensure DR database replica")
-def ensure_dr_replica(
-    cfg: Config,
-    source_arn: str,
-    kms_key_arn: str,
-    data_sg: str,
-    *,
-    dry_run: bool = False,
+def ensure_postgres_dr_replica(
+    cfg: Config, source_arn: str, kms_key_arn: str, data_sg: str, *, dry_run: bool = False
 ) -> StepResult:
-    """The cross-region replica the DR region's app reads from and the failover promotes."""
-    if not cfg.database.dr_replica:
-        return StepResult(skipped="database.dr_replica is off")
-    if is_aurora(cfg):
-        from tasks.resources.database.aurora import ensure_aurora_secondary
-
-        return ensure_aurora_secondary(cfg, source_arn, kms_key_arn, data_sg, dry_run=dry_run)
+    """The body of ``ensure DR database replica`` for RDS PostgreSQL: a cross-region read
+    replica, encrypted with the DR region's key."""
     names = names_for(cfg, "dr")
     region = names.region
     rds = rds_client(cfg, "dr")
@@ -127,14 +112,14 @@ def ensure_dr_replica(
             DBSubnetGroupName=names.db_subnet_group,
             **{
                 k: v
-                for k, v in _replica_params(cfg, ident, data_sg).items()
+                for k, v in replica_params(cfg, ident, data_sg).items()
                 if k != "CopyTagsToSnapshot"
             },
         )
         return StepResult(
             changes=[change], outputs=lookup_database(cfg, "dr").model_dump(), applied=True
         )
-    changes = _converge_instance(
+    changes = converge_instance(
         rds, names, ident, have, desired, managed_secret=False, dry_run=dry_run
     )
     return StepResult(

@@ -12,7 +12,7 @@ from tasks.core.aws import connect
 from tasks.core.changes import StepResult, created, deleted, is_placeholder, result
 from tasks.core.retry import absent
 from tasks.core.steps import step
-from tasks.resources.database.lookup import primary_secret_arn
+from tasks.resources.database.lookup import in_region, primary_secret_arn
 
 
 @step("ensure database secret replicated to DR")
@@ -28,20 +28,14 @@ def ensure_secret_replica(
     sm = connect(cfg).client("secretsmanager", cfg.regions.primary)
     status = sm.describe_secret(SecretId=secret_arn).get("ReplicationStatus") or []
     if any(r.get("Region") == dr for r in status):
-        return StepResult(outputs={"dr_secret_arn": _in(secret_arn, dr)})
+        return StepResult(outputs={"dr_secret_arn": in_region(secret_arn, dr)})
     if not dry_run:
         sm.replicate_secret_to_regions(
             SecretId=secret_arn, AddReplicaRegions=[{"Region": dr, "KmsKeyId": kms_key_arn}]
         )
     return StepResult(
-        changes=[change], outputs={"dr_secret_arn": _in(secret_arn, dr)}, applied=not dry_run
+        changes=[change], outputs={"dr_secret_arn": in_region(secret_arn, dr)}, applied=not dry_run
     )
-
-
-def _in(arn: str, region: str) -> str:
-    from tasks.resources.database.lookup import in_region
-
-    return in_region(arn, region)
 
 
 @step("remove the database secret's DR replica")

@@ -22,12 +22,8 @@ from tasks.core.aws import connect
 from tasks.core.changes import GONE_TIMEOUT_S, Action, Change, StepResult, result
 from tasks.core.retry import wait_for
 from tasks.core.steps import step
-from tasks.resources.database.lookup import (
-    database_identifiers,
-    describe_instance,
-    is_aurora,
-    rds_client,
-)
+from tasks.resources.database.engine import protected_cluster
+from tasks.resources.database.lookup import database_identifiers, describe_instance, rds_client
 from tasks.resources.load_balancer import find_load_balancer
 
 
@@ -67,12 +63,9 @@ def check_deletion_protection(cfg: Config, roles: list[Role]) -> StepResult:
     dbs = [d for r in roles for d in _instances(cfg, r)]
     albs = {a[0]: a[2] for r in roles if (a := _alb_attributes(cfg, r))}
     found = protected_resources(dbs, albs)
-    if is_aurora(cfg):
-        from tasks.resources.database.aurora import cluster_protected
-
-        found += [
-            f"cluster {c['DBClusterIdentifier']}" for r in roles if (c := cluster_protected(cfg, r))
-        ]
+    found += [
+        f"cluster {c['DBClusterIdentifier']}" for r in roles if (c := protected_cluster(cfg, r))
+    ]
     return StepResult(
         outputs={"protected": found},
         status="ok",
@@ -102,16 +95,13 @@ def ensure_protection_off(cfg: Config, roles: list[Role], *, dry_run: bool = Fal
                     what=f"database {ident} available again",
                     timeout_s=GONE_TIMEOUT_S,
                 )
-        if is_aurora(cfg):
-            from tasks.resources.database.aurora import cluster_protected
-
-            if cluster := cluster_protected(cfg, role):
-                ident = cluster["DBClusterIdentifier"]
-                changes.append(_off("rds:cluster", ident, region))
-                if not dry_run:
-                    rds.modify_db_cluster(
-                        DBClusterIdentifier=ident, DeletionProtection=False, ApplyImmediately=True
-                    )
+        if cluster := protected_cluster(cfg, role):
+            ident = cluster["DBClusterIdentifier"]
+            changes.append(_off("rds:cluster", ident, region))
+            if not dry_run:
+                rds.modify_db_cluster(
+                    DBClusterIdentifier=ident, DeletionProtection=False, ApplyImmediately=True
+                )
         alb = _alb_attributes(cfg, role)
         if alb and alb[2].get("deletion_protection.enabled") == "true":
             changes.append(_off("elbv2:load-balancer", alb[0], region))

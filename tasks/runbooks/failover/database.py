@@ -12,6 +12,10 @@ from tasks.core.changes import StepResult, created, updated
 from tasks.core.retry import wait_for
 from tasks.core.steps import step
 from tasks.resources.database.lookup import describe_instance, is_aurora, is_replica
+from tasks.resources.database.replicas import replica_params
+from tasks.resources.network.vpc import find_network
+from tasks.runbooks.failover.aurora import promote_aurora
+from tasks.runbooks.failover.readiness import replica_lag_of
 
 
 def _db(cfg: Config, role: Role) -> dict[str, Any]:
@@ -41,8 +45,6 @@ def wait_available(cfg: Config, role: Role, what: str, timeout_s: float) -> dict
 def promote_replica(cfg: Config, role: Role) -> StepResult:
     """Make ``role``'s cross-region replica a standalone, writable instance."""
     if is_aurora(cfg):
-        from tasks.runbooks.failover.aurora import promote_aurora
-
         return promote_aurora(cfg, role)
     names = names_for(cfg, role)
     timeout = cfg.failover.promote_timeout_seconds
@@ -174,9 +176,6 @@ def retire_database(cfg: Config, role: Role, stamp: str) -> StepResult:
 @step("replicate {source} database into {role}")
 def replicate_database(cfg: Config, role: Role, source: Role) -> StepResult:
     """A cross-region read replica of ``source``'s database as ``role``'s database."""
-    from tasks.resources.database.replicas import _replica_params
-    from tasks.resources.network.vpc import find_network
-
     names, src = names_for(cfg, role), names_for(cfg, source)
     rds = connect(cfg).client("rds", names.region)
     have = describe_instance(rds, names.db_instance)
@@ -194,7 +193,7 @@ def replicate_database(cfg: Config, role: Role, source: Role) -> StepResult:
             key = f"arn:aws:kms:{names.region}:{cfg.account_id}:{names.kms_alias}"
         params = {
             k: v
-            for k, v in _replica_params(cfg, names.db_instance, groups[0]).items()
+            for k, v in replica_params(cfg, names.db_instance, groups[0]).items()
             if k != "CopyTagsToSnapshot"
         }
         rds.create_db_instance_read_replica(
@@ -225,8 +224,6 @@ def replicate_database(cfg: Config, role: Role, source: Role) -> StepResult:
 
 @step("wait for {role} replica to catch up")
 def wait_caught_up(cfg: Config, role: Role, max_lag_s: float) -> StepResult:
-    from tasks.runbooks.failover.readiness import replica_lag_of
-
     lag = wait_for(
         lambda: replica_lag_of(cfg, role),
         until=lambda v: v is not None and v <= max_lag_s,
