@@ -38,8 +38,8 @@ from configs.errors import Refused
 from configs.models import Config
 from configs.names import Role
 from flows.approval import approve_typed
+from flows.guards import refuse_if_failed_over, roles_for
 from flows.layers import Runner
-from flows.provision import refuse_if_failed_over, roles_for
 from flows.report import Timeline, publish_plan, runbook
 from tasks.core.changes import Action
 from tasks.core.locks import ensure_tables_deleted, hold

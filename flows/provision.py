@@ -28,33 +28,14 @@ from typing import Any, Literal
 from prefect import flow
 
 from configs import resolve_config
-from configs.errors import BadInput, Refused
 from configs.models import Config
-from configs.names import Role
+from flows.guards import refuse_if_failed_over, roles_for
 from flows.layers import Runner, app_layer, data_layer, edge_layer, network_layer
 from flows.report import publish_plan, runbook
-from tasks.resources.database.lookup import dr_writes
 from tasks.resources.dns import ensure_hosted_zone
 from tasks.runbooks.preflight import check_account
 
 Regions = Literal["primary", "dr", "both"]
-
-
-def refuse_if_failed_over(cfg: Config, consequence: str = "provision would undo it") -> None:
-    """After a failover the DR database is the writer and the primary's services are fenced;
-    converging to the config would undo that (and destroying would take the live writer).
-    Failback is the way home."""
-    if cfg.database.dr_replica and dr_writes(cfg):
-        raise Refused(
-            f"{cfg.stack} runs in {cfg.regions.dr} since a failover (the DR database is the "
-            f"writer); {consequence} — run `tierbook failback` first"
-        )
-
-
-def roles_for(region: str) -> list[Role]:
-    if region not in ("primary", "dr", "both"):
-        raise BadInput(f"--region must be primary, dr or both (got {region!r})")
-    return ["primary", "dr"] if region == "both" else [region]  # type: ignore[list-item]
 
 
 @flow(name="provision", persist_result=False)
