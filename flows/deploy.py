@@ -35,6 +35,7 @@ from flows.approval import approve_protected
 from flows.report import Timeline, publish_plan, runbook
 from tasks.core.changes import Change
 from tasks.core.locks import hold
+from tasks.resources.ecs import describe_service
 from tasks.runbooks.deploy.images import (
     Image,
     check_scan,
@@ -50,7 +51,6 @@ from tasks.runbooks.deploy.rollout import (
     check_smoke,
     check_targets,
     describe_revision,
-    describe_service,
     ensure_revision,
     ensure_service_revision,
     previous_revision,

@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, PrivateAttr
 
+from configs.errors import BadInput
 from tasks.core.changes import Change
 from tasks.core.steps import RECORDER, now
 
@@ -194,8 +195,6 @@ def runbook(name: str, environment: str) -> Iterator[Timeline]:
         if timeline.outcome == "running":
             timeline.outcome = "succeeded"
     except BaseException as exc:
-        from configs.errors import BadInput
-
         timeline.outcome = "refused" if isinstance(exc, BadInput) else "failed"
         timeline.error = f"{type(exc).__name__}: {exc}"
         exc.timeline = timeline  # type: ignore[attr-defined]

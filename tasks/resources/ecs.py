@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from configs.errors import AwsError
+from configs.errors import AwsError, NotFound
 from configs.models import Config
 from configs.names import Role, names_for
 from tasks.core.aws import connect
@@ -59,6 +59,27 @@ def desired_count_drift(current: int, desired: int, low: int, high: int) -> int 
     if low <= current <= high:
         return None
     return min(max(current, low), high) if current else desired
+
+
+def describe_service(cfg: Config, role: Role, svc: str) -> dict[str, Any]:
+    """The live (ACTIVE) service ``svc`` in ``role``'s cluster; NotFound without one."""
+    names = names_for(cfg, role)
+    try:
+        found = _ecs(cfg, role).describe_services(
+            cluster=names.cluster, services=[names.service(svc)]
+        )["services"]
+    except AwsError as exc:
+        if is_code(exc, "ClusterNotFoundException"):
+            found = []
+        else:
+            raise
+    live = [s for s in found if s.get("status") == "ACTIVE"]
+    if not live:
+        raise NotFound(
+            f"ECS service {names.service(svc)} not found in cluster {names.cluster} "
+            f"({names.region}); provision the stack first"
+        )
+    return dict(live[0])
 
 
 @step("ensure {role} ECS cluster")

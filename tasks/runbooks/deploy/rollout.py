@@ -23,6 +23,7 @@ from tasks.core.aws import connect
 from tasks.core.changes import Change, StepResult, updated
 from tasks.core.retry import is_code, wait_for
 from tasks.core.steps import step
+from tasks.resources.ecs import describe_service
 from tasks.resources.task_definitions import differences, registrable, with_image
 
 PREVIOUS_TAG = "tierbook:previous-revision"
@@ -114,26 +115,6 @@ def revision_before(arns: list[str], current: str) -> str | None:
 
 
 # -- reading ------------------------------------------------------------------------------------
-def describe_service(cfg: Config, role: Role, svc: str) -> dict[str, Any]:
-    names = names_for(cfg, role)
-    try:
-        found = _ecs(cfg, role).describe_services(
-            cluster=names.cluster, services=[names.service(svc)]
-        )["services"]
-    except AwsError as exc:
-        if is_code(exc, "ClusterNotFoundException"):
-            found = []
-        else:
-            raise
-    live = [s for s in found if s.get("status") == "ACTIVE"]
-    if not live:
-        raise NotFound(
-            f"ECS service {names.service(svc)} not found in cluster {names.cluster} "
-            f"({names.region}); provision the stack first"
-        )
-    return dict(live[0])
-
-
 def describe_revision(cfg: Config, role: Role, ref: str) -> dict[str, Any]:
     try:
         answer = _ecs(cfg, role).describe_task_definition(taskDefinition=ref, include=["TAGS"])

@@ -36,6 +36,9 @@ from tasks.resources.database.lookup import (
     is_aurora,
     writes,
 )
+from tasks.resources.dns import find_dns
+from tasks.resources.load_balancer import find_load_balancer
+from tasks.runbooks.failover.traffic_switch import arc_client
 
 Status = Literal["pass", "warn", "fail"]
 
@@ -302,8 +305,6 @@ def check_secret(cfg: Config) -> Finding:
 
 
 def check_load_balancer(cfg: Config) -> Finding:
-    from tasks.resources.load_balancer import find_load_balancer
-
     names = names_for(cfg, "dr")
     lb = find_load_balancer(cfg, "dr")
     if lb is None:
@@ -325,8 +326,6 @@ def check_load_balancer(cfg: Config) -> Finding:
 
 
 def check_dns(cfg: Config) -> Finding:
-    from tasks.resources.dns import find_dns
-
     if cfg.edge is None:
         return Finding(check="dns", status="warn", detail="no edge block: no DNS to flip")
     if cfg.dns.strategy == "arc":
@@ -348,8 +347,6 @@ def check_dns(cfg: Config) -> Finding:
 
 def check_arc(cfg: Config, *, client_for: Callable[[str], Any] | None = None) -> Finding:
     """Both routing controls readable through some cluster endpoint; which one is On."""
-    from tasks.runbooks.failover.traffic_switch import arc_client
-
     arc = cfg.dns.arc
     assert arc is not None  # the config requires it for this strategy
     errors = []

@@ -23,7 +23,7 @@ from tasks.core.changes import Change, StepResult, updated
 from tasks.core.retry import is_code, wait_for
 from tasks.core.steps import step
 from tasks.resources.autoscaling import DIMENSION
-from tasks.runbooks.deploy.rollout import describe_service
+from tasks.resources.ecs import capacity, describe_service
 from tasks.runbooks.failover.readiness import service_names
 
 
@@ -164,8 +164,6 @@ def verify_targets(cfg: Config, role: Role, want: int) -> StepResult:
 @step("set {role} services to warm standby")
 def warm_standby(cfg: Config, role: Role) -> StepResult:
     """Back to the warm-standby size and autoscaling range provision gives the DR region."""
-    from tasks.resources.ecs import capacity
-
     changes = []
     for svc in service_names(cfg):
         changes += set_capacity(cfg, role, svc, *capacity(cfg, role, svc))
