@@ -198,3 +198,9 @@ class StackNames:
 
 def names_for(cfg: Config, role: Role = "primary") -> StackNames:
     return StackNames(cfg, role)
+
+
+def origin_name(cfg: Config) -> str:
+    """The name the ALBs answer to: behind CloudFront, an ``origin.`` name; else the domain."""
+    assert cfg.edge is not None
+    return f"origin.{cfg.edge.domain}" if cfg.edge.cloudfront else cfg.edge.domain

@@ -19,8 +19,10 @@ import botocore.session
 from botocore.config import Config as BotoConfig
 from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
 
+from configs import defaults
 from configs.errors import AccountMismatch, AwsError
 from configs.models import Config
+from configs.names import Role, names_for
 from tasks.core import retry
 from tasks.core.events import emit_mutation
 
@@ -93,8 +95,6 @@ class Aws:
         self, service: str, region: str, impaired: bool, endpoint_url: str | None
     ) -> Any:
         access = self.cfg.aws
-        from configs import defaults
-
         boto_cfg = BotoConfig(
             region_name=region,
             retries={"total_max_attempts": 1, "mode": "standard"},
@@ -112,7 +112,9 @@ class Aws:
             service, endpoint_url=endpoint_url or access.endpoint_url, config=boto_cfg
         )
         policy = retry.IMPAIRED_REGION_POLICY if impaired else _policy(self.cfg)
-        _install(client, policy=policy, before_mutation=self.verify_account, env=self.cfg.stack)
+        install_retries(
+            client, policy=policy, before_mutation=self.verify_account, env=self.cfg.stack
+        )
         return client
 
     # -- account guard -------------------------------------------------------------------
@@ -181,7 +183,7 @@ def _session_for(cfg: Config) -> boto3.Session:
     return boto3.Session(botocore_session=core, region_name=cfg.regions.primary)
 
 
-def _install(
+def install_retries(
     client: Any,
     *,
     policy: retry.RetryPolicy,
@@ -230,6 +232,11 @@ def connect(cfg: Config) -> Aws:
         if key not in _registry:
             _registry[key] = Aws(cfg)
         return _registry[key]
+
+
+def role_client(cfg: Config, service: str, role: Role) -> Any:
+    """A client for ``service`` in the region of ``role`` (primary or DR)."""
+    return connect(cfg).client(service, names_for(cfg, role).region)
 
 
 def forget_connections() -> None:

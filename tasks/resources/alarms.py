@@ -12,12 +12,12 @@ from typing import Any
 
 from configs.models import Config
 from configs.names import Role, names_for
-from tasks.core.aws import connect
+from tasks.core.aws import connect, role_client
 from tasks.core.changes import Change, StepResult, created, deleted, result, updated
 from tasks.core.steps import step
 from tasks.core.tags import tag_list
 from tasks.resources.autoscaling import DIMENSION
-from tasks.resources.ecs import _client, _services, capacity
+from tasks.resources.ecs import capacity, service_names
 
 TARGET_5XX_PER_MINUTE = 10
 
@@ -197,13 +197,16 @@ def ensure_alarms(
 def ensure_alarms_deleted(cfg: Config, role: Role, *, dry_run: bool = False) -> StepResult:
     names = names_for(cfg, role)
     region = names.region
-    cw, aas = _client(cfg, "cloudwatch", role), _client(cfg, "application-autoscaling", role)
+    cw, aas = (
+        role_client(cfg, "cloudwatch", role),
+        role_client(cfg, "application-autoscaling", role),
+    )
     wanted = sorted(desired_alarms(cfg, role, "-", "-"))
     found = [a["AlarmName"] for a in cw.describe_alarms(AlarmNames=wanted)["MetricAlarms"]]
     changes = [deleted("cloudwatch:alarm", a, region) for a in found]
     if found and not dry_run:
         cw.delete_alarms(AlarmNames=found)
-    for svc in _services(cfg):
+    for svc in service_names(cfg):
         rid = f"service/{names.cluster}/{names.service(svc)}"
         scope = {"ServiceNamespace": "ecs", "ResourceId": rid, "ScalableDimension": DIMENSION}
         for p in aas.describe_scaling_policies(**scope)["ScalingPolicies"]:

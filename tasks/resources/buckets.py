@@ -16,15 +16,15 @@ from typing import Any
 
 from configs.models import Config
 from configs.names import Role, names_for
-from tasks.core.aws import connect
+from tasks.core.aws import connect, role_client
 from tasks.core.changes import Change, StepResult, created, deleted, result, tag_change, updated
 from tasks.core.policies import policy_doc, same_policy
 from tasks.core.retry import absent
 from tasks.core.steps import step
 from tasks.core.tags import missing_tags, tag_dict, tag_list
-from tasks.resources.ecs import S3_BATCH, _client
 
 LOG_EXPIRY_DAYS = 90
+S3_BATCH = 1000  # DeleteObjects takes at most this many keys
 
 
 LOG_PREFIX = "alb"
@@ -346,7 +346,7 @@ def ensure_buckets_deleted(cfg: Config, role: Role, *, dry_run: bool = False) ->
     """The log bucket (and the asset bucket in primary): every object version and delete
     marker first, since S3 refuses to delete a bucket that is not empty."""
     names = names_for(cfg, role)
-    s3 = _client(cfg, "s3", role)
+    s3 = role_client(cfg, "s3", role)
     buckets = [names.log_bucket] + ([names.asset_bucket] if role == "primary" else [])
     changes: list[Change] = []
     for bucket in buckets:

@@ -12,21 +12,15 @@ from typing import Any
 
 from configs.errors import ConfigError, Problem
 from configs.models import Config
-from configs.names import Role, names_for
-from tasks.core.aws import connect
+from configs.names import Role, names_for, origin_name
+from tasks.core.aws import connect, role_client
 from tasks.core.changes import Change, StepResult, created, deleted, placeholder, result, updated
 from tasks.core.retry import wait_for
 from tasks.core.steps import step
 from tasks.core.tags import tag_dict, tag_list
-from tasks.resources.ecs import _client
+from tasks.resources.dns import find_zone_id
 
 CERT_ISSUE_TIMEOUT_S = 900.0
-
-
-def origin_name(cfg: Config) -> str:
-    """The name the ALBs answer to: behind CloudFront, an ``origin.`` name; else the domain."""
-    assert cfg.edge is not None
-    return f"origin.{cfg.edge.domain}" if cfg.edge.cloudfront else cfg.edge.domain
 
 
 @step("ensure {role} certificate")
@@ -96,8 +90,6 @@ def _find_requested(acm: Any, domain: str, tags: dict[str, str]) -> str | None:
 
 
 def _validation_records(cfg: Config, cert: dict[str, Any], dry_run: bool) -> list[Change]:
-    from tasks.resources.dns import find_zone_id
-
     assert cfg.edge is not None
     zone = find_zone_id(cfg, cfg.edge.hosted_zone)
     records = {
@@ -139,7 +131,7 @@ def ensure_certificate_deleted(cfg: Config, role: Role, *, dry_run: bool = False
     if given:
         return StepResult(skipped="the configured certificate is not tierbook's to delete")
     names = names_for(cfg, role)
-    acm = _client(cfg, "acm", role)
+    acm = role_client(cfg, "acm", role)
     arn = _find_requested(acm, cfg.edge.domain, names.tags("edge"))
     if arn is None:
         return result([], dry_run)

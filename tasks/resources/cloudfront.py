@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from configs.models import Config
-from configs.names import names_for
+from configs.names import names_for, origin_name
 from tasks.core.aws import connect
 from tasks.core.changes import (
     GONE_TIMEOUT_S,
@@ -26,9 +26,7 @@ from tasks.core.changes import (
 from tasks.core.retry import wait_for
 from tasks.core.steps import step
 from tasks.core.tags import tag_list
-from tasks.resources.certificates import origin_name
-from tasks.resources.waf import CLOUDFRONT_REGION
-from tasks.resources.waf import _find as find_web_acl
+from tasks.resources.waf import CLOUDFRONT_REGION, find_web_acl
 
 # AWS managed policies: CachingOptimized, CachingDisabled, AllViewerExceptHostHeader.
 CACHING_OPTIMIZED = "658327ea-f89d-4fab-a63d-7e88639e58f6"

@@ -15,7 +15,7 @@ from typing import Any
 
 from configs.errors import NotFound
 from configs.models import Config
-from configs.names import Role, names_for
+from configs.names import Role, names_for, origin_name
 from tasks.core.aws import connect
 from tasks.core.changes import (
     Action,
@@ -30,7 +30,6 @@ from tasks.core.changes import (
 )
 from tasks.core.steps import step
 from tasks.core.tags import tag_dict, tag_list
-from tasks.resources.certificates import origin_name
 from tasks.resources.cloudfront import find_distribution
 
 CLOUDFRONT_ZONE_ID = "Z2FDTNDATAQYW2"  # the fixed hosted zone of every CloudFront alias
@@ -226,7 +225,9 @@ def _key(r: dict[str, Any]) -> tuple[str, str, str]:
     return (fqdn(r["Name"]).lower(), r["Type"], r.get("SetIdentifier", ""))
 
 
-def _comparable(r: dict[str, Any]) -> dict[str, Any]:
+def comparable_record(r: dict[str, Any]) -> dict[str, Any]:
+    """A record set as Route 53 compares it: without its name, alias targets normalised
+    (fully qualified, lower case). Two records are the same when these are equal. Pure."""
     out = {k: v for k, v in r.items() if k not in ("Name",)}
     if "AliasTarget" in out:
         at = out["AliasTarget"]
@@ -267,13 +268,13 @@ def ensure_dns_records(
     batch = []
     for record in want:
         current = have.get(_key(record))
-        if current is not None and _comparable(current) == _comparable(record):
+        if current is not None and comparable_record(current) == comparable_record(record):
             continue
         label = f"{record['Name']} {record.get('SetIdentifier', '')}".strip()
         if current is None:
-            changes.append(created("route53:record", label, "global", _comparable(record)))
+            changes.append(created("route53:record", label, "global", comparable_record(record)))
         else:
-            before, after = diff(_comparable(record), _comparable(current))
+            before, after = diff(comparable_record(record), comparable_record(current))
             changes.append(updated("route53:record", label, "global", before, after))
         batch.append({"Action": "UPSERT", "ResourceRecordSet": record})
     if batch and not dry_run:

@@ -15,12 +15,12 @@ from typing import Any
 from configs.errors import AwsError
 from configs.models import Config
 from configs.names import Role, names_for
-from tasks.core.aws import connect
+from tasks.core.aws import connect, role_client
 from tasks.core.changes import Change, StepResult, created, deleted, result, tag_change, updated
 from tasks.core.retry import absent, is_code
 from tasks.core.steps import step
 from tasks.core.tags import missing_tags, tag_dict, tag_list
-from tasks.resources.ecs import _client, _services
+from tasks.resources.ecs import service_names
 from tasks.resources.logs import delete_log_groups
 
 RESOURCE = "ecr:repository"
@@ -153,9 +153,9 @@ def _ensure_replication(
 def ensure_repositories_deleted(cfg: Config, role: Role, *, dry_run: bool = False) -> StepResult:
     """ECR repositories with their images (force), and the services' log groups."""
     names = names_for(cfg, role)
-    ecr = _client(cfg, "ecr", role)
+    ecr = role_client(cfg, "ecr", role)
     changes: list[Change] = []
-    for svc in _services(cfg):
+    for svc in service_names(cfg):
         repo = names.repository(svc)
         found = absent(
             partial(ecr.describe_repositories, repositoryNames=[repo]),
@@ -166,6 +166,6 @@ def ensure_repositories_deleted(cfg: Config, role: Role, *, dry_run: bool = Fals
         changes.append(deleted("ecr:repository", repo, names.region, "with its images"))
         if not dry_run:
             ecr.delete_repository(repositoryName=repo, force=True)
-    groups = [names.log_group(svc) for svc in _services(cfg)]
+    groups = [names.log_group(svc) for svc in service_names(cfg)]
     changes += delete_log_groups(cfg, role, groups, dry_run)
     return result(changes, dry_run)

@@ -14,7 +14,7 @@ from typing import Any
 from configs.errors import AwsError, NotFound
 from configs.models import Config
 from configs.names import Role, names_for
-from tasks.core.aws import connect
+from tasks.core.aws import connect, role_client
 from tasks.core.changes import (
     Change,
     StepResult,
@@ -317,14 +317,8 @@ def ensure_service(
     return StepResult(changes=changes, outputs=outputs, applied=not dry_run)
 
 
-S3_BATCH = 1000  # DeleteObjects takes at most this many keys
-
-
-def _client(cfg: Config, service: str, role: Role) -> Any:
-    return connect(cfg).client(service, names_for(cfg, role).region)
-
-
-def _services(cfg: Config) -> list[str]:
+def service_names(cfg: Config) -> list[str]:
+    """The stack's ECS services by config name (``web``, and ``worker`` when configured)."""
     return [svc for svc, _ in cfg.services.items()]
 
 
@@ -332,8 +326,8 @@ def _services(cfg: Config) -> list[str]:
 def ensure_services_deleted(cfg: Config, role: Role, *, dry_run: bool = False) -> StepResult:
     """Scale each service to zero, delete it, wait until it is inactive."""
     names = names_for(cfg, role)
-    ecs, cluster = _client(cfg, "ecs", role), names.cluster
-    wanted = [names.service(svc) for svc in _services(cfg)]
+    ecs, cluster = role_client(cfg, "ecs", role), names.cluster
+    wanted = [names.service(svc) for svc in service_names(cfg)]
 
     def live() -> list[dict[str, Any]]:
         found = absent(
@@ -364,9 +358,9 @@ def ensure_services_deleted(cfg: Config, role: Role, *, dry_run: bool = False) -
 def ensure_cluster_deleted(cfg: Config, role: Role, *, dry_run: bool = False) -> StepResult:
     """Deregister every active revision of the stack's families, then delete the cluster."""
     names = names_for(cfg, role)
-    ecs, region = _client(cfg, "ecs", role), names.region
+    ecs, region = role_client(cfg, "ecs", role), names.region
     changes: list[Change] = []
-    for svc in _services(cfg):
+    for svc in service_names(cfg):
         family = names.task_family(svc)
         pages = ecs.get_paginator("list_task_definitions").paginate(
             familyPrefix=family, status="ACTIVE"

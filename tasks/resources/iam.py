@@ -24,7 +24,7 @@ from tasks.core.retry import absent, is_code
 from tasks.core.steps import step
 from tasks.core.tags import missing_tags, tag_dict, tag_list
 from tasks.resources import task_definitions as appspec
-from tasks.resources.ecs import _services
+from tasks.resources.ecs import service_names
 
 RESOURCE = "iam:role"
 
@@ -263,7 +263,7 @@ def ensure_roles_deleted(cfg: Config, role: Role, *, dry_run: bool = False) -> S
     """The execution and task roles: this region's inline policy, and the role once no other
     region's policy is left on it (IAM is global; both regions share the role names)."""
     names = names_for(cfg, role)
-    roles = [names.execution_role] + [names.task_role(svc) for svc in _services(cfg)]
+    roles = [names.execution_role] + [names.task_role(svc) for svc in service_names(cfg)]
     return result(delete_roles(cfg, roles, policy_name(cfg, role), dry_run), dry_run)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from configs.errors import AwsError, StepFailed
 from configs.models import Config
 from configs.names import Role, names_for
-from tasks.core.aws import connect
+from tasks.core.aws import connect, role_client
 from tasks.core.changes import (
     Change,
     StepResult,
@@ -27,8 +27,7 @@ from tasks.core.changes import (
 from tasks.core.retry import absent, is_code, wait_gone
 from tasks.core.steps import step
 from tasks.core.tags import missing_tags, tag_dict, tag_list
-from tasks.resources.ecs import _client
-from tasks.resources.waf import _find as find_web_acl
+from tasks.resources.waf import find_web_acl
 
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 
@@ -341,7 +340,7 @@ def ensure_load_balancer_deleted(cfg: Config, role: Role, *, dry_run: bool = Fal
     the regional web ACL."""
     names = names_for(cfg, role)
     region = names.region
-    elb, waf = _client(cfg, "elbv2", role), _client(cfg, "wafv2", role)
+    elb, waf = role_client(cfg, "elbv2", role), role_client(cfg, "wafv2", role)
     changes: list[Change] = []
     lb = find_load_balancer(cfg, role)
     if lb is not None:

@@ -15,7 +15,7 @@ from typing import Any
 from configs.errors import AwsError
 from configs.models import Config, Queue
 from configs.names import Role, names_for
-from tasks.core.aws import connect
+from tasks.core.aws import connect, role_client
 from tasks.core.changes import (
     Change,
     StepResult,
@@ -30,7 +30,6 @@ from tasks.core.policies import policy_doc
 from tasks.core.retry import absent, is_code
 from tasks.core.steps import step
 from tasks.core.tags import missing_tags
-from tasks.resources.ecs import _client
 
 RESOURCE = "sqs:queue"
 
@@ -181,7 +180,7 @@ def ensure_queues(cfg: Config, role: Role, *, dry_run: bool = False) -> StepResu
 def ensure_queues_deleted(cfg: Config, role: Role, *, dry_run: bool = False) -> StepResult:
     """Each source queue, then its DLQ (messages in them go too: that is what destroy means)."""
     names = names_for(cfg, role)
-    sqs = _client(cfg, "sqs", role)
+    sqs = role_client(cfg, "sqs", role)
     changes: list[Change] = []
     for q in cfg.queues:
         for name in (names.queue(q.name, fifo=q.fifo), names.dlq(q.name, fifo=q.fifo)):

@@ -94,7 +94,8 @@ def rules_differ(want: list[dict[str, Any]], have: list[dict[str, Any]]) -> bool
     return sorted(map(str, map(shape, want))) != sorted(map(str, map(shape, have)))
 
 
-def _find(waf: Any, name: str, scope: Scope) -> dict[str, Any] | None:
+def find_web_acl(waf: Any, name: str, scope: Scope) -> dict[str, Any] | None:
+    """The web ACL summary named ``name`` in ``scope`` (Id, ARN, LockToken), or None."""
     kwargs: dict[str, Any] = {"Scope": scope}
     while True:
         page = waf.list_web_acls(**kwargs)
@@ -113,7 +114,7 @@ def _ensure_acl(
     waf = connect(cfg).client("wafv2", region)
     want, tags = rules(cfg.edge.waf_rate_limit), names_for(cfg, role).tags("edge")
     label = f"{name} ({scope.lower()})"
-    found = _find(waf, name, scope)
+    found = find_web_acl(waf, name, scope)
     if found is None:
         change = created(
             "wafv2:web-acl",

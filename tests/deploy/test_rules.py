@@ -321,7 +321,7 @@ def test_bad_requests_exit_2_before_any_aws_call(
 
 
 def test_build_logs_are_followed_page_by_page(cfg: Config) -> None:
-    from tasks.runbooks.deploy.images import _BuildLogs
+    from tasks.runbooks.deploy.images import BuildLogs
 
     logs = connect(cfg).client("logs", "us-east-1")
     build = {"logs": {"groupName": "/aws/codebuild/shop-sandbox-image-build", "streamName": "b1"}}
@@ -345,7 +345,7 @@ def test_build_logs_are_followed_page_by_page(cfg: Config) -> None:
             {"events": [{"message": "pushed"}], "nextForwardToken": "f/3"},
             {**first, "nextToken": "f/2"},
         )
-        follower = _BuildLogs(cfg, "us-east-1")
+        follower = BuildLogs(cfg, "us-east-1")
         for _ in range(3):
             follower.follow(build)
         follower.follow(

@@ -17,7 +17,7 @@ from botocore.stub import Stubber
 
 from configs.errors import PermanentAwsError
 from tasks.core import retry
-from tasks.core.aws import _install
+from tasks.core.aws import install_retries
 from tasks.runbooks.drills import backup
 from tasks.runbooks.drills import game_day as gameday
 
@@ -107,7 +107,7 @@ def stubbed_elasticache() -> tuple[Any, Stubber]:
         aws_access_key_id="x",
         aws_secret_access_key="x",
     )
-    _install(
+    install_retries(
         client, policy=retry.RetryPolicy(max_attempts=1), before_mutation=lambda: None, env="t"
     )
     return client, Stubber(client)

@@ -12,7 +12,7 @@ from botocore.stub import Stubber
 
 from configs.models import Config
 from tasks.runbooks.failover.aurora import promote_aurora
-from tasks.runbooks.failover.traffic_switch import _flip_arc, arc_states
+from tasks.runbooks.failover.traffic_switch import arc_states, flip_arc
 
 ROOT = Path(__file__).resolve().parents[2]
 ARN = "arn:aws:rds:us-west-2:123456789012:cluster:shop-sandbox-aurora-dr"
@@ -168,7 +168,7 @@ def test_arc_switches_through_the_first_endpoint_that_answers() -> None:
         )
     for s in stubs:
         s.activate()
-    result = _flip_arc(cfg, "dr", client_for=clients.__getitem__)
+    result = flip_arc(cfg, "dr", client_for=clients.__getitem__)
     for s in stubs:
         s.assert_no_pending_responses()
     assert result.changed and "host-bbb" in result.detail
@@ -194,7 +194,7 @@ def test_arc_read_back_in_the_wrong_state_fails() -> None:
                 {"RoutingControlArn": s["RoutingControlArn"], "RoutingControlState": "Off"},
             )
         with pytest.raises(StepFailed, match="wrong state"):
-            _flip_arc(cfg, "dr", client_for=lambda _e: c)
+            flip_arc(cfg, "dr", client_for=lambda _e: c)
 
 
 def test_arc_clients_come_from_the_factory_with_its_retries_and_account_guard() -> None:

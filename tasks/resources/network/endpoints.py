@@ -27,11 +27,11 @@ from tasks.core.changes import (
 from tasks.core.retry import wait_gone
 from tasks.core.steps import step
 from tasks.resources.network.vpc import (
-    _in_vpc,
-    _network,
     ec2_client,
     ec2_tags,
     fix_tags,
+    in_vpc,
+    network_of,
     tag_spec,
 )
 
@@ -156,12 +156,12 @@ def ensure_endpoints(
 
 @step("delete {role} VPC endpoints")
 def ensure_endpoints_deleted(cfg: Config, role: Role, *, dry_run: bool = False) -> StepResult:
-    names, ec2, vpc = _network(cfg, role)
+    names, ec2, vpc = network_of(cfg, role)
     if vpc is None:
         return result([], dry_run)
 
     def live() -> list[dict[str, Any]]:
-        found = ec2.describe_vpc_endpoints(Filters=_in_vpc(vpc))["VpcEndpoints"]
+        found = ec2.describe_vpc_endpoints(Filters=in_vpc(vpc))["VpcEndpoints"]
         return [e for e in found if e.get("State", "").lower() not in ("deleted", "failed")]
 
     found = live()

@@ -17,11 +17,11 @@ from tasks.resources.iam import delete_roles
 from tasks.resources.logs import delete_log_groups
 from tasks.resources.network.endpoints import FLOW_LOG_RETENTION_DAYS
 from tasks.resources.network.vpc import (
-    _network,
-    _vpc_id,
     ec2_client,
     ec2_tags,
+    network_of,
     tag_spec,
+    vpc_id_of,
 )
 
 
@@ -169,7 +169,7 @@ def ensure_flow_logs(cfg: Config, role: Role, vpc_id: str, *, dry_run: bool = Fa
 
 @step("delete {role} flow logs")
 def ensure_flow_logs_deleted(cfg: Config, role: Role, *, dry_run: bool = False) -> StepResult:
-    names, ec2, vpc = _network(cfg, role)
+    names, ec2, vpc = network_of(cfg, role)
     changes: list[Change] = []
     if vpc is not None:
         found = ec2.describe_flow_logs(Filters=[{"Name": "resource-id", "Values": [vpc]}])[
@@ -189,6 +189,6 @@ def ensure_flow_log_role_deleted(
 ) -> StepResult:
     """One role serves both regions: it goes once no VPC of the stack is left to log."""
     others = [r for r in ("primary", "dr") if r not in roles]
-    if any(_vpc_id(cfg, r) for r in others):  # type: ignore[arg-type]
+    if any(vpc_id_of(cfg, r) for r in others):  # type: ignore[arg-type]
         return StepResult(skipped="the other region's VPC still logs through it")
     return result(delete_roles(cfg, [flow_log_role_name(cfg)], None, dry_run), dry_run)

@@ -27,12 +27,12 @@ from tasks.core.changes import (
 from tasks.core.retry import wait_for, wait_gone
 from tasks.core.steps import step
 from tasks.resources.network.vpc import (
-    _in_vpc,
-    _network,
     ec2_client,
     ec2_tags,
     fix_tags,
+    in_vpc,
     name_of,
+    network_of,
     tag_spec,
 )
 
@@ -298,10 +298,10 @@ NAT_NOT_GONE = ("pending", "available", "deleting")
 
 @step("delete {role} NAT gateways")
 def ensure_nat_gateways_deleted(cfg: Config, role: Role, *, dry_run: bool = False) -> StepResult:
-    names, ec2, vpc = _network(cfg, role)
+    names, ec2, vpc = network_of(cfg, role)
     changes: list[Change] = []
     if vpc is not None:
-        filters = [*_in_vpc(vpc), {"Name": "state", "Values": list(NAT_NOT_GONE)}]
+        filters = [*in_vpc(vpc), {"Name": "state", "Values": list(NAT_NOT_GONE)}]
 
         def live() -> list[dict[str, Any]]:
             return list(ec2.describe_nat_gateways(Filters=filters)["NatGateways"])

@@ -340,17 +340,19 @@ def once_released(call: Callable[[], Any], what: str) -> None:
     wait_for(attempt, until=bool, what=what, timeout_s=RELEASE_TIMEOUT_S)
 
 
-def _vpc_id(cfg: Config, role: Role) -> str | None:
+def vpc_id_of(cfg: Config, role: Role) -> str | None:
+    """The id of ``role``'s VPC, or None when there is none (yet, or any more)."""
     vpc = find_vpc(ec2_client(cfg, role), names_for(cfg, role))
     return str(vpc["VpcId"]) if vpc else None
 
 
-def _network(cfg: Config, role: Role) -> tuple[StackNames, Any, str | None]:
+def network_of(cfg: Config, role: Role) -> tuple[StackNames, Any, str | None]:
     """Names, EC2 client and VPC id (None once the VPC is gone) of ``role``'s network."""
-    return names_for(cfg, role), ec2_client(cfg, role), _vpc_id(cfg, role)
+    return names_for(cfg, role), ec2_client(cfg, role), vpc_id_of(cfg, role)
 
 
-def _in_vpc(vpc_id: str) -> list[dict[str, Any]]:
+def in_vpc(vpc_id: str) -> list[dict[str, Any]]:
+    """The EC2 ``Filters`` that keep what lives in ``vpc_id``."""
     return [{"Name": "vpc-id", "Values": [vpc_id]}]
 
 
@@ -358,7 +360,7 @@ def _in_vpc(vpc_id: str) -> list[dict[str, Any]]:
 def ensure_vpc_deleted(cfg: Config, role: Role, *, dry_run: bool = False) -> StepResult:
     """Internet gateway → route tables → subnets → security groups (rules first: they refer
     to each other) → the VPC."""
-    names, ec2, vpc = _network(cfg, role)
+    names, ec2, vpc = network_of(cfg, role)
     region = names.region
     if vpc is None:
         return result([], dry_run)
@@ -379,7 +381,7 @@ def ensure_vpc_deleted(cfg: Config, role: Role, *, dry_run: bool = False) -> Ste
                 f"internet gateway {igw['InternetGatewayId']} detached",
             )
             ec2.delete_internet_gateway(InternetGatewayId=igw["InternetGatewayId"])
-    for table in ec2.describe_route_tables(Filters=_in_vpc(vpc))["RouteTables"]:
+    for table in ec2.describe_route_tables(Filters=in_vpc(vpc))["RouteTables"]:
         if any(a.get("Main") for a in table.get("Associations", [])):
             continue  # the main table goes with the VPC
         changes.append(deleted("ec2:route-table", name_of(table) or table["RouteTableId"], region))
@@ -387,7 +389,7 @@ def ensure_vpc_deleted(cfg: Config, role: Role, *, dry_run: bool = False) -> Ste
             for assoc in table.get("Associations", []):
                 ec2.disassociate_route_table(AssociationId=assoc["RouteTableAssociationId"])
             ec2.delete_route_table(RouteTableId=table["RouteTableId"])
-    for subnet in ec2.describe_subnets(Filters=_in_vpc(vpc))["Subnets"]:
+    for subnet in ec2.describe_subnets(Filters=in_vpc(vpc))["Subnets"]:
         changes.append(deleted("ec2:subnet", name_of(subnet) or subnet["SubnetId"], region))
         if not dry_run:
             once_released(
@@ -396,7 +398,7 @@ def ensure_vpc_deleted(cfg: Config, role: Role, *, dry_run: bool = False) -> Ste
             )
     groups = [
         g
-        for g in ec2.describe_security_groups(Filters=_in_vpc(vpc))["SecurityGroups"]
+        for g in ec2.describe_security_groups(Filters=in_vpc(vpc))["SecurityGroups"]
         if g["GroupName"] != "default"
     ]
     for g in groups:

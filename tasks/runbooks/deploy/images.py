@@ -273,7 +273,7 @@ class CodeBuildImage:
         )["build"]
         build_id = build["id"]
         seen: list[str] = []
-        logs = _BuildLogs(cfg, names.region)
+        logs = BuildLogs(cfg, names.region)
 
         def probe() -> dict[str, Any]:
             got = dict(cb.batch_get_builds(ids=[build_id])["builds"][0])
@@ -314,7 +314,7 @@ class CodeBuildImage:
         )
 
 
-class _BuildLogs:
+class BuildLogs:
     """Prints new CloudWatch log lines of a running build (when the build has a log stream)."""
 
     def __init__(self, cfg: Config, region: str) -> None:
@@ -373,6 +373,7 @@ class DockerImage:
         if self.client_factory is not None:
             return self.client_factory()
         try:
+            # Here, not at the top: the Docker SDK is optional and only --source docker needs it.
             import docker  # type: ignore[import-untyped]
         except ImportError as exc:
             raise BadInput(

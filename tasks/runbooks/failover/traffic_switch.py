@@ -25,8 +25,8 @@ from tasks.core.changes import StepResult, updated
 from tasks.core.retry import wait_for
 from tasks.core.steps import step
 from tasks.resources.dns import (
-    _comparable,
     app_records,
+    comparable_record,
     ensure_health_check,
     find_dns,
     find_health_check,
@@ -86,7 +86,7 @@ def _routing(record: dict[str, Any]) -> dict[str, Any]:
 def flip_dns(cfg: Config, to: Role) -> StepResult:
     """Point the app's name at ``to``; waits for INSYNC and reads the records back."""
     if cfg.dns.strategy == "arc":
-        return _flip_arc(cfg, to)
+        return flip_arc(cfg, to)
     if cfg.edge is None:
         return StepResult(skipped="no edge block: no DNS records to change")
     dns = find_dns(cfg)
@@ -102,7 +102,7 @@ def flip_dns(cfg: Config, to: Role) -> StepResult:
         {"Action": "UPSERT", "ResourceRecordSet": r}
         for r in want
         if have.get(r["SetIdentifier"]) is None
-        or _comparable(have[r["SetIdentifier"]]) != _comparable(r)
+        or comparable_record(have[r["SetIdentifier"]]) != comparable_record(r)
     ]
     if not batch:
         return StepResult(detail=f"{dns['name']} already sends traffic to {to}")
@@ -122,7 +122,7 @@ def flip_dns(cfg: Config, to: Role) -> StepResult:
     wrong = [
         r["SetIdentifier"]
         for r in want
-        if _comparable(after.get(r["SetIdentifier"]) or {}) != _comparable(r)
+        if comparable_record(after.get(r["SetIdentifier"]) or {}) != comparable_record(r)
     ]
     if wrong:
         raise StepFailed(f"records read back differ from what was written: {', '.join(wrong)}")
@@ -170,7 +170,9 @@ def arc_states(to: Role, arc: Any) -> list[dict[str, str]]:
     ]
 
 
-def _flip_arc(cfg: Config, to: Role, *, client_for: Any = None) -> StepResult:
+def flip_arc(cfg: Config, to: Role, *, client_for: Any = None) -> StepResult:
+    """Set the routing controls through the first ARC cluster endpoint that answers (a data
+    plane call). ``client_for`` makes the client of an endpoint (tests pass fakes)."""
     arc = cfg.dns.arc
     assert arc is not None  # the config validator requires it for this strategy
     states = arc_states(to, arc)
