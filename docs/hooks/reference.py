@@ -72,8 +72,8 @@ ROLE = re.compile(r":(?:mod|class|func|meth|attr|data|exc):`~?([^`]+)`")
 
 
 def docstring_markdown(text: str) -> str:
-    """Docstrings use reST roles and ``double`` backticks; both read as code in Markdown."""
-    return ROLE.sub(r"`\1`", text)
+    """Docstrings use reST roles and ``double`` backticks: both become Markdown code spans."""
+    return ROLE.sub(r"`\1`", text).replace("``", "`")
 
 
 def flow_docstrings(name: str) -> str:
@@ -141,8 +141,13 @@ def iam_table() -> str:
 def cell(text: str) -> str:
     """One Markdown table cell: no line breaks, no bare pipes. A pipe inside a code span is
     left alone: the tables extension does not split there, and would print the backslash."""
-    parts = " ".join(text.split()).split("`")
-    return "`".join(p if i % 2 else p.replace("|", "\\|") for i, p in enumerate(parts))
+    parts = docstring_markdown(" ".join(text.split())).split("`")
+    return "`".join(p if i % 2 else plain(p) for i, p in enumerate(parts))
+
+
+def plain(text: str) -> str:
+    """Text outside code: ``<app>`` is not an HTML tag, ``|`` is not a column."""
+    return text.replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
 
 
 def cli_commands() -> list[tuple[str, Any, Any]]:
@@ -231,12 +236,17 @@ def constraints(field: Any) -> str:
     return ", ".join(out)
 
 
-def default_text(field: Any) -> str:
+def default_text(field: Any, block_default: Any = None, name: str = "") -> str:
+    """The field's default, as the enclosing block's default sets it when it has one
+    (``services.web`` defaults to ``Service(port=8080)``, not to ``Service()``)."""
     from pydantic import BaseModel
 
-    if field.is_required():
+    if block_default is not None:
+        value = getattr(block_default, name)
+    elif field.is_required():
         return "**required**"
-    value = field.get_default(call_default_factory=True)
+    else:
+        value = field.get_default(call_default_factory=True)
     if isinstance(value, BaseModel):
         return "(the block's defaults)"
     if isinstance(value, enum.Enum):
@@ -266,7 +276,7 @@ def source_comments(model: type) -> dict[str, str]:
             while line in comments and lines[line - 1].strip().startswith("#"):
                 above.insert(0, comments[line])
                 line -= 1
-            found[stmt.target.id] = " ".join(above + text)
+            found[stmt.target.id] = " — ".join([" ".join(above), *text] if above else text)
     return found
 
 
@@ -287,19 +297,28 @@ def nested_models(tp: Any) -> list[tuple[str, type]]:
     return []
 
 
-def config_blocks() -> list[tuple[str, type]]:
-    """(dotted path, model) of the config and of every block inside it, in field order."""
+def config_blocks() -> list[tuple[str, type, Any]]:
+    """(dotted path, model, the block's default instance or None) of the config and of every
+    block inside it, in field order."""
+
     from configs.models import Config
 
-    blocks: list[tuple[str, type]] = []
+    blocks: list[tuple[str, type, Any]] = []
 
-    def walk(path: str, model: Any) -> None:
-        blocks.append((path, model))
+    def walk(path: str, model: Any, default: Any) -> None:
+        blocks.append((path, model, default))
         for name, field in model.model_fields.items():
             for suffix, sub in nested_models(field.annotation):
-                walk(f"{path}.{name}{suffix}" if path else f"{name}{suffix}", sub)
+                if default is not None:
+                    inner = getattr(default, name)
+                elif not field.is_required():
+                    inner = field.get_default(call_default_factory=True)
+                else:
+                    inner = None
+                inner = inner if isinstance(inner, sub) and not suffix else None
+                walk(f"{path}.{name}{suffix}" if path else f"{name}{suffix}", sub, inner)
 
-    walk("", Config)
+    walk("", Config, None)
     return blocks
 
 
@@ -307,14 +326,14 @@ def config_fields() -> list[str]:
     """Every field's dotted path (``database.engine``, ``queues[].name``)."""
     return [
         f"{path}.{name}" if path else name
-        for path, model in config_blocks()
+        for path, model, _ in config_blocks()
         for name in model.model_fields
     ]
 
 
 def config_reference() -> str:
     out: list[str] = []
-    for path, model in config_blocks():
+    for path, model, default in config_blocks():
         title = path or "top level"
         out += [f"## `{title}`", ""]
         doc = (model.__doc__ or "").strip()
@@ -332,7 +351,7 @@ def config_reference() -> str:
                 link = (f"{full}{suffix}").replace(".", "").replace("[]", "")
                 about = (about + " " if about else "") + f"See [`{full}{suffix}`](#{link})."
             out.append(
-                f"| `{full}` | {type_name(field.annotation)} | {default_text(field)} "
+                f"| `{full}` | {type_name(field.annotation)} | {default_text(field, default, name)} "
                 f"| {cell(constraints(field))} | {cell(about)} |"
             )
         out.append("")

@@ -136,16 +136,39 @@ def test_runbook_pages_carry_their_flow_docstring(site: Path, page_path: str, fl
     assert first_line and first_line in page(site, page_path)
 
 
-def test_an_unknown_marker_fails_the_build() -> None:
+@pytest.fixture(scope="module")
+def hook() -> Any:
     spec = importlib.util.spec_from_file_location("docs_hook", ROOT / "docs/hooks/reference.py")
     assert spec and spec.loader
-    hook = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(hook)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_an_unknown_marker_fails_the_build(hook: Any) -> None:
     current = types.SimpleNamespace(file=types.SimpleNamespace(src_path="x.md"))
     with pytest.raises(ValueError, match="unknown marker"):
         hook.on_page_markdown("<!-- tierbook:cli-commands -->\n", current, None, None)
     with pytest.raises(ValueError, match="no flow module"):
         hook.on_page_markdown("<!-- tierbook:flow nosuchflow -->\n", current, None, None)
+
+
+def test_a_block_default_sets_its_fields_defaults(hook: Any) -> None:
+    """``services.web`` defaults to ``Service(port=8080)``: the reference says 8080, not the
+    ``Service`` model's own ``None``; a block without a default keeps the model's defaults."""
+    from configs.models import Config
+
+    rows = {
+        line.split("|")[1].strip(" `"): line
+        for line in hook.config_reference().splitlines()
+        if line.startswith("| `")
+    }
+    assert "| `8080` |" in rows["services.web.port"]
+    assert "| `1` |" in rows["services.worker.desired"]
+    assert '| `"0 3 * * 1"` |' in rows["drills.backup_restore.cron"]
+    assert "| `5` |" in rows["queues[].max_receive_count"]
+    assert Config.model_fields["regions"].is_required()
+    assert "**required**" in rows["regions.primary"]
 
 
 def test_the_readme_is_a_page_not_a_reference() -> None:
