@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from configs import defaults
+
 AWS_REGION = r"^[a-z]{2}(-gov)?-[a-z]+-\d$"
 ARN = r"^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:\d{0,12}:.+$"
 CRON = r"^(\S+\s+){4}\S+$"
@@ -27,10 +29,10 @@ class Strict(BaseModel):
 
 
 class RetrySettings(Strict):
-    max_attempts: Annotated[int, Field(ge=1, le=20)] = 8
-    deadline_seconds: Annotated[float, Field(gt=0, le=900)] = 90
-    initial_backoff_seconds: Annotated[float, Field(gt=0, le=10)] = 0.2
-    max_backoff_seconds: Annotated[float, Field(gt=0, le=60)] = 8
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = defaults.RETRY_MAX_ATTEMPTS
+    deadline_seconds: Annotated[float, Field(gt=0, le=900)] = defaults.RETRY_DEADLINE_S
+    initial_backoff_seconds: Annotated[float, Field(gt=0, le=10)] = defaults.RETRY_INITIAL_BACKOFF_S
+    max_backoff_seconds: Annotated[float, Field(gt=0, le=60)] = defaults.RETRY_MAX_BACKOFF_S
 
 
 class AwsAccess(Strict):
@@ -40,8 +42,8 @@ class AwsAccess(Strict):
     role_arn: Annotated[str | None, Field(pattern=ARN)] = None
     external_id: str | None = None
     endpoint_url: Annotated[str | None, Field(pattern=r"^https?://")] = None
-    connect_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 5
-    read_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 30
+    connect_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = defaults.CONNECT_TIMEOUT_S
+    read_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = defaults.READ_TIMEOUT_S
     retry: RetrySettings = RetrySettings()
 
     @model_validator(mode="after")
