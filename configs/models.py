@@ -311,6 +311,10 @@ class Acknowledge(Strict):
     plain_env_secrets: list[str] = []
 
 
+# Spellings of the DR database's name that are refused, and the ``dr_names:`` field to use.
+RETIRED_DR_DB_NAMES = {"dr_db_instance": "db_instance", "dr_db_cluster": "db_cluster"}
+
+
 class Names(Strict):
     """Names of existing resources to adopt; anything left out derives from app + env."""
 
@@ -322,8 +326,6 @@ class Names(Strict):
     target_group: Annotated[str | None, Field(max_length=32)] = None
     db_instance: Annotated[str | None, Field(max_length=63)] = None
     db_cluster: Annotated[str | None, Field(max_length=63)] = None
-    dr_db_instance: Annotated[str | None, Field(max_length=63)] = None
-    dr_db_cluster: Annotated[str | None, Field(max_length=63)] = None
     cache: Annotated[str | None, Field(max_length=40)] = None
     web_repository: str | None = None
     worker_repository: str | None = None
@@ -336,6 +338,19 @@ class Names(Strict):
     # Route 53 is global: these two are never shared between ``names:`` and ``dr_names:``.
     health_check: Annotated[str | None, Field(max_length=255)] = None  # its Name tag
     record_set_id: Annotated[str | None, Field(max_length=128)] = None  # the SetIdentifier
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_way_to_name_the_dr_database(cls, data: object) -> object:
+        """The DR database is named under ``dr_names:`` only (``dr_names.db_instance``), like
+        every other DR resource; the older ``names.dr_db_*`` spelling is refused, not merged."""
+        if isinstance(data, dict):
+            for old, new in RETIRED_DR_DB_NAMES.items():
+                if old in data:
+                    raise ValueError(
+                        f"{old}: no longer accepted; name the DR database as dr_names.{new}"
+                    )
+        return data
 
 
 class Config(Strict):
