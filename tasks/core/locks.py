@@ -251,6 +251,9 @@ def _heartbeat(cfg: Config, ddb: Any, held: Held, log: Any) -> None:
             if exc.code == "ConditionalCheckFailedException":
                 _lost(cfg, held, log)
                 return
+            if exc.code == "ResourceNotFoundException":  # destroy deletes the table last
+                log.info("lock table of %s is gone; nothing left to renew", held.lock_id)
+                return
             log.warning("could not renew lock %s (will retry): %s", held.lock_id, exc)
 
 
@@ -371,6 +374,8 @@ def _release_own(ddb: Any, held: Held, log: Any) -> None:
         if exc.code == "ConditionalCheckFailedException":
             held.lost = f"{held.lock_id} was taken over or released by an operator"
             log.error("lock %s was no longer this run's at release: left as it is", held.lock_id)
+        elif exc.code == "ResourceNotFoundException":
+            log.info("lock %s went with its table", held.lock_id)
         else:
             log.warning(
                 "could not release lock %s (its lease lapses on its own): %s", held.lock_id, exc
