@@ -258,21 +258,14 @@ def _heartbeat(cfg: Config, ddb: Any, held: Held, log: Any) -> None:
 
 
 def _lost(cfg: Config, held: Held, log: Any) -> None:
-    item = absent(
-        lambda: (
-            connect(cfg)
-            .client("dynamodb", held.region, impaired=True)
-            .get_item(TableName=held.table, Key={"lock_id": {"S": held.lock_id}})
-            .get("Item")
-        ),
-        "ResourceNotFoundException",
-    )
-    now = time.time()
-    held.lost = (
-        view_of(item, held.region).describe(now)
-        if item
-        else f"{held.lock_id} was released by someone else"
-    )
+    ddb = connect(cfg).client("dynamodb", held.region, impaired=True)
+    try:
+        item = ddb.get_item(TableName=held.table, Key={"lock_id": {"S": held.lock_id}}).get("Item")
+    except AwsError as exc:  # who holds it now is detail; that this run does not, is the news
+        item, unknown = None, f"{held.lock_id} is no longer this run's (could not read it: {exc})"
+    else:
+        unknown = f"{held.lock_id} was released by someone else"
+    held.lost = view_of(item, held.region).describe(time.time()) if item else unknown
     log.error(
         "LOCK LOST: %s is no longer held by this run (%s); another run may act on the same "
         "resources now",
