@@ -193,6 +193,22 @@ def test_a_run_never_renews_or_releases_a_lock_it_no_longer_holds(
     assert item is not None and item["owner"]["S"] == "other:2:live" and expires(item) == far
 
 
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_lock_taken_in_a_flow_run_names_the_run(cfg: Config, table: Table) -> None:
+    from prefect import flow
+    from prefect.runtime import flow_run
+
+    @flow
+    def locked() -> tuple[str, str]:
+        with hold(cfg, "test", region=cfg.regions.primary, purpose="in a flow"):
+            item = table.get("test")
+            assert item is not None
+            return str(flow_run.id), item["run"]["S"]
+
+    run_id, recorded = locked()
+    assert recorded == run_id
+
+
 # -- tierbook lock list / release ------------------------------------------------------------
 def lock_cli(*args: str) -> Any:
     return CliRunner().invoke(app, ["lock", *args, "-c", CONFIG])
