@@ -48,6 +48,7 @@ def _register() -> None:
         drill_cmd,
         failover_cmd,
         iam_policy_cmd,
+        lock_cmd,
         provision_cmd,
         redrive_cmd,
         sandbox_cmd,
@@ -67,6 +68,7 @@ def _register() -> None:
     audit_cmd.register(app)
     drill_cmd.register(app)
     iam_policy_cmd.register(app)
+    lock_cmd.register(app)
 
 
 _register()

@@ -43,3 +43,24 @@ def poll_scale() -> float:
         return max(0.0, float(os.environ.get("TIERBOOK_POLL_SCALE", "1")))
     except ValueError:
         return 1.0
+
+
+# --- Run locks ------------------------------------------------------------------------------
+# A held lock is renewed by a heartbeat; a crashed holder's lock lapses one lease after its
+# last renewal, so a re-run waits about a minute, not the length of a runbook.
+LOCK_LEASE_S = 60.0
+
+
+LOCK_HEARTBEATS_PER_LEASE = 3  # renew every 20 s: two renewals may fail before the lease does
+
+
+LOCK_TABLE_TIMEOUT_S = 120.0
+
+
+def lock_lease_s() -> float:
+    """The lease of a run lock; tests shorten it (``TIERBOOK_LOCK_LEASE_S=3``)."""
+    try:
+        value = float(os.environ.get("TIERBOOK_LOCK_LEASE_S", LOCK_LEASE_S))
+    except ValueError:
+        return LOCK_LEASE_S
+    return value if value >= 1.0 else LOCK_LEASE_S

@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from configs import defaults
+
 AWS_REGION = r"^[a-z]{2}(-gov)?-[a-z]+-\d$"
 ARN = r"^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:\d{0,12}:.+$"
 CRON = r"^(\S+\s+){4}\S+$"
@@ -27,10 +29,10 @@ class Strict(BaseModel):
 
 
 class RetrySettings(Strict):
-    max_attempts: Annotated[int, Field(ge=1, le=20)] = 8
-    deadline_seconds: Annotated[float, Field(gt=0, le=900)] = 90
-    initial_backoff_seconds: Annotated[float, Field(gt=0, le=10)] = 0.2
-    max_backoff_seconds: Annotated[float, Field(gt=0, le=60)] = 8
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = defaults.RETRY_MAX_ATTEMPTS
+    deadline_seconds: Annotated[float, Field(gt=0, le=900)] = defaults.RETRY_DEADLINE_S
+    initial_backoff_seconds: Annotated[float, Field(gt=0, le=10)] = defaults.RETRY_INITIAL_BACKOFF_S
+    max_backoff_seconds: Annotated[float, Field(gt=0, le=60)] = defaults.RETRY_MAX_BACKOFF_S
 
 
 class AwsAccess(Strict):
@@ -40,8 +42,8 @@ class AwsAccess(Strict):
     role_arn: Annotated[str | None, Field(pattern=ARN)] = None
     external_id: str | None = None
     endpoint_url: Annotated[str | None, Field(pattern=r"^https?://")] = None
-    connect_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 5
-    read_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 30
+    connect_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = defaults.CONNECT_TIMEOUT_S
+    read_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = defaults.READ_TIMEOUT_S
     retry: RetrySettings = RetrySettings()
 
     @model_validator(mode="after")
@@ -309,6 +311,10 @@ class Acknowledge(Strict):
     plain_env_secrets: list[str] = []
 
 
+# Spellings of the DR database's name that are refused, and the ``dr_names:`` field to use.
+RETIRED_DR_DB_NAMES = {"dr_db_instance": "db_instance", "dr_db_cluster": "db_cluster"}
+
+
 class Names(Strict):
     """Names of existing resources to adopt; anything left out derives from app + env."""
 
@@ -320,8 +326,6 @@ class Names(Strict):
     target_group: Annotated[str | None, Field(max_length=32)] = None
     db_instance: Annotated[str | None, Field(max_length=63)] = None
     db_cluster: Annotated[str | None, Field(max_length=63)] = None
-    dr_db_instance: Annotated[str | None, Field(max_length=63)] = None
-    dr_db_cluster: Annotated[str | None, Field(max_length=63)] = None
     cache: Annotated[str | None, Field(max_length=40)] = None
     web_repository: str | None = None
     worker_repository: str | None = None
@@ -334,6 +338,19 @@ class Names(Strict):
     # Route 53 is global: these two are never shared between ``names:`` and ``dr_names:``.
     health_check: Annotated[str | None, Field(max_length=255)] = None  # its Name tag
     record_set_id: Annotated[str | None, Field(max_length=128)] = None  # the SetIdentifier
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_way_to_name_the_dr_database(cls, data: object) -> object:
+        """The DR database is named under ``dr_names:`` only (``dr_names.db_instance``), like
+        every other DR resource; the older ``names.dr_db_*`` spelling is refused, not merged."""
+        if isinstance(data, dict):
+            for old, new in RETIRED_DR_DB_NAMES.items():
+                if old in data:
+                    raise ValueError(
+                        f"{old}: no longer accepted; name the DR database as dr_names.{new}"
+                    )
+        return data
 
 
 class Config(Strict):

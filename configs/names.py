@@ -79,15 +79,13 @@ class StackNames:
     def db_instance(self) -> str:
         """The database instance of this region: the writer in primary, the replica in DR."""
         if self.role == "dr":
-            return self._own("db_instance") or self.cfg.names.dr_db_instance or f"{self.stem}-db-dr"
+            return self._own("db_instance") or f"{self.stem}-db-dr"
         return self.cfg.names.db_instance or f"{self.stem}-db"
 
     @property
     def db_cluster(self) -> str:
         if self.role == "dr":
-            return (
-                self._own("db_cluster") or self.cfg.names.dr_db_cluster or f"{self.stem}-aurora-dr"
-            )
+            return self._own("db_cluster") or f"{self.stem}-aurora-dr"
         return self.cfg.names.db_cluster or f"{self.stem}-aurora"
 
     def db_read_replica(self, index: int) -> str:

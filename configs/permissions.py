@@ -18,13 +18,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# The runbook lock (tasks/locks.py): the DynamoDB table is made on first use, an item is the lock.
+# The runbook lock (tasks/core/locks.py): the DynamoDB table is made on first use, an item is the lock.
 LOCK = (
     "dynamodb:CreateTable",
     "dynamodb:DeleteItem",
     "dynamodb:DescribeTable",
     "dynamodb:GetItem",
     "dynamodb:PutItem",
+    "dynamodb:UpdateItem",  # the heartbeat renewing the lease
 )
 
 # Failover and failback: readiness checks, fence, promote, scale up, flip DNS or ARC, verify.
@@ -459,6 +460,7 @@ RUNBOOKS: dict[str, Permissions] = {
             "dynamodb:DescribeTable",
             "dynamodb:GetItem",
             "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
             "ec2:DeleteFlowLogs",
             "ec2:DeleteInternetGateway",
             "ec2:DeleteNatGateway",

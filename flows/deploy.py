@@ -59,7 +59,6 @@ from tasks.runbooks.deploy.rollout import (
 )
 from tasks.runbooks.preflight import check_account
 
-LOCK_LEASE_S = 3600.0
 STEPS = [
     "provide image",
     "pin digest",
@@ -151,7 +150,6 @@ def deploy(
                 f"deploy-{svc}",
                 region=cfg.regions.primary,
                 purpose=f"deploy {svc} {tag}",
-                lease_s=LOCK_LEASE_S,
             ):
                 made = provide_image(cfg, svc, tag, src)
                 tl.changes += made.changes
@@ -292,7 +290,6 @@ def rollback(
                 f"deploy-{svc}",
                 region=cfg.regions.primary,
                 purpose=f"rollback {svc}",
-                lease_s=LOCK_LEASE_S,
             ):
                 back = roll_back(cfg, "primary", svc, want, "requested", timeout_s)
                 tl.changes += back.changes

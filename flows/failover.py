@@ -61,16 +61,6 @@ def check_readiness(cfg: Config) -> Readiness:
     return evaluate(cfg)
 
 
-def lock_lease(cfg: Config) -> float:
-    p = cfg.failover
-    return (
-        p.fence_timeout_seconds
-        + 2 * p.promote_timeout_seconds
-        + p.rollout_timeout_seconds
-        + (p.dns_timeout_seconds + 600)
-    )
-
-
 def target_counts(cfg: Config, ready: Readiness) -> dict[str, int]:
     """The primary's desired counts where it answered, else the config's; never below 1."""
     return {
@@ -111,7 +101,7 @@ def region_move(
     )
     if given:
         tl.metrics["reason"] = given
-    with hold(cfg, LOCK, region=cfg.regions.dr, purpose=what, lease_s=lock_lease(cfg)):
+    with hold(cfg, LOCK, region=cfg.regions.dr, purpose=what):
         yield
 
 

@@ -39,7 +39,6 @@ from tasks.runbooks.redrive.engine import (
 from tasks.runbooks.redrive.routes import Route, find_route, queue_depth
 from tasks.runbooks.redrive.rules import canary_returned, now_ms, parse_filters, parse_s3_url
 
-LOCK_LEASE_S = 1800.0
 CANARY_WAIT_S = 60.0
 CLOCK_SKEW_MS = 5000
 
@@ -225,7 +224,6 @@ def redrive(
                 f"redrive-{route.dlq.name}",
                 region=route.dlq.region,
                 purpose=f"redrive {route.describe()}",
-                lease_s=LOCK_LEASE_S,
             )
         )
         with guard:

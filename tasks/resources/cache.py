@@ -14,7 +14,7 @@ from configs.models import Config
 from configs.names import names_for
 from tasks.core.aws import connect
 from tasks.core.changes import Action, Change, StepResult, created, deleted, diff, result, updated
-from tasks.core.retry import absent, is_code, wait_gone
+from tasks.core.retry import absent, wait_gone
 from tasks.core.steps import step
 from tasks.core.tags import tag_list
 
@@ -54,12 +54,13 @@ def _security_groups(ec: Any, g: dict[str, Any]) -> list[str] | None:
     clusters = g.get("MemberClusters") or []
     if not clusters:
         return None
-    try:
-        found = ec.describe_cache_clusters(CacheClusterId=clusters[0])["CacheClusters"]
-    except Exception as exc:
-        if is_code(exc, "CacheClusterNotFound", "CacheClusterNotFoundFault"):
-            return None
-        raise
+    found = absent(
+        lambda: ec.describe_cache_clusters(CacheClusterId=clusters[0])["CacheClusters"],
+        "CacheClusterNotFound",
+        "CacheClusterNotFoundFault",
+    )
+    if found is None:
+        return None
     return sorted(s["SecurityGroupId"] for s in (found[0].get("SecurityGroups") or []))
 
 
@@ -70,11 +71,11 @@ def ensure_cache_subnet_group(
     names = names_for(cfg, "primary")
     ec = _client(cfg)
     name = names.cache_subnet_group
-    try:
-        g = ec.describe_cache_subnet_groups(CacheSubnetGroupName=name)["CacheSubnetGroups"][0]
-    except Exception as exc:
-        if not is_code(exc, "CacheSubnetGroupNotFoundFault"):
-            raise
+    g = absent(
+        lambda: ec.describe_cache_subnet_groups(CacheSubnetGroupName=name)["CacheSubnetGroups"][0],
+        "CacheSubnetGroupNotFoundFault",
+    )
+    if g is None:
         if not dry_run:
             ec.create_cache_subnet_group(
                 CacheSubnetGroupName=name,
@@ -100,12 +101,11 @@ def ensure_cache_subnet_group(
 
 
 def _describe(ec: Any, ident: str) -> dict[str, Any] | None:
-    try:
-        return ec.describe_replication_groups(ReplicationGroupId=ident)["ReplicationGroups"][0]  # type: ignore[no-any-return]
-    except Exception as exc:
-        if is_code(exc, "ReplicationGroupNotFoundFault"):
-            return None
-        raise
+    found: dict[str, Any] | None = absent(
+        lambda: ec.describe_replication_groups(ReplicationGroupId=ident)["ReplicationGroups"][0],
+        "ReplicationGroupNotFoundFault",
+    )
+    return found
 
 
 @step("ensure cache")

@@ -23,18 +23,16 @@ from tasks.core.changes import (
     tag_change,
     updated,
 )
-from tasks.core.retry import absent, is_code
+from tasks.core.retry import absent
 from tasks.core.steps import step
 from tasks.core.tags import missing_tags, tag_dict, tag_list
 
 
 def _describe(kms: Any, alias: str) -> dict[str, Any] | None:
-    try:
-        return kms.describe_key(KeyId=alias)["KeyMetadata"]  # type: ignore[no-any-return]
-    except Exception as exc:
-        if is_code(exc, "NotFoundException"):
-            return None
-        raise
+    found: dict[str, Any] | None = absent(
+        lambda: kms.describe_key(KeyId=alias)["KeyMetadata"], "NotFoundException"
+    )
+    return found
 
 
 @step("ensure {role} KMS key")

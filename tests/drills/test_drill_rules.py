@@ -166,3 +166,31 @@ def test_a_cache_without_node_groups_is_a_step_failure() -> None:
 
     with pytest.raises(StepFailed):
         gameday.primary_node_group({"ReplicationGroupId": "x", "NodeGroups": []})
+
+
+def test_a_throttled_test_failover_is_retried_and_the_failover_starts(sandbox_cfg: Any) -> None:
+    """Throttling is transient, never "unsupported by the endpoint": retried like any call."""
+    from tasks.core.aws import connect
+
+    client = connect(sandbox_cfg).client("elasticache", sandbox_cfg.regions.primary)
+    stub = Stubber(client)
+    stub.add_response("describe_replication_groups", {"ReplicationGroups": [GROUP]})
+    stub.add_client_error(
+        "test_failover",
+        service_error_code="Throttling",
+        service_message="Rate exceeded",
+        http_status_code=400,
+    )
+    stub.add_response(
+        "test_failover",
+        {"ReplicationGroup": {**GROUP, "Status": "modifying"}},
+        {"ReplicationGroupId": "shop-sandbox-cache", "NodeGroupId": "0001"},
+    )
+    with stub:
+        done = gameday.start_cache_failover.fn(sandbox_cfg)
+    stub.assert_no_pending_responses()
+    assert done.status == "ok" and "TestFailover on shop-sandbox-cache" in (done.detail or "")
+    throttled = retry.translate(
+        ClientError({"Error": {"Code": "Throttling", "Message": "slow down"}}, "TestFailover")
+    )
+    assert not gameday.unsupported_by_endpoint(throttled, sandbox_cfg.aws.endpoint_url)

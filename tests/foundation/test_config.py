@@ -139,6 +139,33 @@ def test_dr_names_name_the_dr_database_and_route53_names_stay_per_region() -> No
     assert [p.path for p in err.value.problems] == ["dr_names.record_set_id"]
 
 
+@pytest.mark.parametrize("block", ["names", "dr_names"])
+@pytest.mark.parametrize(
+    ("old", "new"), [("dr_db_instance", "db_instance"), ("dr_db_cluster", "db_cluster")]
+)
+def test_the_retired_dr_database_spelling_is_refused_naming_the_one_to_use(
+    block: str, old: str, new: str
+) -> None:
+    data = base()
+    data[block] = {old: "tf-pg-west"}
+    with pytest.raises(ConfigError) as err:
+        parse_config(data)
+    assert err.value.exit_code == 2
+    [problem] = err.value.problems
+    assert problem.path == f"{block}.{old}"
+    assert f"dr_names.{new}" in problem.message
+
+
+def test_cli_validate_refuses_the_retired_dr_database_spelling(tmp_path: Path) -> None:
+    data = base()
+    data["names"] = {"dr_db_instance": "tf-pg-west"}
+    bad = tmp_path / "old-spelling.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    done = cli("config", "validate", str(bad))
+    assert done.returncode == 2
+    assert "names.dr_db_instance" in done.stderr and "dr_names.db_instance" in done.stderr
+
+
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "cli", *args], capture_output=True, text=True, cwd=ROOT, timeout=120

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from configs.errors import PermanentAwsError
 from configs.models import Config
 from configs.names import Role, names_for
 from tasks.core.aws import connect
 from tasks.core.changes import Change, StepResult, created, deleted, is_placeholder, result, updated
 from tasks.core.policies import same_policy
-from tasks.core.retry import is_code
+from tasks.core.retry import absent, is_code
 from tasks.core.steps import step
 from tasks.core.tags import tag_list
 from tasks.resources.iam import delete_roles
@@ -75,11 +76,7 @@ def _ensure_flow_log_role(cfg: Config, dry_run: bool) -> tuple[list[Change], str
     arn = f"arn:aws:iam::{cfg.account_id}:role/{name}"
     tags = names_for(cfg, "primary").tags("network")
     changes: list[Change] = []
-    try:
-        iam.get_role(RoleName=name)
-    except Exception as exc:
-        if not is_code(exc, "NoSuchEntity"):
-            raise
+    if absent(lambda: iam.get_role(RoleName=name), "NoSuchEntity") is None:
         changes.append(created("iam:role", name, "global", {"trust": "vpc-flow-logs"}))
         if not dry_run:
             try:
@@ -88,17 +85,16 @@ def _ensure_flow_log_role(cfg: Config, dry_run: bool) -> tuple[list[Change], str
                     AssumeRolePolicyDocument=json.dumps(flow_log_trust(cfg.account_id)),
                     Tags=tag_list(tags),
                 )
-            except Exception as race:  # the other region created it a moment ago
+            except PermanentAwsError as race:  # the other region created it a moment ago
                 if not is_code(race, "EntityAlreadyExists"):
                     raise
     policy = flow_log_policy(cfg)
     current = None
     if not changes:
-        try:
-            current = iam.get_role_policy(RoleName=name, PolicyName="flow-logs")["PolicyDocument"]
-        except Exception as exc:
-            if not is_code(exc, "NoSuchEntity"):
-                raise
+        current = absent(
+            lambda: iam.get_role_policy(RoleName=name, PolicyName="flow-logs")["PolicyDocument"],
+            "NoSuchEntity",
+        )
     if not same_policy(current, policy):
         changes.append(
             updated("iam:role-policy", f"{name}/flow-logs", "global", {}, {"policy": "logs"})

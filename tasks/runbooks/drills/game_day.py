@@ -22,7 +22,7 @@ from configs.models import Config
 from configs.names import names_for
 from tasks.core.aws import connect
 from tasks.core.changes import Action, Change, StepResult
-from tasks.core.retry import is_code, wait_for
+from tasks.core.retry import TRANSIENT_CODES, is_code, wait_for
 from tasks.core.steps import step
 
 # What an endpoint without the operation answers (moto: a 500 HTML page botocore cannot parse).
@@ -80,7 +80,10 @@ def primary_node_group(group: dict[str, Any]) -> str:
 
 def unsupported_by_endpoint(exc: BaseException, endpoint_url: str | None) -> bool:
     """An emulator's answer to an operation it lacks (moto: an HTML error page, which the
-    retry layer reports as ``ResponseParserError``)."""
+    retry layer reports as ``ResponseParserError``). Throttling and AWS's own 5xx codes never
+    count: the retry layer retried them, and what is left is a failure, not a missing API."""
+    if is_code(exc, *TRANSIENT_CODES):
+        return False
     return bool(endpoint_url) and is_code(exc, *UNSUPPORTED_CODES)
 
 

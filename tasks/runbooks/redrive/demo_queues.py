@@ -11,17 +11,17 @@ import json
 from configs.models import Config, Queue
 from configs.names import names_for
 from tasks.core.aws import connect
-from tasks.core.retry import is_code, wait_for
+from tasks.core.retry import absent, wait_for
 from tasks.core.steps import step
 
 
 def _url(sqs: object, name: str) -> str | None:
-    try:
-        return str(sqs.get_queue_url(QueueName=name)["QueueUrl"])  # type: ignore[attr-defined]
-    except Exception as exc:
-        if is_code(exc, "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
-            return None
-        raise
+    url = absent(
+        lambda: sqs.get_queue_url(QueueName=name)["QueueUrl"],  # type: ignore[attr-defined]
+        "AWS.SimpleQueueService.NonExistentQueue",
+        "QueueDoesNotExist",
+    )
+    return None if url is None else str(url)
 
 
 @step("ensure demo queues for {queue.name}")

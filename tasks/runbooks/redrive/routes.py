@@ -16,7 +16,7 @@ from configs.errors import BadInput, NotFound, Refused
 from configs.models import Config
 from configs.names import names_for
 from tasks.core.aws import connect
-from tasks.core.retry import is_code
+from tasks.core.retry import absent
 from tasks.core.steps import step
 
 _ARN = re.compile(r"^arn:aws[a-z-]*:sqs:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):(?P<name>.+)$")
@@ -94,12 +94,13 @@ def lookup(cfg: Config, ref: str, *, default_region: str | None = None) -> Queue
         )
     region = region or default_region or cfg.regions.primary
     sqs = connect(cfg).client("sqs", region)
-    try:
-        url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
-    except Exception as exc:
-        if is_code(exc, "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
-            raise NotFound(f"queue {name} does not exist in {region}") from None
-        raise
+    url = absent(
+        lambda: sqs.get_queue_url(QueueName=name)["QueueUrl"],
+        "AWS.SimpleQueueService.NonExistentQueue",
+        "QueueDoesNotExist",
+    )
+    if url is None:
+        raise NotFound(f"queue {name} does not exist in {region}")
     return describe_queue(cfg, url, region)
 
 
