@@ -232,32 +232,15 @@ def execute(graph: Graph, cfg: Config, *, dry_run: bool, sequential: bool = Fals
     def start(n: Node) -> None:
         nonlocal running
         started.append(n.key)
-        inputs = Inputs(n, outputs)
-        try:
-            value = n.skip(inputs) if n.skip is not None else None
-            if value is not None:
-                finished.put((n.key, _Now(value)))
-                running += 1
-                return
-            args = n.args(inputs)
-        except Exception as exc:
-            finished.put((n.key, _Now(exc, failed=True)))
-            running += 1
-            return
-        kwargs = {"dry_run": dry_run} if n.mutating else {}
         token = CURRENT_NODE.set(n.key)
         try:
-            if sequential or not isinstance(n.step, Task):
-                try:
-                    handle: Any = _Now(n.step(cfg, *args, **kwargs))
-                except Exception as exc:
-                    handle = _Now(exc, failed=True)
-                finished.put((n.key, handle))
-            else:
-                future = n.step.submit(cfg, *args, **kwargs)
-                future.add_done_callback(functools.partial(_put, finished, n.key))
+            handle = _launch(n, Inputs(n, outputs), cfg, dry_run=dry_run, inline=sequential)
         finally:
             CURRENT_NODE.reset(token)
+        if isinstance(handle, _Now):
+            finished.put((n.key, handle))
+        else:
+            handle.add_done_callback(functools.partial(_put, finished, n.key))
         running += 1
 
     while True:
@@ -268,21 +251,36 @@ def execute(graph: Graph, cfg: Config, *, dry_run: bool, sequential: bool = Fals
             break
         key, handle = finished.get()
         running -= 1
+        node = graph.nodes[key]
         try:
             result = handle.result()
+            if isinstance(result, StepResult):
+                outputs[key] = node.output.model_validate(result.outputs)
+                results[key] = result
+            else:
+                outputs[key] = result
         except Exception as exc:
             failed[key] = exc
-            continue
-        node = graph.nodes[key]
-        if isinstance(result, StepResult):
-            results[key] = result
-            outputs[key] = node.output.model_validate(result.outputs)
-        else:
-            outputs[key] = result
     if failed:
         raise _failure(graph, failed, started)
     changes = [c for n in graph if n.key in results for c in results[n.key].changes]
     return Outcome(changes=changes, started=started, outputs=outputs)
+
+
+def _launch(n: Node, inputs: Inputs, cfg: Config, *, dry_run: bool, inline: bool) -> Any:
+    """Start one node: a Prefect future, or a finished :class:`_Now` (a skip, a plain function,
+    one-at-a-time mode, or a failure to build the call)."""
+    try:
+        value = n.skip(inputs) if n.skip is not None else None
+        if value is not None:
+            return _Now(value)
+        args = n.args(inputs)
+        kwargs = {"dry_run": dry_run} if n.mutating else {}
+        if inline or not isinstance(n.step, Task):
+            return _Now(n.step(cfg, *args, **kwargs))
+        return n.step.submit(cfg, *args, **kwargs)
+    except Exception as exc:
+        return _Now(exc, failed=True)
 
 
 def _put(finished: queue.SimpleQueue[tuple[str, Any]], key: str, future: Any) -> None:
@@ -290,7 +288,7 @@ def _put(finished: queue.SimpleQueue[tuple[str, Any]], key: str, future: Any) ->
 
 
 class _Now:
-    """A finished call that looks like a Prefect future (one-at-a-time mode, skips)."""
+    """A finished call that looks like a Prefect future."""
 
     def __init__(self, value: Any, *, failed: bool = False) -> None:
         self.value, self.failed = value, failed
