@@ -469,18 +469,19 @@ def _app(
         needs=[alb],
         args=lambda i: (r, i[alb].alb_arn),
     )
-    services = [_service(g, reg, svc) for svc, _ in cfg.services.items()]
+    for svc, _ in cfg.services.items():
+        _service(g, reg, svc)
     g.add(
         reg.name("alarms"),
         "app",
         r,
         ensure_alarms,
-        needs=[alb, tg, *services],
+        needs=[alb, tg],  # alarms name the services' metrics; they need not exist yet
         args=lambda i: (r, i[alb].alb_arn_suffix, i[tg].target_group_arn_suffix),
     )
 
 
-def _service(g: Graph, reg: _Region, svc: str) -> Ref[Done]:
+def _service(g: Graph, reg: _Region, svc: str) -> None:
     """One service: its task definition, the service, its autoscaling."""
     r, web, database = reg.role, svc == "web", reg.database
     exec_role, task_roles, queues = reg.execution_role, reg.task_roles, reg.queues
@@ -536,7 +537,6 @@ def _service(g: Graph, reg: _Region, svc: str) -> Ref[Done]:
             i[tg].target_group_arn_suffix if web else None,
         ),
     )
-    return service
 
 
 # -- 4. edge and DNS -------------------------------------------------------------------------

@@ -180,14 +180,17 @@ def test_a_failing_step_stops_only_what_needs_it(
         sandbox.control.clear_faults()
     message = str(err.value)
     assert "AccessDenied" in message
-    for held in ("primary.task-definition:web", "primary.service:web", "primary.alarms"):
-        assert held in message.split("not started:")[1]
+    held = message.split("not started:")[1]
+    for node in ("primary.task-definition:web", "primary.service:web", "primary.autoscaling:web"):
+        assert node in held
+    assert "primary.alarms" not in held and "primary.load-balancer" not in held
     names = names_for(account, "primary")
     assert plain(account, "ecs").list_services(cluster=names.cluster)["serviceArns"] == []
     assert plain(account, "ecs").list_task_definitions()["taskDefinitionArns"] == []
     lbs = plain(account, "elbv2").describe_load_balancers()["LoadBalancers"]
     assert [lb["LoadBalancerName"] for lb in lbs] == [names.alb]
     assert plain(account, "rds").describe_db_instances()["DBInstances"]
+    assert plain(account, "cloudwatch").describe_alarms()["MetricAlarms"]
     zone = plain(account, "route53").list_hosted_zones()["HostedZones"][0]["Id"]
     records = plain(account, "route53").list_resource_record_sets(HostedZoneId=zone)
     assert any(r["Type"] == "A" for r in records["ResourceRecordSets"])
