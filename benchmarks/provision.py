@@ -2,8 +2,17 @@
 
 * a fresh run (empty account → both regions): API calls and wall time;
 * a no-change run right after: API calls (mutating ones must be 0) and wall time;
-* the speed-up of the parallel flow over ``sequential=True`` with 50 ms of latency injected
-  into every API call (a botocore ``before-call`` hook), each on a fresh account.
+* with 50 ms of latency injected into every API call (a botocore ``before-call`` hook), each on
+  a fresh account: the graph run by dependency (parallel) and one step at a time;
+* the graph's critical path: each node weighs the calls it made (counted per node in the
+  parallel run) times the per-call latency measured in the one-at-a-time run (no contention);
+  the longest chain of needs is the best any scheduler could do.
+
+The sandbox answers from this process, so every call also costs CPU under one GIL: each row
+prints the process's CPU seconds next to its wall time (a parallel run cannot end before its CPU
+work is done, whatever the critical path says).
+
+Targets: parallel ≥ 4x one at a time, parallel ≤ 1.25x the critical path.
 
 Run: ``python benchmarks/provision.py``.
 """
@@ -13,10 +22,12 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -27,15 +38,66 @@ os.environ.pop("PREFECT_API_URL", None)
 os.environ["TIERBOOK_HOME"] = str(_TMP / "home")
 os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
 
+if TYPE_CHECKING:
+    from flows.graph import Graph
+
 LATENCY_S = 0.05
 CONFIG = "configs/sandbox.yaml"
+SPEEDUP_TARGET = 4.0
+CRITICAL_PATH_TARGET = 1.25
+
+
+class Meter:
+    """Counts API calls (per graph node) and times each one, from botocore's events."""
+
+    def __init__(self, latency: float) -> None:
+        from flows.graph import CURRENT_NODE
+
+        self._node = CURRENT_NODE
+        self.latency = latency
+        self.calls: list[str] = []
+        self.per_node: Counter[str] = Counter()
+        self.seconds: list[float] = []
+        self.spans: dict[str, tuple[float, float]] = {}  # node -> first call, last answer
+        self._lock = threading.Lock()
+        self._started = threading.local()
+
+    def before(self, model: Any, **_: Any) -> None:
+        self._started.at = at = time.perf_counter()
+        node = self._node.get() or "(outside the graph)"
+        with self._lock:
+            self.calls.append(model.name)
+            self.per_node[node] += 1
+            self.spans[node] = (self.spans.get(node, (at, at))[0], at)
+        if self.latency:
+            time.sleep(self.latency)
+
+    def after(self, **_: Any) -> None:
+        at = getattr(self._started, "at", None)
+        if at is not None:
+            end = time.perf_counter()
+            node = self._node.get() or "(outside the graph)"
+            with self._lock:
+                self.seconds.append(end - at)
+                self.spans[node] = (self.spans[node][0], end)
+
+
+def critical_path(graph: Graph, cost: Callable[[str], float]) -> tuple[float, list[str]]:
+    """The longest chain of needs, weighing each node by ``cost``: (seconds, nodes)."""
+    best: dict[str, tuple[float, list[str]]] = {}
+    for n in graph:  # declaration order is topological
+        before = max((best[k] for k in n.needs), default=(0.0, []), key=lambda b: b[0])
+        best[n.key] = (before[0] + cost(n.key), [*before[1], n.key])
+    return max(best.values(), key=lambda b: b[0])
 
 
 def main() -> None:
     import pytest
     from prefect.testing.utilities import prefect_test_harness
 
+    from configs import load_config
     from flows.provision import provision
+    from flows.provision_graph import build
     from sandbox import SandboxServer, Timings
     from tasks.core.aws import connect, forget_connections, is_mutating
     from tests.conftest import TEST_TIMINGS
@@ -50,29 +112,27 @@ def main() -> None:
     def measured(
         mp: pytest.MonkeyPatch, *, fresh: bool, sequential: bool = False, latency: float = 0.0
     ) -> dict[str, Any]:
-        cfg = fresh_account(endpoint, mp) if fresh else None
-        from configs import load_config
-
-        cfg = cfg or load_config(ROOT / CONFIG)
-        calls: list[str] = []
-
-        def hook(model: Any, **_: Any) -> None:
-            calls.append(model.name)
-            if latency:
-                time.sleep(latency)
-
-        forget_connections()  # clients copy the emitter when made: make them after the hook
-        connect(cfg).session.events.register("before-call.*.*", hook)
-        started = time.perf_counter()
+        cfg = fresh_account(endpoint, mp) if fresh else load_config(ROOT / CONFIG)
+        meter = Meter(latency)
+        forget_connections()  # clients copy the emitter when made: make them after the hooks
+        events = connect(cfg).session.events
+        events.register("before-call.*.*", meter.before)
+        events.register("after-call.*.*", meter.after)
+        started, cpu = time.perf_counter(), time.process_time()
         report = provision(config=CONFIG, sequential=sequential)
-        seconds = time.perf_counter() - started
-        connect(cfg).session.events.unregister("before-call.*.*", hook)
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        events.unregister("before-call.*.*", meter.before)
+        events.unregister("after-call.*.*", meter.after)
         assert report["outcome"] == "succeeded", report.get("error")
         return {
-            "calls": len(calls),
-            "mutating": sum(1 for c in calls if is_mutating(c)),
+            "calls": len(meter.calls),
+            "mutating": sum(1 for c in meter.calls if is_mutating(c)),
             "seconds": seconds,
+            "cpu": cpu,
             "changes": len(report["changes"]),
+            "per_node": meter.per_node,
+            "per_call": sum(meter.seconds) / max(len(meter.seconds), 1),
+            "spans": meter.spans,
         }
 
     try:
@@ -84,15 +144,50 @@ def main() -> None:
     finally:
         server.stop()
 
+    graph = build(load_config(ROOT / CONFIG), ["primary", "dr"], dry_run=False)
+    per_call = seq["per_call"]
+    bound, chain = critical_path(graph, lambda key: par["per_node"][key] * per_call)
+
+    spans = par["spans"]
+    busy, busy_chain = critical_path(
+        graph, lambda key: spans[key][1] - spans[key][0] if key in spans else 0.0
+    )
+
     row: Callable[[str, dict[str, Any]], str] = lambda label, r: (  # noqa: E731
         f"{label:<38} {r['calls']:>6} calls {r['mutating']:>5} mutating "
-        f"{r['changes']:>5} changes {r['seconds']:>7.2f} s"
+        f"{r['changes']:>5} changes {r['seconds']:>7.2f} s ({r['cpu']:.2f} s CPU)"
     )
+    ms = f"{LATENCY_S * 1000:.0f} ms per call"
     print(row("fresh run (both regions)", fresh))
     print(row("no-change run", again))
-    print(row(f"parallel, {LATENCY_S * 1000:.0f} ms per call", par))
-    print(row(f"one at a time, {LATENCY_S * 1000:.0f} ms per call", seq))
-    print(f"speed-up of the parallel run: {seq['seconds'] / par['seconds']:.2f}x")
+    print(row(f"parallel, {ms}", par))
+    print(row(f"one at a time, {ms}", seq))
+    print(
+        f"graph: {len(graph.nodes)} steps; measured per call (one at a time): "
+        f"{per_call * 1000:.1f} ms; calls outside any step: "
+        f"{par['per_node']['(outside the graph)']}"
+    )
+    print(
+        f"critical path: {len(chain)} steps, "
+        f"{sum(par['per_node'][k] for k in chain)} calls, {bound:.2f} s"
+    )
+    print("  " + " → ".join(f"{k} ({par['per_node'][k]})" for k in chain))
+    print(
+        f"critical path by the steps' measured spans in the parallel run (first call to last "
+        f"answer, polls included): {len(busy_chain)} steps, {busy:.2f} s"
+    )
+    print("  " + " → ".join(busy_chain))
+    speedup = seq["seconds"] / par["seconds"]
+    over = par["seconds"] / bound
+    print(
+        f"speed-up of the parallel run: {speedup:.2f}x "
+        f"(target ≥ {SPEEDUP_TARGET:.0f}x: {'met' if speedup >= SPEEDUP_TARGET else 'missed'})"
+    )
+    print(
+        f"parallel run / critical path: {over:.2f}x "
+        f"(target ≤ {CRITICAL_PATH_TARGET}x: {'met' if over <= CRITICAL_PATH_TARGET else 'missed'})"
+    )
+    print(f"parallel run / critical path by measured spans: {par['seconds'] / busy:.2f}x")
     if again["mutating"]:
         raise SystemExit("a no-change run made mutating calls")
 

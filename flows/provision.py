@@ -15,10 +15,12 @@ The runbook, as it would read on a wiki:
 4. **Edge and DNS**: CloudFront web ACL → distribution → asset bucket policy; health check on
    the primary load balancer → failover records.
 
-Each layer starts its independent steps together (Prefect's thread pool) and waits for all of
-them before the next. ``plan=True`` runs every step as a dry run: the changes become the plan
-and no mutating call is made. ``sequential=True`` runs one step at a time (the benchmark's
-baseline).
+The phases are a reading order, not barriers: the runbook is a graph of steps
+(``flows/provision_graph.py``), and each step starts as soon as the steps whose outputs it needs
+have finished, both regions at once on Prefect's thread pool. ``plan=True`` runs every step as a
+dry run: the changes become the plan and no mutating call is made. ``sequential=True`` runs one
+step at a time in the same order (the benchmark's baseline). A failing step stops only the steps
+that need it; the run then fails naming it.
 """
 
 from __future__ import annotations
@@ -29,10 +31,10 @@ from prefect import flow
 
 from configs import resolve_config
 from configs.models import Config
+from flows.graph import execute
 from flows.guards import refuse_if_failed_over, roles_for
-from flows.layers import Runner, app_layer, data_layer, edge_layer, network_layer
+from flows.provision_graph import build
 from flows.report import publish_plan, runbook
-from tasks.resources.dns import ensure_hosted_zone
 from tasks.runbooks.preflight import check_account
 
 Regions = Literal["primary", "dr", "both"]
@@ -51,22 +53,16 @@ def provision(
     with runbook("provision", cfg.stack) as tl:
         check_account(cfg)
         refuse_if_failed_over(cfg)
-        run = Runner(cfg, dry_run=plan, sequential=sequential)
-        if cfg.edge is not None and cfg.edge.manage_zone:
-            run.wait(run.start(ensure_hosted_zone))
-        nets = network_layer(run, roles)
-        data = data_layer(run, roles, nets)
-        apps = app_layer(run, roles, nets, data)
-        if "primary" in roles:
-            edge_layer(run, apps)
-        tl.changes = run.changes
-        tl.metrics["changes"] = len(run.changes)
+        done = execute(build(cfg, roles, dry_run=plan), cfg, dry_run=plan, sequential=sequential)
+        tl.changes = done.changes
+        tl.metrics["changes"] = len(done.changes)
         tl.metrics["regions"] = ", ".join(roles)
+        tl.metrics["steps"] = len(done.started)
         if plan:
             tl.outcome = "planned"
-            publish_plan("provision", cfg.stack, run.changes)
-            if not run.changes:
+            publish_plan("provision", cfg.stack, done.changes)
+            if not done.changes:
                 tl.note("no changes: the stack matches its config")
-        elif not run.changes:
+        elif not done.changes:
             tl.note("no changes: the stack already matched its config")
     return tl.model_dump(mode="json")

@@ -22,7 +22,7 @@ def readiness_drill(config: str = "sandbox") -> dict[str, Any]:
     cfg = resolve_config(config)
     with runbook("drill-readiness", cfg.stack) as tl:
         ready = check_readiness(cfg)
-        statuses = {f.check: f.status for f in ready.findings}
+        statuses: dict[str, str] = {f.check: f.status for f in ready.findings}
         before = swap(cfg, statuses)
         turned = turned_failed(before, statuses)
         details = {f.check: f.detail for f in ready.findings}

@@ -16,7 +16,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, Protocol, TypeVar
 
-from prefect import task
+from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.core.changes import StepResult
@@ -63,13 +63,14 @@ def _summarize(result: Any) -> tuple[str, str]:
 
 def step(
     label: str | None = None, *, timeout_seconds: float | None = None
-) -> Callable[[Callable[P, R]], Any]:
+) -> Callable[[Callable[P, R]], Task[P, R]]:
     """Make ``fn`` a Prefect task that records itself on the current timeline.
 
-    ``label`` may name arguments, e.g. ``"scale {svc} in {region}"``.
+    ``label`` may name arguments, e.g. ``"scale {svc} in {region}"``. The task keeps ``fn``'s
+    types: a call returns ``R``, ``.submit()`` a ``PrefectFuture[R]``.
     """
 
-    def decorate(fn: Callable[P, R]) -> Any:
+    def decorate(fn: Callable[P, R]) -> Task[P, R]:
         template = label or fn.__name__.replace("_", " ")
 
         @functools.wraps(fn)
