@@ -9,7 +9,7 @@ from cli.common import ConfigOpt, Output, OutputOpt, run_flow
 
 def audit(config: ConfigOpt = "configs/sandbox.yaml", output: OutputOpt = Output.text) -> None:
     """Check the live stack against the seeds' anti-patterns; exit 1 on a high-severity finding."""
-    from flows.audit import audit as flow
+    flow = "flows.audit:audit"
 
     run_flow(flow, output, config=config)
 

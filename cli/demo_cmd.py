@@ -8,6 +8,7 @@ prints each timeline, and stops the sandbox — also when a step fails.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -55,7 +56,7 @@ def demo(
     keep: Annotated[bool, typer.Option(help="Leave the sandbox running afterwards.")] = False,
 ) -> None:
     """Run every runbook against the embedded AWS sandbox and print their timelines."""
-    from cli.prefect_env import quiet_console
+    from cli import prefect_env
     from configs import ConfigError, load_config
     from sandbox import process
 
@@ -71,7 +72,9 @@ def demo(
         f"config {SANDBOX_CONFIG}: valid — {cfg.stack}, account {cfg.account_id}, "
         f"{cfg.regions.primary} → DR {cfg.regions.dr}"
     )
-    quiet_console()
+    if "prefect" not in sys.modules:
+        prefect_env.choose_api()
+    prefect_env.wait_for_api()
     failed = False
     try:
         for title, flow, params in _chapters():

@@ -54,7 +54,7 @@ def parse_pairs(values: list[str] | None, option: str) -> dict[str, str | None]:
 
 
 def deploy(
-    tag: Annotated[str, typer.Option("--tag", "-t", help="Image tag to build or to take.")] = "",
+    tag: Annotated[str, typer.Option("--tag", "-t", help="Image tag to build or to take.")],
     service: ServiceOpt = ServiceChoice.web,
     source: Annotated[
         Source,
@@ -95,7 +95,7 @@ def deploy(
     output: OutputOpt = Output.text,
 ) -> None:
     """Roll a service onto an image (by digest), verify it, roll back on failure."""
-    from flows.deploy import deploy as flow
+    flow = "flows.deploy:deploy"
 
     run_flow(
         flow,
@@ -130,7 +130,7 @@ def rollback(
     output: OutputOpt = Output.text,
 ) -> None:
     """Return a service to its previous task-definition revision (or --to) and verify it."""
-    from flows.deploy import rollback as flow
+    flow = "flows.deploy:rollback"
 
     run_flow(
         flow,

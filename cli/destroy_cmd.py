@@ -60,7 +60,8 @@ def destroy(
 ) -> None:
     """Delete every resource of the stack (never a protected environment)."""
     from configs.errors import BadInput
-    from flows.destroy import destroy as flow
+
+    flow = "flows.destroy:destroy"
 
     if not (yes or plan) and interactive():
         try:

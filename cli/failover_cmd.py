@@ -50,7 +50,7 @@ def failover(
     output: OutputOpt = Output.text,
 ) -> None:
     """Cross-region DR: fence the primary, promote the DR replica, scale DR up, flip DNS."""
-    from flows.failover import failover as flow
+    flow = "flows.failover:failover"
 
     approved = plan or _confirm(config, "Fail over", yes)
     run_flow(
@@ -75,7 +75,7 @@ def failback(
     output: OutputOpt = Output.text,
 ) -> None:
     """Return to the original region: replicate back, switch over, DR to warm standby."""
-    from flows.failover import failback as flow
+    flow = "flows.failover:failback"
 
     approved = _confirm(config, "Fail back", yes)
     run_flow(

@@ -28,7 +28,7 @@ def provision(
     output: OutputOpt = Output.text,
 ) -> None:
     """Build or converge the stack in the primary region and the DR warm standby."""
-    from flows.provision import provision as flow
+    flow = "flows.provision:provision"
 
     run_flow(flow, output, config=config, plan=plan, region=region.value, sequential=sequential)
 

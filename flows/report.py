@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, PrivateAttr
 
+from flows.progress import Progress, expected_steps, tracking
 from tasks.core.changes import Change
 from tasks.core.steps import RECORDER, now
 
@@ -57,18 +58,26 @@ class Timeline(BaseModel):
     changes: list[Change] = Field(default_factory=list)
     report_path: str = ""
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _progress: Progress | None = PrivateAttr(default=None)
+
+    def step_started(self, step: str, start: datetime) -> None:
+        if self._progress is not None:
+            self._progress.started(step, start)
 
     def record(self, step: str, start: datetime, end: datetime, outcome: str, detail: str) -> None:
         with self._lock:
             self.steps.append(
                 StepRecord(step=step, start=start, end=end, outcome=outcome, detail=detail)
             )
+        if self._progress is not None:
+            self._progress.ended(step, start, end, outcome, detail)
 
     @contextmanager
     def step(self, name: str) -> Iterator[dict[str, str]]:
         """Record a flow-level step (an approval, a decision). Set ``info['detail']`` inside."""
         info: dict[str, str] = {"outcome": "ok", "detail": ""}
         start = now()
+        self.step_started(name, start)
         try:
             yield info
         except BaseException as exc:
@@ -188,21 +197,31 @@ def runbook(name: str, environment: str) -> Iterator[Timeline]:
     The exception that ends a failed block gets the timeline attached as ``.timeline``.
     """
     timeline = Timeline(runbook=name, environment=environment)
+    progress = Progress(name, environment, expected_steps(report_dir(), name, environment))
+    timeline._progress = progress
     token = RECORDER.set(timeline)
     try:
-        yield timeline
+        with tracking(progress):
+            yield timeline
         if timeline.outcome == "running":
             timeline.outcome = "succeeded"
     except BaseException as exc:
-        from configs.errors import BadInput
+        from configs.errors import BadInput, Interrupted
 
-        timeline.outcome = "refused" if isinstance(exc, BadInput) else "failed"
+        timeline.outcome = (
+            "refused"
+            if isinstance(exc, BadInput)
+            else "interrupted"
+            if isinstance(exc, Interrupted | KeyboardInterrupt)
+            else "failed"
+        )
         timeline.error = f"{type(exc).__name__}: {exc}"
         exc.timeline = timeline  # type: ignore[attr-defined]
         raise
     finally:
         RECORDER.reset(token)
         timeline.finished = now()
+        progress.close(timeline.outcome)
         publish(timeline)
 
 
