@@ -71,3 +71,58 @@ def test_wrong_account_exits_2_and_says_why(clean_aws: str, tmp_path: Path) -> N
     assert done.returncode == 2
     assert "999999999999" in done.stderr and "refusing" in done.stderr
     assert not [n for n in NOISE if n in done.stderr], done.stderr
+
+
+def test_rebuilding_an_immutable_tag_fails_the_build_like_codebuild(clean_aws: str) -> None:
+    """The sandbox's CodeBuild answers a push ECR refuses as AWS does — a build FAILED in
+    POST_BUILD with docker's message — never with an HTML 500."""
+    import time
+
+    import boto3
+
+    def client(service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=clean_aws,
+            region_name="us-east-1",
+            aws_access_key_id="sandbox",
+            aws_secret_access_key="sandbox",
+        )
+
+    ecr, cb = client("ecr"), client("codebuild")
+    ecr.create_repository(repositoryName="shop/web", imageTagMutability="IMMUTABLE")
+    cb.create_project(
+        name="build-web",
+        source={"type": "S3", "location": "bucket/source.zip"},
+        artifacts={"type": "NO_ARTIFACTS"},
+        environment={
+            "type": "LINUX_CONTAINER",
+            "image": "aws/codebuild/standard:7.0",
+            "computeType": "BUILD_GENERAL1_SMALL",
+        },
+        serviceRole="arn:aws:iam::123456789012:role/build",
+    )
+    env = [
+        {"name": "IMAGE_REPO_NAME", "value": "shop/web"},
+        {"name": "IMAGE_TAG", "value": "1.1.0"},
+    ]
+
+    def build() -> dict[str, Any]:
+        build_id = cb.start_build(projectName="build-web", environmentVariablesOverride=env)[
+            "build"
+        ]["id"]
+        for _ in range(200):
+            got: dict[str, Any] = cb.batch_get_builds(ids=[build_id])["builds"][0]
+            if got["buildComplete"]:
+                return got
+            time.sleep(0.05)
+        raise AssertionError("build never completed")
+
+    assert build()["buildStatus"] == "SUCCEEDED"
+    second = build()
+    assert second["buildStatus"] == "FAILED"
+    post = next(p for p in second["phases"] if p["phaseType"] == "POST_BUILD")
+    assert post["phaseStatus"] == "FAILED"
+    assert "already exists" in post["contexts"][0]["message"]
+    images = ecr.describe_images(repositoryName="shop/web")["imageDetails"]
+    assert [d["imageTags"] for d in images] == [["1.1.0"]]
