@@ -10,6 +10,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from contextlib import nullcontext
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -105,8 +106,6 @@ def prepare(config: str, output: Output) -> Config:
     Prefect API (a local one started in the background when none answers), and one quick
     question to AWS — does it answer at all, is it the config's account (exit 1 or 2, with
     the likely fix)."""
-    if config in _prepared:
-        return _prepared[config]
     from cli import prefect_env
 
     cfg = checked_config(config)
@@ -151,9 +150,11 @@ def _run_watched(flow_fn: Callable[..., Any], output: Output, params: dict[str, 
     from cli.progress_view import LineView
     from flows.progress import watch
 
+    # With -o json, stdout is JSON only; progress goes to stderr when a person watches it.
+    quiet = output == Output.json and not err_console.is_terminal
     view = LineView(err_console if output == Output.json else console, verbose=VERBOSE)
     try:
-        with watch(view), first_stops_second_aborts():
+        with watch(view) if not quiet else nullcontext(), first_stops_second_aborts():
             return flow_fn(**params)
     except KeyboardInterrupt:
         err_console.print("[red]interrupted[/]")
@@ -161,6 +162,11 @@ def _run_watched(flow_fn: Callable[..., Any], output: Output, params: dict[str, 
     except Exception as exc:
         timeline = getattr(exc, "timeline", None)
         report = timeline.model_dump(mode="json") if timeline is not None else None
+        cfg = _prepared.get(params.get("config", ""))
+        if report is not None and cfg is not None:
+            from cli.fixes import fixes
+
+            report["fixes"] = fixes(report, cfg.regions.primary, cfg.regions.dr)
         show(report, output, error=exc)
         if not isinstance(exc, TierbookError):
             _name_the_log(output)
@@ -187,13 +193,15 @@ def show(
     if report:
         print_report(report)
     if error is not None:
-        err_console.print(f"[red]error:[/] {escape(str(error))}")
+        err_console.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)
+        for fix in (report or {}).get("fixes") or []:
+            err_console.print(f"  [bold]to pass[/] {escape(fix)}", soft_wrap=True)
 
 
 def print_report(report: dict[str, Any]) -> None:
     changes = report.get("changes") or []
     if changes:
-        print_changes(changes)
+        print_changes(changes, planned=report.get("outcome") == "planned")
     steps = sorted(report.get("steps") or [], key=lambda s: (s["start"], s["end"]))
     table = Table(
         title=f"{report.get('runbook')} · {report.get('environment')} · {report.get('outcome')}"
@@ -223,10 +231,12 @@ def print_report(report: dict[str, Any]) -> None:
         console.print(f"[dim]report: {report['report_path']}[/]")
 
 
-def print_changes(changes: list[dict[str, Any]]) -> None:
+def print_changes(changes: list[dict[str, Any]], *, planned: bool = True) -> None:
+    """The plan (what would change) or, after a run, what changed."""
     from tasks.core.changes import Change
 
-    table = Table(title=f"plan: {len(changes)} change(s)")
+    title = "plan" if planned else "changed"
+    table = Table(title=f"{title}: {len(changes)} change(s)")
     for col in ("resource", "region", "action", "change"):
         table.add_column(col, overflow="fold")
     for raw in changes:

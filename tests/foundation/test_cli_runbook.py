@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.conftest import free_port
@@ -126,3 +127,27 @@ def test_rebuilding_an_immutable_tag_fails_the_build_like_codebuild(clean_aws: s
     assert "already exists" in post["contexts"][0]["message"]
     images = ecr.describe_images(repositoryName="shop/web")["imageDetails"]
     assert [d["imageTags"] for d in images] == [["1.1.0"]]
+
+
+@pytest.mark.timeout(1200)  # a whole provision through the CLI
+def test_plan_updates_existing_services_onto_a_new_revision(clean_aws: str, tmp_path: Path) -> None:
+    """When the plan registers a new task-definition revision (here: the config's image tag
+    and environment changed; after a failover and failback, the DR endpoints), the services
+    exist and are ACTIVE: the plan updates them, it does not create them again."""
+    done = run_cli(["provision"], clean_aws, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    # (on the same stack, to provision once) right after provision the images are not in
+    # the DR repository: failover --plan is refused and names the deploy that fixes it
+    refused = run_cli(["failover", "--plan"], clean_aws, tmp_path)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "tierbook deploy --service all --tag 1.0.0 --source codebuild" in refused.stderr
+    data: dict[str, Any] = yaml.safe_load((ROOT / "configs" / "sandbox.yaml").read_text())
+    for svc in ("web", "worker"):
+        data["services"][svc]["environment"] = {"LOG_LEVEL": "debug"}
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(data))
+    plan = run_cli(["provision", "--plan", "-o", "json", "-c", str(changed)], clean_aws, tmp_path)
+    assert plan.returncode == 0, plan.stderr
+    services = [c for c in json.loads(plan.stdout)["changes"] if c["resource"] == "ecs:service"]
+    assert services, "the services move onto the new revisions"
+    assert {c["action"] for c in services} == {"update"}, services
