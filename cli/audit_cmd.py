@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from cli.common import ConfigOpt, Output, OutputOpt, run_flow
+from cli.rerun import RERUN
 
 
 def audit(config: ConfigOpt = "configs/sandbox.yaml", output: OutputOpt = Output.text) -> None:
@@ -15,4 +16,4 @@ def audit(config: ConfigOpt = "configs/sandbox.yaml", output: OutputOpt = Output
 
 
 def register(app: typer.Typer) -> None:
-    app.command(name="audit")(audit)
+    app.command(name="audit", epilog=RERUN["audit"])(audit)

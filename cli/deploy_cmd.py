@@ -18,6 +18,7 @@ from cli.common import (
     err_console,
     run_flow,
 )
+from cli.rerun import RERUN
 
 
 class ServiceChoice(StrEnum):
@@ -159,5 +160,5 @@ def _approval(config: str, yes: bool, what: str) -> bool:
 
 
 def register(app: typer.Typer) -> None:
-    app.command(name="deploy")(deploy)
-    app.command(name="rollback")(rollback)
+    app.command(name="deploy", epilog=RERUN["deploy"])(deploy)
+    app.command(name="rollback", epilog=RERUN["rollback"])(rollback)

@@ -19,6 +19,7 @@ from cli.common import (
     run_flow,
 )
 from cli.provision_cmd import Region
+from cli.rerun import RERUN
 
 
 def _ask(config: str, region: Region) -> bool:
@@ -82,4 +83,4 @@ def destroy(
 
 
 def register(app: typer.Typer) -> None:
-    app.command(name="destroy")(destroy)
+    app.command(name="destroy", epilog=RERUN["destroy"])(destroy)

@@ -16,6 +16,7 @@ from cli.common import (
     err_console,
     run_flow,
 )
+from cli.rerun import RERUN
 
 app = typer.Typer(
     help="Drills: backup restore test, AZ game day, DR readiness.",
@@ -23,7 +24,7 @@ app = typer.Typer(
 )
 
 
-@app.command()
+@app.command(epilog=RERUN["backup"])
 def backup(
     config: ConfigOpt = "configs/sandbox.yaml",
     source: Annotated[
@@ -52,7 +53,7 @@ def backup(
     )
 
 
-@app.command()
+@app.command(epilog=RERUN["gameday"])
 def gameday(
     config: ConfigOpt = "configs/sandbox.yaml",
     az: Annotated[
@@ -79,7 +80,7 @@ def gameday(
     )
 
 
-@app.command()
+@app.command(epilog=RERUN["readiness"])
 def readiness(
     config: ConfigOpt = "configs/sandbox.yaml",
     output: OutputOpt = Output.text,

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from cli.common import ConfigOpt, Output, OutputOpt, YesOpt, confirm_by_name, interactive, run_flow
+from cli.rerun import RERUN
 
 ReasonOpt = Annotated[str, typer.Option("--reason", help="Why: goes into the report.")]
 
@@ -84,5 +85,5 @@ def failback(
 
 
 def register(app: typer.Typer) -> None:
-    app.command(name="failover")(failover)
-    app.command(name="failback")(failback)
+    app.command(name="failover", epilog=RERUN["failover"])(failover)
+    app.command(name="failback", epilog=RERUN["failback"])(failback)

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from cli.common import ConfigOpt, Output, OutputOpt, run_flow
+from cli.rerun import RERUN
 
 app = typer.Typer(
     name="tierbook",
@@ -36,7 +37,7 @@ def _before_any_command(
     settle_environment()
 
 
-@app.command()
+@app.command(epilog=RERUN["preflight"])
 def preflight(config: ConfigOpt = "configs/sandbox.yaml", output: OutputOpt = Output.text) -> None:
     """Check that the credentials reach the config's account and both regions answer."""
     flow = "flows.preflight:preflight"

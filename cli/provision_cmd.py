@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from cli.common import ConfigOpt, Output, OutputOpt, PlanOpt, run_flow
+from cli.rerun import RERUN
 
 
 class Region(StrEnum):
@@ -34,4 +35,4 @@ def provision(
 
 
 def register(app: typer.Typer) -> None:
-    app.command(name="provision")(provision)
+    app.command(name="provision", epilog=RERUN["provision"])(provision)

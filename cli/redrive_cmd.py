@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from cli.common import ConfigOpt, Output, OutputOpt, YesOpt, err_console, prepare, run_flow
+from cli.rerun import RERUN
 
 
 class Mode(StrEnum):
@@ -169,5 +170,5 @@ def redrive_demo(
 
 
 def register(app: typer.Typer) -> None:
-    app.command(name="redrive")(redrive)
+    app.command(name="redrive", epilog=RERUN["redrive"])(redrive)
     app.command(name="redrive-demo")(redrive_demo)

@@ -76,6 +76,23 @@ def test_bad_option_values_are_refused(home: Path, tmp_path: Path) -> None:
     assert not (home / "prefect" / "prefect.db").exists()
 
 
+def test_help_says_what_is_safe_to_run_again(home: Path) -> None:
+    for args in (
+        ["provision"],
+        ["deploy"],
+        ["rollback"],
+        ["failover"],
+        ["failback"],
+        ["redrive"],
+        ["destroy"],
+        ["drill", "gameday"],
+    ):
+        done = run_cli([*args, "--help"], "http://127.0.0.1:1", home)
+        assert done.returncode == 0, done.stderr
+        text = " ".join(done.stdout.split())
+        assert "re-run" in text or "Re-run" in text, (args, text[-400:])
+
+
 def test_sandbox_not_running_is_reported_with_the_fix(home: Path) -> None:
     dead = f"http://127.0.0.1:{free_port()}"
     done = run_cli(["failover", "--plan"], dead, home)
