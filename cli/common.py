@@ -133,6 +133,7 @@ def run_flow(flow_ref: str | Callable[..., Any], output: Output, /, **params: An
 
     prepare(params["config"], output)
     flow_fn = load_flow(flow_ref)
+    prefect_env.quiet_console()
     try:
         prefect_env.wait_for_api()
     except RuntimeError as exc:

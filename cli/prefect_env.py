@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import os
 import socket
 import subprocess
@@ -238,3 +239,52 @@ def shutdown_api() -> None:
     if _local is not None:
         with contextlib.suppress(Exception):
             _local.stop()
+
+
+# -- when Prefect was imported before its logging could be pointed at the file ------------------
+# (in-process callers: tests driving the CLI with a runner, a Python session)
+def quiet_console() -> None:
+    """Keep the terminal for tierbook's own output (see :class:`_OwnOutputOnly`)."""
+    _quiet_console()
+
+
+class _OwnOutputOnly(logging.Filter):
+    """Let warnings from steps through (retries, skipped fences); drop Prefect's chatter and
+    its failure tracebacks: the CLI prints the error and the timeline itself."""
+
+    NOISY = (
+        "prefect.server",
+        "prefect._internal",
+        "prefect.events",
+        "uvicorn",
+        "fastapi",
+        "prefect.client",
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING or record.name.startswith(self.NOISY):
+            return False
+        if record.name.startswith("prefect") and str(record.msg).startswith(
+            ("Finished in state", "Failed to write result")
+        ):
+            return False
+        return not (record.name.startswith("prefect") and record.exc_info)
+
+
+def _quiet_console() -> None:
+    """Filter every Prefect console handler, including ones Prefect makes later on (it
+    rebuilds its logging when settings change), by patching the handler class once."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    if getattr(PrefectConsoleHandler, "_tierbook_quiet", False):
+        return
+    own = _OwnOutputOnly()
+    original = PrefectConsoleHandler.filter
+
+    def quiet_filter(self: logging.Handler, record: logging.LogRecord) -> bool | logging.LogRecord:
+        return own.filter(record) and original(self, record)
+
+    PrefectConsoleHandler.filter = quiet_filter  # type: ignore[method-assign,assignment]
+    PrefectConsoleHandler._tierbook_quiet = True  # type: ignore[attr-defined]
+    logging.getLogger("prefect._internal").handlers.clear()
+    logging.getLogger("prefect._internal").addHandler(logging.NullHandler())

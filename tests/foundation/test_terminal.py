@@ -169,14 +169,22 @@ def _children(pid: int) -> set[int]:
 
 
 def _alive(pids: set[int]) -> set[int]:
-    alive = set()
-    for pid in pids:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().split()[2]
-        except OSError:
-            continue
-        if state != "Z":
-            alive.add(pid)
+    """Those of ``pids`` still running, after giving them a moment to finish exiting."""
+    import time
+
+    alive: set[int] = set(pids)
+    for _ in range(50):
+        alive = set()
+        for pid in pids:
+            try:
+                state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+            except OSError:
+                continue
+            if state != "Z":
+                alive.add(pid)
+        if not alive:
+            break
+        time.sleep(0.1)
     return alive
 
 
@@ -265,3 +273,22 @@ def test_ctrl_c_during_provision_and_deploy(clean_aws: str, home: Path) -> None:
 
     again = run_cli(["deploy", "--tag", "2.0.0", "--source", "codebuild", "--yes"], clean_aws, home)
     assert again.returncode == 0, again.stdout + again.stderr
+
+
+def test_each_failed_readiness_check_has_a_fix() -> None:
+    from cli.fixes import fixes
+
+    report = {
+        "notes": [
+            "readiness dr-image: fail — not in the DR repository: "
+            "shop-sandbox/web:1.0.0, shop-sandbox/worker:1.0.0",
+            "readiness secret: fail — rds!db-1 is not replicated to us-west-2",
+            "readiness dr-database: pass — shop-sandbox-db-dr available",
+            "readiness replica-lag: fail — replica lag 120s is over the RPO budget of 30s",
+        ]
+    }
+    found = fixes(report, "us-east-1", "us-west-2")
+    assert len(found) == 3
+    assert "tierbook deploy --service all --tag 1.0.0 --source codebuild" in found[0]
+    assert "replicate-secret-to-regions" in found[1] and "Region=us-west-2" in found[1]
+    assert found[2].startswith("replica-lag: ")
