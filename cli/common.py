@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from configs.errors import TierbookError
+from configs.errors import BadInput, TierbookError
 
 if TYPE_CHECKING:
     from configs.models import Config
@@ -99,6 +99,7 @@ def load_flow(ref: str | Callable[..., Any]) -> Callable[..., Any]:
 
 
 _prepared: dict[str, Config] = {}
+_unreachable: list[str] = []  # what the probe found, when AWS did not answer it
 
 
 def prepare(config: str, output: Output) -> Config:
@@ -111,10 +112,16 @@ def prepare(config: str, output: Output) -> Config:
     cfg = checked_config(config)
     if "prefect" not in sys.modules and (warning := prefect_env.choose_api()):
         err_console.print(f"[yellow]warning:[/] {escape(warning)}")
-    from tasks.core.reach import probe
+    from tasks.core.reach import Unreachable, probe
+    from tasks.core.retry import FAIL_FAST
 
     try:
         probe(cfg)
+    except Unreachable as exc:
+        # Not refused yet: the runbook still checks its input (exit 2, no AWS call needed);
+        # its AWS calls then fail at once instead of retrying, and this says why.
+        FAIL_FAST.set()
+        _unreachable.append(str(exc))
     except Exception as exc:
         show(None, output, error=exc)
         raise typer.Exit(exit_code_for(exc)) from None
@@ -164,11 +171,16 @@ def _run_watched(flow_fn: Callable[..., Any], output: Output, params: dict[str, 
         timeline = getattr(exc, "timeline", None)
         report = timeline.model_dump(mode="json") if timeline is not None else None
         cfg = _prepared.get(params.get("config", ""))
+        hints: list[str] = []
         if report is not None and cfg is not None:
             from cli.fixes import fixes
 
-            report["fixes"] = fixes(report, cfg.regions.primary, cfg.regions.dr)
-        show(report, output, error=exc)
+            hints = report["fixes"] = fixes(report, cfg.regions.primary, cfg.regions.dr)
+        if _unreachable and not isinstance(exc, BadInput):
+            hints.append(f"AWS did not answer: {_unreachable[-1]}")
+            if report is not None:
+                report["fixes"] = hints
+        show(report, output, error=exc, hints=hints)
         if not isinstance(exc, TierbookError):
             _name_the_log(output)
         raise typer.Exit(exit_code_for(exc)) from None
@@ -182,21 +194,27 @@ def _name_the_log(output: Output) -> None:
 
 
 def show(
-    report: dict[str, Any] | None, output: Output, *, error: BaseException | None = None
+    report: dict[str, Any] | None,
+    output: Output,
+    *,
+    error: BaseException | None = None,
+    hints: list[str] | None = None,
 ) -> None:
     if output == Output.json:
         payload = dict(report or {})
         if error is not None:
             payload.setdefault("error", f"{type(error).__name__}: {error}")
             payload["exit_code"] = exit_code_for(error)
+            if hints:
+                payload["fixes"] = hints
         typer.echo(json.dumps(payload, indent=2, default=str))
         return
     if report:
         print_report(report)
     if error is not None:
         err_console.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)
-        for fix in (report or {}).get("fixes") or []:
-            err_console.print(f"  [bold]to pass[/] {escape(fix)}", soft_wrap=True)
+        for fix in hints or []:
+            err_console.print(f"  [bold]fix:[/] {escape(fix)}", soft_wrap=True)
 
 
 def print_report(report: dict[str, Any]) -> None:

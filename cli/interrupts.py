@@ -23,8 +23,12 @@ INTERRUPTED = 130
 
 def _abort(message: str) -> None:
     from cli.prefect_env import shutdown_api
+    from flows.report import write_unfinished
 
+    paths = write_unfinished()
     sys.stderr.write(f"\n{message}\n")
+    for path in paths:
+        sys.stderr.write(f"report (unfinished): {path}\n")
     sys.stderr.flush()
     shutdown_api()
     os._exit(INTERRUPTED)

@@ -31,6 +31,7 @@ DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_CLI_PROMPT": "false",
     "PREFECT_UI_ENABLED": "false",
+    "DO_NOT_TRACK": "1",  # the client's opt-out: no telemetry notice on an operator's terminal
 }
 
 # The temporary API only serves this process's runs: nothing to schedule, cancel or expire.

@@ -173,6 +173,19 @@ def _artifact(kind: str, **kwargs: Any) -> None:
         pass
 
 
+_unfinished: list[Timeline] = []  # runbooks open in this process, for an abort to write out
+
+
+def write_unfinished(outcome: str = "interrupted") -> list[Path]:
+    """On an abort (a second Ctrl-C, a run that does not stop in time): write what the open
+    runbooks did so far to disk, without the Prefect artifact (the API may be busy)."""
+    written = []
+    for timeline in list(_unfinished):
+        timeline.outcome, timeline.finished = outcome, now()
+        written.append(_write(timeline))
+    return written
+
+
 def publish(timeline: Timeline) -> Path:
     """Write the timeline as a markdown artifact and as JSON on disk; return the file."""
     _artifact(
@@ -181,6 +194,10 @@ def publish(timeline: Timeline) -> Path:
         markdown=timeline.to_markdown(),
         description=f"{timeline.runbook} timeline for {timeline.environment}",
     )
+    return _write(timeline)
+
+
+def _write(timeline: Timeline) -> Path:
     folder = report_dir()
     folder.mkdir(parents=True, exist_ok=True)
     stamp = timeline.started.strftime("%Y%m%dT%H%M%S%f")
@@ -200,6 +217,7 @@ def runbook(name: str, environment: str) -> Iterator[Timeline]:
     progress = Progress(name, environment, expected_steps(report_dir(), name, environment))
     timeline._progress = progress
     token = RECORDER.set(timeline)
+    _unfinished.append(timeline)
     try:
         with tracking(progress):
             yield timeline
@@ -223,6 +241,7 @@ def runbook(name: str, environment: str) -> Iterator[Timeline]:
         timeline.finished = now()
         progress.close(timeline.outcome)
         publish(timeline)
+        _unfinished.remove(timeline)
 
 
 def dumps(data: Any) -> str:

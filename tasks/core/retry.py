@@ -139,6 +139,9 @@ WATCHERS: list[Watcher] = []
 
 # Set on Ctrl-C: no new attempt, no further poll; a call already sent finishes on its own.
 STOPPING = threading.Event()
+# Set when AWS did not answer a probe before the run (tasks.core.reach): retrying each call
+# would only delay the same answer, so every call is tried once.
+FAIL_FAST = threading.Event()
 
 
 def _pause(seconds: float) -> None:
@@ -178,7 +181,8 @@ def call(
     retrying = Retrying(
         stop=stop_after_attempt(policy.max_attempts)
         | stop_after_delay(policy.deadline_s)
-        | stop_when_event_set(STOPPING),
+        | stop_when_event_set(STOPPING)
+        | stop_when_event_set(FAIL_FAST),
         wait=wait_exponential_jitter(initial=policy.initial_backoff_s, max=policy.max_backoff_s),
         retry=retry_if_exception_type(TransientAwsError),
         before_sleep=_log_retry,
