@@ -47,11 +47,6 @@ def _chapters() -> list[Chapter]:
             {"service": "web", "tag": "1.1.0", "source": "codebuild", "approved": True},
         ),
         (
-            "Rollback: web back to its previous revision, verified",
-            "flows.deploy:rollback",
-            {"service": "web", "approved": True},
-        ),
-        (
             "Redrive: fill a dead-letter queue, dry-run, move it back",
             "flows.redrive_demo:redrive_demo",
             {"queue": "orders", "count": 30},
@@ -59,7 +54,7 @@ def _chapters() -> list[Chapter]:
         ("Audit: the live stack against the seed's anti-patterns", "flows.audit:audit", {}),
         (
             "Readiness drill: could we fail over right now?",
-            "flows.readiness:readiness_drill",
+            "flows.failover_demo:readiness_demo",
             {},
         ),
         (
@@ -81,6 +76,11 @@ def _chapters() -> list[Chapter]:
             "Failback: replicate back, switch over, DR to warm standby",
             "flows.failover:failback",
             {"approved": True, "reason": "demo"},
+        ),
+        (
+            "Rollback: web back to its previous revision, verified",
+            "flows.deploy:rollback",
+            {"service": "web", "approved": True},
         ),
         (
             "Destroy: every resource of the stack, both regions",
