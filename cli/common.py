@@ -146,8 +146,11 @@ def run_flow(flow_ref: str | Callable[..., Any], output: Output, /, **params: An
     except RuntimeError as exc:
         show(None, output, error=exc)
         raise typer.Exit(FAILED) from None
-    result = _run_watched(flow_fn, output, params)
-    show(result, output)
+    from cli.interrupts import leave_now_if_interrupted
+
+    with leave_now_if_interrupted():
+        result = _run_watched(flow_fn, output, params)
+        show(result, output)
     if isinstance(result, dict) and result.get("outcome") == "failed":
         _name_the_log(output)
         raise typer.Exit(FAILED)

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-GRACE_S = 4.5
+GRACE_S = 3.0
 INTERRUPTED = 130
 
 
@@ -60,3 +60,21 @@ def first_stops_second_aborts() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
+def leave_now_if_interrupted() -> Iterator[None]:
+    """After a Ctrl-C, once the block (the run, its report printed) is done: exit 130 at once,
+    without waiting for Prefect's background workers to drain at interpreter exit."""
+    from tasks.core.retry import STOPPING
+
+    try:
+        yield
+    finally:
+        if STOPPING.is_set():
+            from cli.prefect_env import shutdown_api
+
+            sys.stdout.flush()
+            sys.stderr.flush()
+            shutdown_api()
+            os._exit(INTERRUPTED)

@@ -47,7 +47,7 @@ SERVER_ENV = {
     "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
 }
 
-API_STARTUP_TIMEOUT_S = 120.0
+API_STARTUP_TIMEOUT_S = 180.0
 
 # Prefect's own logging config with every console handler pointed at a file.
 LOGGING_YAML = """\
@@ -179,9 +179,9 @@ class LocalApi:
         proc, self.proc = self.proc, None
         if proc is None or proc.poll() is not None:
             return
-        proc.terminate()
+        proc.terminate()  # nothing to flush: its database commits each request
         try:
-            proc.wait(timeout=3)
+            proc.wait(timeout=0.5)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()

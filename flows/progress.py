@@ -74,6 +74,7 @@ class Progress:
     done: int = 0
     running: dict[str, datetime] = field(default_factory=dict)
     retries: dict[str, int] = field(default_factory=dict)
+    retry_log: list[str] = field(default_factory=list)  # every retry, for the report
     waiting: str = ""
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _artifact: Any = None
@@ -99,6 +100,7 @@ class Progress:
         step = CURRENT_STEP.get() or self.runbook
         with self._lock:
             self.retries[step] = count = self.retries.get(step, 0) + 1
+            self.retry_log.append(f"{step}: retry {count}: {detail}")
         _emit(Event("retry", step, now(), detail=detail, retries=count))
 
     def waits(self, what: str, left_s: float) -> None:

@@ -65,6 +65,9 @@ class Timeline(BaseModel):
             self._progress.started(step, start)
 
     def record(self, step: str, start: datetime, end: datetime, outcome: str, detail: str) -> None:
+        retries = self._progress.retries.get(step, 0) if self._progress is not None else 0
+        if retries:
+            detail = f"{detail} ({retries} retries)".lstrip()
         with self._lock:
             self.steps.append(
                 StepRecord(step=step, start=start, end=end, outcome=outcome, detail=detail)
@@ -239,6 +242,7 @@ def runbook(name: str, environment: str) -> Iterator[Timeline]:
     finally:
         RECORDER.reset(token)
         timeline.finished = now()
+        timeline.notes.extend(progress.retry_log)
         progress.close(timeline.outcome)
         publish(timeline)
         _unfinished.remove(timeline)

@@ -297,3 +297,28 @@ def test_each_failed_readiness_check_has_a_fix() -> None:
     assert "tierbook deploy --service all --tag 1.0.0 --source codebuild" in found[0]
     assert "replicate-secret-to-regions" in found[1] and "Region=us-west-2" in found[1]
     assert found[2].startswith("replica-lag: ")
+
+
+def test_retries_show_as_a_count_and_in_detail_with_verbose(clean_aws: str, home: Path) -> None:
+    from sandbox.control import SandboxControl
+
+    control = SandboxControl(clean_aws)
+    control.set_faults(
+        {
+            "kind": "throttle",
+            "services": ["ec2"],
+            "operations": ["DescribeAvailabilityZones"],
+            "rate": 0.5,
+        },
+        seed=3,
+    )
+    try:
+        done = run_cli(["-v", "preflight"], clean_aws, home)
+    finally:
+        control.clear_faults()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"✓ check us-\S+ answers: passed \(\d+\.\ds, \d+ retries\)", done.stdout)
+    assert "↻ check us-" in done.stdout  # -v: each retry
+    assert not prefect_lines(done), prefect_lines(done)
+    report = json.loads(sorted((home / "reports").glob("preflight-*.json"))[-1].read_text())
+    assert any("retry" in note for note in report["notes"])
