@@ -5,18 +5,26 @@ Exit codes: 0 done, 1 runbook failed, 2 bad input or refused.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
 from collections.abc import Callable
+from contextlib import nullcontext
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-OK, FAILED, BAD_INPUT = 0, 1, 2
+from configs.errors import BadInput, TierbookError
+
+if TYPE_CHECKING:
+    from configs.models import Config
+
+OK, FAILED, BAD_INPUT, INTERRUPTED = 0, 1, 2, 130
 
 console = Console()
 err_console = Console(stderr=True)
@@ -67,46 +75,155 @@ def confirm_by_name(stack: str, question: str) -> None:
         raise typer.Exit(BAD_INPUT)
 
 
-def run_flow(flow_fn: Callable[..., Any], output: Output, /, **params: Any) -> None:
-    """Run a runbook flow in this process, print its report, exit with the right code."""
-    from cli.prefect_env import quiet_console
+VERBOSE = False  # ``tierbook -v``: every retry, not only their count
 
-    quiet_console()
+
+def checked_config(config: str) -> Config:
+    """The config, or exit 2 naming the problem: before Prefect starts, before any AWS call."""
+    from configs import ConfigError, resolve_config
+
     try:
-        result = flow_fn(**params)
-    except KeyboardInterrupt:
-        err_console.print("[red]interrupted[/]")
-        raise typer.Exit(FAILED) from None
+        return resolve_config(config)
+    except ConfigError as exc:
+        err_console.print(f"[red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(BAD_INPUT) from None
+
+
+def load_flow(ref: str | Callable[..., Any]) -> Callable[..., Any]:
+    """``"flows.provision:provision"`` imported (this is where Prefect is first imported)."""
+    if callable(ref):
+        return ref
+    module, _, name = ref.partition(":")
+    flow: Callable[..., Any] = getattr(importlib.import_module(module), name)
+    return flow
+
+
+_prepared: dict[str, Config] = {}
+_unreachable: list[str] = []  # what the probe found, when AWS did not answer it
+
+
+def prepare(config: str, output: Output) -> Config:
+    """Everything before the runbook's import, once per process: the config (exit 2), the
+    Prefect API (a local one started in the background when none answers), and one quick
+    question to AWS — does it answer at all, is it the config's account (exit 1 or 2, with
+    the likely fix)."""
+    from cli import prefect_env
+
+    cfg = checked_config(config)
+    if "prefect" not in sys.modules and (warning := prefect_env.choose_api()):
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}")
+    from tasks.core.reach import Unreachable, probe
+    from tasks.core.retry import FAIL_FAST
+
+    try:
+        probe(cfg)
+    except Unreachable as exc:
+        # Not refused yet: the runbook still checks its input (exit 2, no AWS call needed);
+        # its AWS calls then fail at once instead of retrying, and this says why.
+        FAIL_FAST.set()
+        _unreachable.append(str(exc))
     except Exception as exc:
-        timeline = getattr(exc, "timeline", None)
-        report = timeline.model_dump(mode="json") if timeline is not None else None
-        show(report, output, error=exc)
+        show(None, output, error=exc)
         raise typer.Exit(exit_code_for(exc)) from None
-    show(result, output)
+    _prepared[config] = cfg
+    return cfg
+
+
+def run_flow(flow_ref: str | Callable[..., Any], output: Output, /, **params: Any) -> None:
+    """Run a runbook flow in this process, print its report, exit with the right code.
+
+    In order, so that a refusal is quick and the first step soon: the config (exit 2), the
+    Prefect API chosen and, when none answers, a local one started in the background; AWS
+    asked once, fast, whether it answers at all (exit 1 with the likely fix); the runbook
+    imported; then the flow, its progress printed as it goes."""
+    from cli import prefect_env
+
+    prepare(params["config"], output)
+    flow_fn = load_flow(flow_ref)
+    prefect_env.quiet_console()
+    try:
+        prefect_env.wait_for_api()
+    except RuntimeError as exc:
+        show(None, output, error=exc)
+        raise typer.Exit(FAILED) from None
+    from cli.interrupts import leave_now_if_interrupted
+
+    with leave_now_if_interrupted():
+        result = _run_watched(flow_fn, output, params)
+        show(result, output)
     if isinstance(result, dict) and result.get("outcome") == "failed":
+        _name_the_log(output)
         raise typer.Exit(FAILED)
 
 
+def _run_watched(flow_fn: Callable[..., Any], output: Output, params: dict[str, Any]) -> Any:
+    from cli.interrupts import first_stops_second_aborts
+    from cli.progress_view import LineView
+    from flows.progress import watch
+
+    # With -o json, stdout is JSON only; progress goes to stderr when a person watches it.
+    quiet = output == Output.json and not err_console.is_terminal
+    view = LineView(err_console if output == Output.json else console, verbose=VERBOSE)
+    try:
+        with watch(view) if not quiet else nullcontext(), first_stops_second_aborts():
+            return flow_fn(**params)
+    except KeyboardInterrupt:
+        err_console.print("[red]interrupted[/]")
+        raise typer.Exit(INTERRUPTED) from None
+    except Exception as exc:
+        timeline = getattr(exc, "timeline", None)
+        report = timeline.model_dump(mode="json") if timeline is not None else None
+        cfg = _prepared.get(params.get("config", ""))
+        hints: list[str] = []
+        if report is not None and cfg is not None:
+            from cli.fixes import fixes
+
+            hints = report["fixes"] = fixes(report, cfg.regions.primary, cfg.regions.dr)
+        if _unreachable and not isinstance(exc, BadInput):
+            hints.append(f"AWS did not answer: {_unreachable[-1]}")
+            if report is not None:
+                report["fixes"] = hints
+        show(report, output, error=exc, hints=hints)
+        if not isinstance(exc, TierbookError):
+            _name_the_log(output)
+        raise typer.Exit(exit_code_for(exc)) from None
+
+
+def _name_the_log(output: Output) -> None:
+    from cli.prefect_env import log_path
+
+    if log_path().exists() and output != Output.json:
+        err_console.print(f"[dim]Prefect's log: {log_path()}[/]")
+
+
 def show(
-    report: dict[str, Any] | None, output: Output, *, error: BaseException | None = None
+    report: dict[str, Any] | None,
+    output: Output,
+    *,
+    error: BaseException | None = None,
+    hints: list[str] | None = None,
 ) -> None:
     if output == Output.json:
         payload = dict(report or {})
         if error is not None:
             payload.setdefault("error", f"{type(error).__name__}: {error}")
             payload["exit_code"] = exit_code_for(error)
+            if hints:
+                payload["fixes"] = hints
         typer.echo(json.dumps(payload, indent=2, default=str))
         return
     if report:
         print_report(report)
     if error is not None:
-        err_console.print(f"[red]error:[/] {error}")
+        err_console.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)
+        for fix in hints or []:
+            err_console.print(f"  [bold]fix:[/] {escape(fix)}", soft_wrap=True)
 
 
 def print_report(report: dict[str, Any]) -> None:
     changes = report.get("changes") or []
     if changes:
-        print_changes(changes)
+        print_changes(changes, planned=report.get("outcome") == "planned")
     steps = sorted(report.get("steps") or [], key=lambda s: (s["start"], s["end"]))
     table = Table(
         title=f"{report.get('runbook')} · {report.get('environment')} · {report.get('outcome')}"
@@ -136,10 +253,12 @@ def print_report(report: dict[str, Any]) -> None:
         console.print(f"[dim]report: {report['report_path']}[/]")
 
 
-def print_changes(changes: list[dict[str, Any]]) -> None:
+def print_changes(changes: list[dict[str, Any]], *, planned: bool = True) -> None:
+    """The plan (what would change) or, after a run, what changed."""
     from tasks.core.changes import Change
 
-    table = Table(title=f"plan: {len(changes)} change(s)")
+    title = "plan" if planned else "changed"
+    table = Table(title=f"{title}: {len(changes)} change(s)")
     for col in ("resource", "region", "action", "change"):
         table.add_column(col, overflow="fold")
     for raw in changes:

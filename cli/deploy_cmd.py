@@ -18,6 +18,7 @@ from cli.common import (
     err_console,
     run_flow,
 )
+from cli.rerun import RERUN
 
 
 class ServiceChoice(StrEnum):
@@ -54,7 +55,7 @@ def parse_pairs(values: list[str] | None, option: str) -> dict[str, str | None]:
 
 
 def deploy(
-    tag: Annotated[str, typer.Option("--tag", "-t", help="Image tag to build or to take.")] = "",
+    tag: Annotated[str, typer.Option("--tag", "-t", help="Image tag to build or to take.")],
     service: ServiceOpt = ServiceChoice.web,
     source: Annotated[
         Source,
@@ -95,7 +96,7 @@ def deploy(
     output: OutputOpt = Output.text,
 ) -> None:
     """Roll a service onto an image (by digest), verify it, roll back on failure."""
-    from flows.deploy import deploy as flow
+    flow = "flows.deploy:deploy"
 
     run_flow(
         flow,
@@ -130,7 +131,7 @@ def rollback(
     output: OutputOpt = Output.text,
 ) -> None:
     """Return a service to its previous task-definition revision (or --to) and verify it."""
-    from flows.deploy import rollback as flow
+    flow = "flows.deploy:rollback"
 
     run_flow(
         flow,
@@ -159,5 +160,5 @@ def _approval(config: str, yes: bool, what: str) -> bool:
 
 
 def register(app: typer.Typer) -> None:
-    app.command(name="deploy")(deploy)
-    app.command(name="rollback")(rollback)
+    app.command(name="deploy", epilog=RERUN["deploy"])(deploy)
+    app.command(name="rollback", epilog=RERUN["rollback"])(rollback)

@@ -19,6 +19,7 @@ from cli.common import (
     run_flow,
 )
 from cli.provision_cmd import Region
+from cli.rerun import RERUN
 
 
 def _ask(config: str, region: Region) -> bool:
@@ -60,7 +61,8 @@ def destroy(
 ) -> None:
     """Delete every resource of the stack (never a protected environment)."""
     from configs.errors import BadInput
-    from flows.destroy import destroy as flow
+
+    flow = "flows.destroy:destroy"
 
     if not (yes or plan) and interactive():
         try:
@@ -81,4 +83,4 @@ def destroy(
 
 
 def register(app: typer.Typer) -> None:
-    app.command(name="destroy")(destroy)
+    app.command(name="destroy", epilog=RERUN["destroy"])(destroy)

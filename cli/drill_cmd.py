@@ -6,7 +6,17 @@ from typing import Annotated
 
 import typer
 
-from cli.common import ConfigOpt, Output, OutputOpt, PlanOpt, YesOpt, run_flow
+from cli.common import (
+    BAD_INPUT,
+    ConfigOpt,
+    Output,
+    OutputOpt,
+    PlanOpt,
+    YesOpt,
+    err_console,
+    run_flow,
+)
+from cli.rerun import RERUN
 
 app = typer.Typer(
     help="Drills: backup restore test, AZ game day, DR readiness.",
@@ -14,7 +24,7 @@ app = typer.Typer(
 )
 
 
-@app.command()
+@app.command(epilog=RERUN["backup"])
 def backup(
     config: ConfigOpt = "configs/sandbox.yaml",
     source: Annotated[
@@ -30,10 +40,11 @@ def backup(
     output: OutputOpt = Output.text,
 ) -> None:
     """Restore the primary database's backup in the DR region, check it, measure, clean up."""
-    from flows.drills import backup_drill
-
+    if source not in ("new", "automated"):
+        err_console.print(f"[red]error:[/] --source must be new or automated (got {source!r})")
+        raise typer.Exit(BAD_INPUT)
     run_flow(
-        backup_drill,
+        "flows.drills:backup_drill",
         output,
         config=config,
         source=source,
@@ -42,7 +53,7 @@ def backup(
     )
 
 
-@app.command()
+@app.command(epilog=RERUN["gameday"])
 def gameday(
     config: ConfigOpt = "configs/sandbox.yaml",
     az: Annotated[
@@ -58,10 +69,8 @@ def gameday(
     output: OutputOpt = Output.text,
 ) -> None:
     """AZ game day: database and cache failover, one AZ's tasks stopped; time the recovery."""
-    from flows.drills import game_day
-
     run_flow(
-        game_day,
+        "flows.drills:game_day",
         output,
         config=config,
         az=az,
@@ -71,15 +80,13 @@ def gameday(
     )
 
 
-@app.command()
+@app.command(epilog=RERUN["readiness"])
 def readiness(
     config: ConfigOpt = "configs/sandbox.yaml",
     output: OutputOpt = Output.text,
 ) -> None:
     """DR readiness: the failover's checks, a scorecard, an event when a check turns to fail."""
-    from flows.readiness import readiness_drill
-
-    run_flow(readiness_drill, output, config=config)
+    run_flow("flows.readiness:readiness_drill", output, config=config)
 
 
 def register(root: typer.Typer) -> None:

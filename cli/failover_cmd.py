@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from cli.common import ConfigOpt, Output, OutputOpt, YesOpt, confirm_by_name, interactive, run_flow
+from cli.rerun import RERUN
 
 ReasonOpt = Annotated[str, typer.Option("--reason", help="Why: goes into the report.")]
 
@@ -50,7 +51,7 @@ def failover(
     output: OutputOpt = Output.text,
 ) -> None:
     """Cross-region DR: fence the primary, promote the DR replica, scale DR up, flip DNS."""
-    from flows.failover import failover as flow
+    flow = "flows.failover:failover"
 
     approved = plan or _confirm(config, "Fail over", yes)
     run_flow(
@@ -75,7 +76,7 @@ def failback(
     output: OutputOpt = Output.text,
 ) -> None:
     """Return to the original region: replicate back, switch over, DR to warm standby."""
-    from flows.failover import failback as flow
+    flow = "flows.failover:failback"
 
     approved = _confirm(config, "Fail back", yes)
     run_flow(
@@ -84,5 +85,5 @@ def failback(
 
 
 def register(app: typer.Typer) -> None:
-    app.command(name="failover")(failover)
-    app.command(name="failback")(failback)
+    app.command(name="failover", epilog=RERUN["failover"])(failover)
+    app.command(name="failback", epilog=RERUN["failback"])(failback)

@@ -6,11 +6,12 @@ Each runbook's command lives in a module of its own under ``cli/`` and is regist
 
 from __future__ import annotations
 
-import sys
+from typing import Annotated
 
 import typer
 
-from cli.common import ConfigOpt, Output, OutputOpt, err_console, run_flow
+from cli.common import ConfigOpt, Output, OutputOpt, run_flow
+from cli.rerun import RERUN
 
 app = typer.Typer(
     name="tierbook",
@@ -22,18 +23,24 @@ app = typer.Typer(
 
 
 @app.callback()
-def _before_any_command() -> None:
-    """Decide which Prefect API to use before anything imports prefect."""
-    from cli.prefect_env import choose_api
+def _before_any_command(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show every retry, not only their count.")
+    ] = False,
+) -> None:
+    """Prefect's home and logs under TIERBOOK_HOME, set before anything imports prefect; the
+    Prefect API itself is chosen by a runbook command once its input is valid."""
+    from cli import common
+    from cli.prefect_env import settle_environment
 
-    if "prefect" not in sys.modules and (warning := choose_api()):
-        err_console.print(f"[yellow]warning:[/] {warning}")
+    common.VERBOSE = verbose
+    settle_environment()
 
 
-@app.command()
+@app.command(epilog=RERUN["preflight"])
 def preflight(config: ConfigOpt = "configs/sandbox.yaml", output: OutputOpt = Output.text) -> None:
     """Check that the credentials reach the config's account and both regions answer."""
-    from flows.preflight import preflight as flow
+    flow = "flows.preflight:preflight"
 
     run_flow(flow, output, config=config)
 

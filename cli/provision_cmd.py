@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from rich.tree import Tree
 
     from flows.graph import Graph
+from cli.rerun import RERUN
 
 
 class Region(StrEnum):
@@ -48,7 +49,7 @@ def provision(
     output: OutputOpt = Output.text,
 ) -> None:
     """Build or converge the stack in the primary region and the DR warm standby."""
-    from flows.provision import provision as flow
+    flow = "flows.provision:provision"
 
     if graph:
         show_graph(config, region.value, output)
@@ -60,7 +61,7 @@ def show_graph(config: str, region: str, output: Output) -> None:
     """The provision graph for this config and these regions (no AWS call)."""
     from configs import resolve_config
     from configs.errors import TierbookError
-    from flows.provision import roles_for
+    from flows.guards import roles_for
     from flows.provision_graph import build
 
     try:
@@ -91,4 +92,4 @@ def graph_tree(g: Graph, title: str) -> Tree:
 
 
 def register(app: typer.Typer) -> None:
-    app.command(name="provision")(provision)
+    app.command(name="provision", epilog=RERUN["provision"])(provision)

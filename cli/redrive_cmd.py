@@ -9,7 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.common import ConfigOpt, Output, OutputOpt, YesOpt, err_console, run_flow
+from cli.common import ConfigOpt, Output, OutputOpt, YesOpt, err_console, prepare, run_flow
+from cli.rerun import RERUN
 
 
 class Mode(StrEnum):
@@ -72,9 +73,10 @@ def redrive(
     output: OutputOpt = Output.text,
 ) -> None:
     """Move messages from a dead-letter queue back to their source queue, safely."""
+    prepare(config, output)
     from flows.redrive import listening
-    from flows.redrive import redrive as flow
 
+    flow = "flows.redrive:redrive"
     approved = _approval(config, dry_run=dry_run, yes=yes)
     bar = _ProgressBar() if output == Output.text and err_console.is_terminal else None
     with listening(bar) if bar else nullcontext(), bar or nullcontext():
@@ -162,11 +164,11 @@ def redrive_demo(
     output: OutputOpt = Output.text,
 ) -> None:
     """Sandbox demo: failing consumers fill a DLQ, a dry run looks, a redrive empties it."""
-    from flows.redrive_demo import redrive_demo as flow
+    flow = "flows.redrive_demo:redrive_demo"
 
     run_flow(flow, output, config=config, queue=queue, count=count)
 
 
 def register(app: typer.Typer) -> None:
-    app.command(name="redrive")(redrive)
+    app.command(name="redrive", epilog=RERUN["redrive"])(redrive)
     app.command(name="redrive-demo")(redrive_demo)

@@ -134,3 +134,9 @@ class DeadlineExceeded(TierbookError):
 
 class StepFailed(TierbookError):
     """A runbook step ended in a state it cannot repair on its own."""
+
+
+class Interrupted(TierbookError):
+    """Ctrl-C: the run stopped starting steps and waiting; what it changed is in its report."""
+
+    exit_code = 130

@@ -19,7 +19,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, PrivateAttr
 
-from configs.errors import BadInput
+from configs.errors import BadInput, Interrupted
+from flows.progress import Progress, expected_steps, tracking
 from tasks.core.changes import Change
 from tasks.core.steps import RECORDER, now
 
@@ -58,18 +59,29 @@ class Timeline(BaseModel):
     changes: list[Change] = Field(default_factory=list)
     report_path: str = ""
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _progress: Progress | None = PrivateAttr(default=None)
+
+    def step_started(self, step: str, start: datetime) -> None:
+        if self._progress is not None:
+            self._progress.started(step, start)
 
     def record(self, step: str, start: datetime, end: datetime, outcome: str, detail: str) -> None:
+        retries = self._progress.retries.get(step, 0) if self._progress is not None else 0
+        if retries:
+            detail = f"{detail} ({retries} retries)".lstrip()
         with self._lock:
             self.steps.append(
                 StepRecord(step=step, start=start, end=end, outcome=outcome, detail=detail)
             )
+        if self._progress is not None:
+            self._progress.ended(step, start, end, outcome, detail)
 
     @contextmanager
     def step(self, name: str) -> Iterator[dict[str, str]]:
         """Record a flow-level step (an approval, a decision). Set ``info['detail']`` inside."""
         info: dict[str, str] = {"outcome": "ok", "detail": ""}
         start = now()
+        self.step_started(name, start)
         try:
             yield info
         except BaseException as exc:
@@ -165,6 +177,19 @@ def _artifact(kind: str, **kwargs: Any) -> None:
         pass
 
 
+_unfinished: list[Timeline] = []  # runbooks open in this process, for an abort to write out
+
+
+def write_unfinished(outcome: str = "interrupted") -> list[Path]:
+    """On an abort (a second Ctrl-C, a run that does not stop in time): write what the open
+    runbooks did so far to disk, without the Prefect artifact (the API may be busy)."""
+    written = []
+    for timeline in list(_unfinished):
+        timeline.outcome, timeline.finished = outcome, now()
+        written.append(_write(timeline))
+    return written
+
+
 def publish(timeline: Timeline) -> Path:
     """Write the timeline as a markdown artifact and as JSON on disk; return the file."""
     _artifact(
@@ -173,6 +198,10 @@ def publish(timeline: Timeline) -> Path:
         markdown=timeline.to_markdown(),
         description=f"{timeline.runbook} timeline for {timeline.environment}",
     )
+    return _write(timeline)
+
+
+def _write(timeline: Timeline) -> Path:
     folder = report_dir()
     folder.mkdir(parents=True, exist_ok=True)
     stamp = timeline.started.strftime("%Y%m%dT%H%M%S%f")
@@ -189,20 +218,33 @@ def runbook(name: str, environment: str) -> Iterator[Timeline]:
     The exception that ends a failed block gets the timeline attached as ``.timeline``.
     """
     timeline = Timeline(runbook=name, environment=environment)
+    progress = Progress(name, environment, expected_steps(report_dir(), name, environment))
+    timeline._progress = progress
     token = RECORDER.set(timeline)
+    _unfinished.append(timeline)
     try:
-        yield timeline
+        with tracking(progress):
+            yield timeline
         if timeline.outcome == "running":
             timeline.outcome = "succeeded"
     except BaseException as exc:
-        timeline.outcome = "refused" if isinstance(exc, BadInput) else "failed"
+        timeline.outcome = (
+            "refused"
+            if isinstance(exc, BadInput)
+            else "interrupted"
+            if isinstance(exc, Interrupted | KeyboardInterrupt)
+            else "failed"
+        )
         timeline.error = f"{type(exc).__name__}: {exc}"
         exc.timeline = timeline  # type: ignore[attr-defined]
         raise
     finally:
         RECORDER.reset(token)
         timeline.finished = now()
+        timeline.notes.extend(progress.retry_log)
+        progress.close(timeline.outcome)
         publish(timeline)
+        _unfinished.remove(timeline)
 
 
 def dumps(data: Any) -> str:

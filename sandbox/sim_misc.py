@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -54,6 +55,20 @@ class Route53Sim:
         return text.encode("utf-8")
 
 
+def _push_refused(state: dict[str, Any], exc: Exception) -> str:
+    """What a build's ``docker push`` says when ECR refuses the image (the phase context)."""
+    env = state["env"]
+    repo, tag = env.get("IMAGE_REPO_NAME"), env.get("IMAGE_TAG", "latest")
+    code = type(exc).__name__
+    if "TagAlreadyExists" in code or "ImageAlreadyExists" in code:
+        return (
+            f"Error while executing command: docker push. Reason: exit status 1: tag invalid: "
+            f"The image tag '{tag}' already exists in the '{repo}' repository and cannot be "
+            "overwritten because the repository is immutable."
+        )
+    return f"Error while executing command: docker push. Reason: exit status 1: {code}: {exc}"
+
+
 class CodeBuildSim:
     """Builds run through their phases; a successful one puts ``IMAGE_REPO_NAME:IMAGE_TAG``
     (from the build's environment variables) into ECR, and into the registry's replication
@@ -103,18 +118,33 @@ class CodeBuildSim:
         progress = (time.time() - state["start"]) / duration
         done = progress >= 1.0
         index = len(PHASES) - 1 if done else min(len(PHASES) - 2, int(progress * (len(PHASES) - 1)))
-        failed = done and state["fail"]
-        if done and not failed and not state["pushed"]:
-            state["digest"] = self._push(state)
+        if done and not state["fail"] and not state["pushed"]:
             state["pushed"] = True
+            try:
+                state["digest"] = self._push(state)
+            except Exception as exc:  # the push step of the build failed, as docker push would
+                state["fail"] = True
+                state["fail_phase"] = "POST_BUILD"
+                state["fail_message"] = _push_refused(state, exc)
+        failed = done and state["fail"]
+        failed_phase = state.get("fail_phase", "BUILD")
         build = dict(build)
         build["currentPhase"] = PHASES[index]
         build["buildStatus"] = ("FAILED" if failed else "SUCCEEDED") if done else "IN_PROGRESS"
         build["buildComplete"] = done
         build["phases"] = [
-            {"phaseType": p, "phaseStatus": ("FAILED" if failed and p == "BUILD" else "SUCCEEDED")}
+            {
+                "phaseType": p,
+                "phaseStatus": ("FAILED" if failed and p == failed_phase else "SUCCEEDED"),
+            }
             for p in PHASES[:index]
         ] + [{"phaseType": PHASES[index]}]
+        if failed and state.get("fail_message"):
+            for phase in build["phases"]:
+                if phase["phaseType"] == failed_phase:
+                    phase["contexts"] = [
+                        {"statusCode": "COMMAND_EXECUTION_ERROR", "message": state["fail_message"]}
+                    ]
         if state.get("digest"):
             build["resolvedSourceVersion"] = state["digest"]
         return build
@@ -151,5 +181,8 @@ class CodeBuildSim:
             for dest in rule.get("destinations", []):
                 other = ecr_backends[DEFAULT_ACCOUNT_ID][dest["region"]]
                 if dest["region"] != region and repo in other.repositories:
-                    other.put_image(repo, manifest, tag)
+                    # replication is asynchronous in AWS: a destination that already holds
+                    # the tag does not fail the build
+                    with contextlib.suppress(Exception):
+                        other.put_image(repo, manifest, tag)
         return str(image.get_image_digest()) if hasattr(image, "get_image_digest") else None

@@ -32,3 +32,16 @@ def test_demo_runs_every_chapter_and_stops_the_sandbox(tmp_path: Path) -> None:
     assert "rto_seconds" in done.stdout and "rpo_seconds" in done.stdout
     assert {"preflight", "deploy", "redrive-demo"} <= reports
     assert "1.1.0" in done.stdout
+    # the whole story: every runbook, then a summary table, timings stated
+    assert {
+        "rollback",
+        "audit",
+        "drill-readiness",
+        "backup-drill",
+        "game-day",
+        "failback",
+        "destroy",
+    } <= reports
+    assert "the demo, runbook by runbook" in done.stdout
+    assert "TIERBOOK_POLL_SCALE=" in done.stdout and "'fast'" in done.stdout
+    assert "▶ " in done.stdout  # live progress

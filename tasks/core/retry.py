@@ -10,10 +10,12 @@ deadline, never a bare ``sleep``.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from botocore.exceptions import (
     BotoCoreError,
@@ -29,6 +31,7 @@ from tenacity import (
     retry_if_result,
     stop_after_attempt,
     stop_after_delay,
+    stop_when_event_set,
     wait_exponential_jitter,
     wait_fixed,
 )
@@ -37,6 +40,7 @@ from configs import defaults
 from configs.errors import (
     AwsError,
     DeadlineExceeded,
+    Interrupted,
     PermanentAwsError,
     StepFailed,
     TransientAwsError,
@@ -123,12 +127,46 @@ def translate(
     return exc
 
 
+class Watcher(Protocol):
+    """Sees retries and waits as they happen (a runbook's live progress)."""
+
+    def retried(self, detail: str) -> None: ...
+
+    def waiting(self, what: str, left_s: float) -> None: ...
+
+
+WATCHERS: list[Watcher] = []
+
+# Set on Ctrl-C: no new attempt, no further poll; a call already sent finishes on its own.
+STOPPING = threading.Event()
+# Set when AWS did not answer a probe before the run (tasks.core.reach): retrying each call
+# would only delay the same answer, so every call is tried once.
+FAIL_FAST = threading.Event()
+
+
+def _pause(seconds: float) -> None:
+    """Sleep between attempts and polls, cut short by Ctrl-C."""
+    STOPPING.wait(seconds)
+
+
+def _stop_if_interrupted(what: str) -> None:
+    if STOPPING.is_set():
+        raise Interrupted(f"{what}: interrupted")
+
+
+def _tell(method: str, *args: Any) -> None:
+    for watcher in list(WATCHERS):
+        with contextlib.suppress(Exception):  # a broken view must not break a runbook
+            getattr(watcher, method)(*args)
+
+
 def _log_retry(state: RetryCallState) -> None:
     exc = state.outcome.exception() if state.outcome else None
     delay = state.next_action.sleep if state.next_action else 0.0
     logger().warning(
         "retrying after %s (attempt %d, next in %.2fs)", exc, state.attempt_number, delay
     )
+    _tell("retried", f"{exc} (attempt {state.attempt_number}, next in {delay:.2f}s)")
 
 
 def call(
@@ -141,10 +179,14 @@ def call(
 ) -> T:
     """Run one AWS call under the retry policy; raise an :class:`AwsError` when it gives up."""
     retrying = Retrying(
-        stop=stop_after_attempt(policy.max_attempts) | stop_after_delay(policy.deadline_s),
+        stop=stop_after_attempt(policy.max_attempts)
+        | stop_after_delay(policy.deadline_s)
+        | stop_when_event_set(STOPPING)
+        | stop_when_event_set(FAIL_FAST),
         wait=wait_exponential_jitter(initial=policy.initial_backoff_s, max=policy.max_backoff_s),
         retry=retry_if_exception_type(TransientAwsError),
         before_sleep=_log_retry,
+        sleep=_pause,
         reraise=True,
     )
     for attempt in retrying:
@@ -189,6 +231,8 @@ def wait_for(
     started = time.monotonic()
 
     def _probe() -> T:
+        _stop_if_interrupted(what)
+        _tell("waiting", what, timeout_s - (time.monotonic() - started))
         value = probe()
         if failed is not None and (reason := failed(value)):
             raise StepFailed(f"{what}: {reason}")
@@ -206,8 +250,12 @@ def wait_for(
         wait=wait_fixed(interval_s * defaults.poll_scale()),
         retry=retry_if_result(lambda value: not until(value)),
         retry_error_callback=_timed_out,
+        sleep=_pause,
     )
-    return retrying(_probe)
+    try:
+        return retrying(_probe)
+    finally:
+        _tell("waiting", what, 0.0)
 
 
 def wait_gone(probe: Callable[[], Any], what: str, timeout_s: float = GONE_TIMEOUT_S) -> None:

@@ -19,7 +19,9 @@ from typing import Any, ParamSpec, Protocol, TypeVar
 from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
 
+from configs.errors import Interrupted
 from tasks.core.changes import StepResult
+from tasks.core.retry import STOPPING
 
 P = ParamSpec("P")
 
@@ -34,6 +36,16 @@ class Recorder(Protocol):
 
 
 RECORDER: ContextVar[Recorder | None] = ContextVar("tierbook_recorder", default=None)
+
+# The step running in this thread (retries and waits are counted against it), and the
+# recorder's optional "step started" hook, so progress shows a step when it starts.
+CURRENT_STEP: ContextVar[str] = ContextVar("tierbook_current_step", default="")
+
+
+def _started(recorder: Recorder | None, step: str, start: datetime) -> None:
+    hook = getattr(recorder, "step_started", None)
+    if callable(hook):
+        hook(step, start)
 
 
 def now() -> datetime:
@@ -77,13 +89,19 @@ def step(
         def recorded(*args: P.args, **kwargs: P.kwargs) -> R:
             recorder = RECORDER.get()
             name = _label(template, fn, args, kwargs)
+            if STOPPING.is_set():  # Ctrl-C: start nothing new
+                raise Interrupted(f"{name}: not started, interrupted")
             start = now()
+            _started(recorder, name, start)
+            current = CURRENT_STEP.set(name)
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
+                CURRENT_STEP.reset(current)
                 if recorder is not None:
                     recorder.record(name, start, now(), "failed", f"{type(exc).__name__}: {exc}")
                 raise
+            CURRENT_STEP.reset(current)
             if recorder is not None:
                 outcome, detail = _summarize(result)
                 recorder.record(name, start, now(), outcome, detail)

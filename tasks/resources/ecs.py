@@ -20,7 +20,6 @@ from tasks.core.changes import (
     StepResult,
     created,
     deleted,
-    is_placeholder,
     placeholder,
     result,
     tag_change,
@@ -273,15 +272,16 @@ def ensure_service(
     spec = service_spec(cfg, role, svc, task_definition_arn, subnet_ids, sg_id, target_group_arn)
     desired, low, high = capacity(cfg, role, svc)
     tags = names.tags(svc)
+    # Looked up even when the plan registers a new task-definition revision first (the ARN
+    # is then a placeholder): the service exists and is updated onto it, not created again.
     found: list[dict[str, Any]] = []
-    if not is_placeholder(task_definition_arn):
-        try:
-            found = ecs.describe_services(cluster=cluster, services=[name], include=["TAGS"])[
-                "services"
-            ]
-        except AwsError as exc:
-            if not is_code(exc, "ClusterNotFoundException"):
-                raise
+    try:
+        found = ecs.describe_services(cluster=cluster, services=[name], include=["TAGS"])[
+            "services"
+        ]
+    except AwsError as exc:
+        if not is_code(exc, "ClusterNotFoundException"):
+            raise
     live = [s for s in found if s.get("status") == "ACTIVE"]
     outputs = {"service": name, "cluster": cluster, "resource_id": f"service/{cluster}/{name}"}
     if not live:
