@@ -21,9 +21,8 @@ from cli.main import app
 from configs.models import Config
 from flows.drills import game_day
 from sandbox.control import SandboxControl
-from tests.conftest import ROOT, TEST_TIMINGS
-from tests.drills.conftest import CONFIG, plain
-from tests.provision.conftest import watch
+from sandbox.testing import CONFIG, ROOT, TEST_TIMINGS, plain
+from tests.support import watch
 
 STOP_ALARM = "shop-sandbox-web-5xx"
 

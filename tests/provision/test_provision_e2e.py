@@ -14,7 +14,8 @@ import pytest
 from configs.layout import subnet_plan
 from configs.models import Config
 from configs.names import names_for
-from tests.provision.conftest import fresh_account, plain, plan_build_rerun
+from sandbox.testing import plain
+from tests.support import fresh_account, plan_build_rerun
 
 CONFIG = "configs/sandbox.yaml"
 

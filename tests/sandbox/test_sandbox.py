@@ -15,7 +15,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ReadTimeoutError
 
-from tests.conftest import ROOT, Sandbox, free_port
+from sandbox.testing import ROOT, Sandbox, free_port
 
 REGIONS = ("us-east-1", "us-west-2")
 
