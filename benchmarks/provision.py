@@ -20,26 +20,36 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-_TMP = Path(tempfile.mkdtemp(prefix="tierbook-bench-"))
-os.environ.setdefault("PREFECT_HOME", str(_TMP / "prefect"))
-os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-os.environ.pop("PREFECT_API_URL", None)
-os.environ["TIERBOOK_HOME"] = str(_TMP / "home")
-os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
+
+from sandbox import testing  # noqa: E402
 
 LATENCY_S = 0.05
 CONFIG = "configs/sandbox.yaml"
 
 
 def main() -> None:
+    settings = {
+        **testing.isolated_environment(Path(tempfile.mkdtemp(prefix="tierbook-bench-"))),
+        **testing.poll_environment(testing.TEST_POLL_SCALE),
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+    }
+    testing.set_environment(settings)  # before Prefect is imported: it reads them once
+    print(
+        testing.describe(
+            "provision benchmark settings:",
+            settings,
+            emulator="sandbox in this process (moto + progressions), no faults",
+            timings=dict(testing.TEST_TIMINGS),
+            injected_latency=f"{LATENCY_S * 1000:.0f} ms per call (the last two runs)",
+        )
+    )
     import pytest
     from prefect.testing.utilities import prefect_test_harness
 
     from flows.provision import provision
     from sandbox import SandboxServer, Timings
+    from sandbox.testing import TEST_TIMINGS, fresh_account
     from tasks.core.aws import connect, forget_connections, is_mutating
-    from tests.conftest import TEST_TIMINGS
-    from tests.provision.conftest import fresh_account
 
     timings = Timings()
     timings.update(TEST_TIMINGS)

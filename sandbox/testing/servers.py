@@ -22,7 +22,7 @@ from sandbox.server import SandboxServer
 from sandbox.settings import Timings
 from sandbox.testing.environment import free_port
 
-TEST_TIMINGS: Mapping[str, float] = {
+TEST_TIMINGS: dict[str, float] = {
     "ecs_deployment_seconds": 0.3,
     "ecs_task_replace_seconds": 0.3,
     "rds_create_seconds": 0.3,
