@@ -463,3 +463,28 @@ def test_cli_start_status_stop_leaves_no_process(tmp_path: Any) -> None:
     from sandbox.process import alive
 
     assert not alive(info["pid"])
+
+
+def test_importing_the_test_support_changes_nothing() -> None:
+    """``sandbox.testing`` is a library: importing it sets no variable and pulls in neither
+    tierbook's tasks nor its flows (sandbox/ sits below them)."""
+    probe = (
+        "import os, sys, json; before = dict(os.environ); import sandbox.testing; "
+        "print(json.dumps({'same': before == dict(os.environ), 'layers': sorted({m.split('.')[0] "
+        "for m in sys.modules} & {'tasks', 'flows', 'cli', 'deployments', 'prefect'})}))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TIERBOOK_", "MOTO_"))}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"same": True, "layers": []}
+
+
+def test_sandbox_process_serves_and_is_gone_after() -> None:
+    from sandbox.testing import sandbox_process
+
+    with sandbox_process({"route53_sync_seconds": 0.1}) as running:
+        assert running.control.timings()["route53_sync_seconds"] == 0.1
+        assert client(running.endpoint, "sts").get_caller_identity()["Account"]
+    assert not running.control.healthy()
