@@ -57,6 +57,7 @@ from sandbox.testing.servers import (
     moto_process,
     running_sandbox,
     sandbox_process,
+    status_server,
 )
 from sandbox.testing.stacks import (
     MANIFEST,
@@ -113,6 +114,7 @@ __all__ = [
     "set_environment",
     "shape",
     "standard_messages",
+    "status_server",
     "taskdef",
     "watch",
     "web_target_group",

@@ -4,18 +4,22 @@
   process, with :data:`TEST_TIMINGS`;
 * :func:`sandbox_process`: the same as ``python -m sandbox``, for what must survive this process;
 * :func:`moto_process`: plain ``moto.server`` (no progressions, no faults), the baseline some
-  benchmarks measure against.
+  benchmarks measure against;
+* :func:`status_server`: a local HTTP endpoint whose answer a test sets (a health check URL).
 """
 
 from __future__ import annotations
 
+import http.server
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from sandbox.control import SandboxControl
 from sandbox.server import SandboxServer
@@ -116,3 +120,27 @@ def moto_process() -> Iterator[str]:
         yield url
     finally:
         _stop(proc)
+
+
+@contextmanager
+def status_server() -> Iterator[dict[str, Any]]:
+    """A local HTTP endpoint answering GET with the status the caller sets in the yielded
+    dict (``state["status"]``, 200 at first); its URL is ``state["url"]``."""
+    state: dict[str, Any] = {"status": 200}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(state["status"])
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    state["url"] = f"http://127.0.0.1:{server.server_address[1]}/healthz"
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
