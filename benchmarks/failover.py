@@ -22,13 +22,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-_TMP = Path(tempfile.mkdtemp(prefix="tierbook-bench-"))
-os.environ.setdefault("PREFECT_HOME", str(_TMP / "prefect"))
-os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-os.environ.pop("PREFECT_API_URL", None)
-os.environ["TIERBOOK_HOME"] = str(_TMP / "home")
-os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
-os.environ.setdefault("TIERBOOK_POLL_SCALE", "0.05")
+
+from sandbox import testing  # noqa: E402
 
 CONFIG = "configs/sandbox.yaml"
 
@@ -54,6 +49,22 @@ def main() -> None:
     parser.add_argument("--rollout", type=float, default=4.0, help="ECS deployment seconds")
     parser.add_argument("--dns", type=float, default=2.0, help="Route 53 INSYNC seconds")
     args = parser.parse_args()
+    settings = {
+        **testing.isolated_environment(Path(tempfile.mkdtemp(prefix="tierbook-bench-"))),
+        **testing.poll_environment(testing.TEST_POLL_SCALE),
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+    }
+    testing.set_environment(settings)  # before Prefect is imported: it reads them once
+    print(
+        testing.describe(
+            "failover benchmark settings:",
+            settings,
+            emulator="sandbox in this process (moto + progressions), no faults",
+            provision_timings=dict(testing.TEST_TIMINGS),
+            failover_timings=f"rds_modify_seconds={args.promote:g}, "
+            f"ecs_deployment_seconds={args.rollout:g}, route53_sync_seconds={args.dns:g}",
+        )
+    )
 
     import pytest
     from prefect.testing.utilities import prefect_test_harness
@@ -62,9 +73,7 @@ def main() -> None:
     from flows.provision import provision
     from sandbox import SandboxServer, Timings
     from sandbox.control import SandboxControl
-    from tests.conftest import TEST_TIMINGS
-    from tests.failover.conftest import push_images
-    from tests.provision.conftest import fresh_account
+    from sandbox.testing import TEST_TIMINGS, fresh_account, push_images
 
     timings = Timings()
     timings.update(TEST_TIMINGS)

@@ -31,12 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-_TMP = Path(tempfile.mkdtemp(prefix="tierbook-bench-"))
-os.environ.setdefault("PREFECT_HOME", str(_TMP / "prefect"))
-os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-os.environ.pop("PREFECT_API_URL", None)
-os.environ["TIERBOOK_HOME"] = str(_TMP / "home")
-os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
+
+from sandbox import testing  # noqa: E402
 
 if TYPE_CHECKING:
     from flows.graph import Graph
@@ -92,6 +88,21 @@ def critical_path(graph: Graph, cost: Callable[[str], float]) -> tuple[float, li
 
 
 def main() -> None:
+    settings = {
+        **testing.isolated_environment(Path(tempfile.mkdtemp(prefix="tierbook-bench-"))),
+        **testing.poll_environment(testing.TEST_POLL_SCALE),
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+    }
+    testing.set_environment(settings)  # before Prefect is imported: it reads them once
+    print(
+        testing.describe(
+            "provision benchmark settings:",
+            settings,
+            emulator="sandbox in this process (moto + progressions), no faults",
+            timings=dict(testing.TEST_TIMINGS),
+            injected_latency=f"{LATENCY_S * 1000:.0f} ms per call (the last two runs)",
+        )
+    )
     import pytest
     from prefect.testing.utilities import prefect_test_harness
 
@@ -99,9 +110,8 @@ def main() -> None:
     from flows.provision import provision
     from flows.provision_graph import build
     from sandbox import SandboxServer, Timings
+    from sandbox.testing import TEST_TIMINGS, fresh_account
     from tasks.core.aws import connect, forget_connections, is_mutating
-    from tests.conftest import TEST_TIMINGS
-    from tests.provision.conftest import fresh_account
 
     timings = Timings()
     timings.update(TEST_TIMINGS)

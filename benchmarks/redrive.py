@@ -3,7 +3,7 @@
 * one-at-a-time: receive 1 → send 1 → delete 1, the loop most hand-written scripts use;
 * batch-send ceiling: SendMessageBatch alone (10 per call, same worker count), the most the
   emulator can accept, so the engine's figure reads as a fraction of what is possible;
-* engine: ``tasks.redrive_engine.Engine`` (receive 10, send 10, delete 10, parallel workers);
+* engine: ``tasks.runbooks.redrive.engine.Engine`` (receive 10, send 10, delete 10, parallel workers);
 * peak memory (tracemalloc, this process only) of an engine run over ``--memory-messages``.
 
 Runs against a moto server it starts (default) or ``--endpoint URL`` (e.g. LocalStack). moto's
@@ -16,15 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
-import subprocess
 import sys
 import time
 import tracemalloc
-import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -34,33 +31,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from configs import load_config  # noqa: E402
+from sandbox import testing  # noqa: E402
 from tasks.core.aws import forget_connections  # noqa: E402
 from tasks.runbooks.redrive.engine import Engine, EngineSettings  # noqa: E402
 from tasks.runbooks.redrive.routes import find_route  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_moto() -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(url + "/moto-api/", timeout=1)
-            return proc, url
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("moto server did not start")
 
 
 def message(i: int) -> dict[str, Any]:
@@ -130,30 +104,40 @@ def main() -> None:
     ap.add_argument("--memory-messages", type=int, default=2000)
     args = ap.parse_args()
 
-    proc = None
-    endpoint = args.endpoint
-    if not endpoint:
-        proc, endpoint = start_moto()
-    os.environ["TIERBOOK_AWS_ENDPOINT_URL"] = endpoint
-    forget_connections()
-    cfg = load_config(ROOT / "configs" / "sandbox.yaml")
-    account = boto3.client(
-        "sts",
-        endpoint_url=endpoint,
-        region_name=cfg.regions.primary,
-        aws_access_key_id="sandbox",
-        aws_secret_access_key="sandbox",
-    ).get_caller_identity()["Account"]
-    cfg = cfg.model_copy(update={"account_id": account})  # LocalStack's default is 000000000000
-    sqs = boto3.client(
-        "sqs",
-        endpoint_url=endpoint,
-        region_name=cfg.regions.primary,
-        aws_access_key_id="sandbox",
-        aws_secret_access_key="sandbox",
-    )
     n, w = args.messages, args.workers
-    try:
+    where = args.endpoint or "plain moto.server in a subprocess (no sandbox progressions or faults)"
+    with ExitStack() as running:
+        endpoint = args.endpoint or running.enter_context(testing.moto_process())
+        settings = {"TIERBOOK_AWS_ENDPOINT_URL": endpoint}
+        print(
+            testing.describe(
+                "redrive benchmark settings:",
+                settings,
+                emulator=where,
+                messages=n,
+                workers=f"{w} (baselines' senders and the engine alike)",
+                engine_visibility_timeout="120 s",
+                memory_run_messages=args.memory_messages,
+            )
+        )
+        running.enter_context(testing.environment(settings))
+        forget_connections()
+        cfg = load_config(ROOT / "configs" / "sandbox.yaml")
+        account = boto3.client(
+            "sts",
+            endpoint_url=endpoint,
+            region_name=cfg.regions.primary,
+            aws_access_key_id="sandbox",
+            aws_secret_access_key="sandbox",
+        ).get_caller_identity()["Account"]
+        cfg = cfg.model_copy(update={"account_id": account})  # LocalStack's is 000000000000
+        sqs = boto3.client(
+            "sqs",
+            endpoint_url=endpoint,
+            region_name=cfg.regions.primary,
+            aws_access_key_id="sandbox",
+            aws_secret_access_key="sandbox",
+        )
         ceiling_q = sqs.create_queue(QueueName=f"bench-ceiling-{uuid.uuid4().hex[:6]}")["QueueUrl"]
         ceiling = n / send_all(sqs, ceiling_q, n, w)
 
@@ -164,12 +148,8 @@ def main() -> None:
         engine_s, _ = engine_run(cfg, sqs, n, w)
         engine = n / engine_s
         _, peak = engine_run(cfg, sqs, args.memory_messages, w, memory=True)
-    finally:
-        if proc is not None:
-            proc.kill()
 
-    where = args.endpoint or "moto (fresh server)"
-    print(f"redrive benchmark on {where}: {n} messages, {w} workers")
+    print(f"redrive benchmark: {n} messages, {w} workers")
     print(f"  one-at-a-time loop   {loop:8.1f} msgs/s")
     print(f"  batch-send ceiling   {ceiling:8.1f} msgs/s (SendMessageBatch only)")
     print(f"  tierbook engine      {engine:8.1f} msgs/s (receive + send + delete)")

@@ -1,41 +1,45 @@
-"""Shared test harness.
+"""Shared fixtures; the support itself lives in :mod:`sandbox.testing` (and, where it needs
+tierbook's AWS factory or flows, in ``tests/support.py``).
 
-* Prefect: one temporary API for the whole session (``prefect_test_harness``), with its own
-  PREFECT_HOME so parallel sessions never share a database.
-* tierbook: reports and state under a temporary TIERBOOK_HOME; poll intervals shrunk.
-* AWS: ``sandbox`` is the embedded AWS (moto + progressions + faults) on a free port for the
-  session (``aws_endpoint`` is its URL), reset between tests by ``clean_aws``; ``sandbox_cfg``
-  is ``configs/sandbox.yaml`` pointed at it. Drive it with ``sandbox.control``.
+* Process settings (set when pytest loads this file, put back at exit): Prefect and tierbook
+  state under a temporary directory, no Prefect API or AWS endpoint from the shell.
+* ``short_polls`` (session, autouse): every poll interval at ``TEST_POLL_SCALE``.
+* Prefect: ``prefect_harness``, one temporary API for the session's flow runs.
+* AWS: ``sandbox`` is the embedded AWS on a free port for the session (``aws_endpoint`` is its
+  URL), emptied per test by ``clean_aws``; ``sandbox_cfg`` is ``configs/sandbox.yaml`` aimed at
+  it. Drive it with ``sandbox.control``.
 """
 
 from __future__ import annotations
 
-import os
-import socket
+import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from sandbox.control import SandboxControl
+from configs import load_config
+from configs.models import Config
+from sandbox import testing
 
-ROOT = Path(__file__).resolve().parent.parent
+# Applied when pytest loads this file, which it does before any other conftest (and so before
+# anything imports Prefect, which reads PREFECT_HOME once): pytest_configure would come after
+# the conftests of the directories named on the command line.
 _TMP = Path(tempfile.mkdtemp(prefix="tierbook-tests-"))
-os.environ.setdefault("PREFECT_HOME", str(_TMP / "prefect"))
-os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-os.environ.pop("PREFECT_API_URL", None)
-os.environ["TIERBOOK_HOME"] = str(_TMP / "home")
-os.environ["TIERBOOK_POLL_SCALE"] = "0.02"
-os.environ.pop("TIERBOOK_AWS_ENDPOINT_URL", None)
+_settings = testing.set_environment(testing.isolated_environment(_TMP))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def pytest_unconfigure(config: pytest.Config) -> None:
+    testing.restore_environment(_settings)
+    shutil.rmtree(_TMP, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def short_polls() -> Iterator[float]:
+    """Deadline-bounded polls wait a fraction of their production interval."""
+    with testing.poll_scale() as scale:
+        yield scale
 
 
 @pytest.fixture(scope="session")
@@ -47,55 +51,45 @@ def prefect_harness() -> Iterator[None]:
         yield
 
 
-TEST_TIMINGS = {
-    "ecs_deployment_seconds": 0.3,
-    "ecs_task_replace_seconds": 0.3,
-    "rds_create_seconds": 0.3,
-    "rds_modify_seconds": 0.3,
-    "rds_snapshot_seconds": 0.3,
-    "route53_sync_seconds": 0.3,
-    "codebuild_seconds": 0.3,
-    "replica_lag_seconds": 1.0,
-}
-
-
-@dataclass
-class Sandbox:
-    endpoint: str
-    control: SandboxControl
-
-
 @pytest.fixture(scope="session")
-def sandbox() -> Iterator[Sandbox]:
+def sandbox() -> Iterator[testing.Sandbox]:
     """The embedded AWS for the whole session, in a thread, with short timings."""
-    from sandbox import SandboxServer, Timings
-
-    timings = Timings()
-    timings.update(TEST_TIMINGS)
-    with SandboxServer(port=0, timings=timings) as server:
-        yield Sandbox(server.endpoint, SandboxControl(server.endpoint))
+    with testing.running_sandbox() as running:
+        yield running
 
 
 @pytest.fixture(scope="session")
-def aws_endpoint(sandbox: Sandbox) -> str:
+def aws_endpoint(sandbox: testing.Sandbox) -> str:
     return sandbox.endpoint
 
 
 @pytest.fixture
-def clean_aws(sandbox: Sandbox) -> str:
+def clean_aws(sandbox: testing.Sandbox) -> str:
     """A fresh account: no resources, no faults, default test timings."""
-    sandbox.control.reset()
-    sandbox.control.timings(**TEST_TIMINGS)
-    from tasks.core.aws import forget_connections
+    # Here, not at the top: tierbook's modules import Prefect, which must not be imported
+    # before the settings above are applied.
+    from tests.support import reset_aws
 
-    forget_connections()
+    reset_aws(sandbox.endpoint)
     return sandbox.endpoint
 
 
 @pytest.fixture
-def sandbox_cfg(clean_aws: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def sandbox_cfg(clean_aws: str, monkeypatch: pytest.MonkeyPatch) -> Config:
     """``configs/sandbox.yaml`` aimed at this session's AWS endpoint, on a clean account."""
-    from configs import load_config
-
     monkeypatch.setenv("TIERBOOK_AWS_ENDPOINT_URL", clean_aws)
-    return load_config(ROOT / "configs" / "sandbox.yaml")
+    return load_config(testing.ROOT / testing.CONFIG)
+
+
+@pytest.fixture(scope="module")
+def moto_as_aws(aws_endpoint: str) -> Iterator[pytest.MonkeyPatch]:
+    """A module-wide monkeypatch for module-scoped stacks (the sandbox itself answers as AWS
+    does where moto drops fields: ``sandbox/moto_fixes.py``)."""
+    with pytest.MonkeyPatch.context() as mp:
+        yield mp
+
+
+@pytest.fixture
+def queues(sandbox_cfg: Config, clean_aws: str) -> testing.SandboxQueues:
+    """The sandbox config's queues and their DLQs, made with plain boto3."""
+    return testing.make_queues(sandbox_cfg, clean_aws)

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import ROOT, free_port
+from sandbox.testing import ROOT, free_port
 
 
 def test_demo_runs_every_chapter_and_stops_the_sandbox(tmp_path: Path) -> None:

@@ -17,17 +17,9 @@ from configs.errors import StepFailed
 from configs.models import Config
 from configs.names import names_for
 from flows.deploy import deploy
+from sandbox.testing import CONFIG, ROOT, Sandbox, plain, push, revisions, service, taskdef
 from tasks.resources.task_definitions import differences
-from tests.conftest import ROOT, Sandbox
-from tests.deploy.conftest import (
-    CONFIG,
-    plain,
-    push,
-    revisions,
-    service,
-    taskdef,
-    watch,
-)
+from tests.support import watch
 
 
 def test_new_tag_deploys_by_digest_and_dr_follows(stack: Config) -> None:

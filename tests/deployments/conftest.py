@@ -1,128 +1,21 @@
-"""A real Prefect server and ``tierbook serve`` in subprocesses, for the UI-path tests."""
+"""A real Prefect server and ``tierbook serve`` in subprocesses, for the UI-path tests
+(``sandbox.testing.prefect_server_process`` and ``served_process``)."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
-from tests.conftest import ROOT, free_port
-from tests.failover.conftest import stack  # noqa: F401  (a provisioned stack, for the failover)
-
-
-@dataclass
-class PrefectServer:
-    api: str
-    client: httpx.Client
-
-    def deployment_id(self, flow: str, deployment: str, timeout_s: float = 120) -> str:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            r = self.client.get(f"/deployments/name/{flow}/{deployment}")
-            if r.status_code == 200:
-                return str(r.json()["id"])
-            time.sleep(1)
-        raise TimeoutError(f"deployment {flow}/{deployment} never appeared")
-
-    def run(self, deployment_id: str, parameters: dict[str, Any] | None = None) -> str:
-        r = self.client.post(
-            f"/deployments/{deployment_id}/create_flow_run", json={"parameters": parameters or {}}
-        )
-        r.raise_for_status()
-        return str(r.json()["id"])
-
-    def state(self, flow_run_id: str) -> dict[str, Any]:
-        r = self.client.get(f"/flow_runs/{flow_run_id}")
-        r.raise_for_status()
-        return dict(r.json()["state"] or {})
-
-    def wait_state(
-        self, flow_run_id: str, types: set[str], timeout_s: float = 240
-    ) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout_s
-        state: dict[str, Any] = {}
-        while time.monotonic() < deadline:
-            state = self.state(flow_run_id)
-            if state.get("type") in types:
-                return state
-            time.sleep(1)
-        raise TimeoutError(
-            f"flow run {flow_run_id} stuck in {state.get('type')} {state.get('name')}"
-        )
-
-    def artifacts(self, flow_run_id: str) -> list[dict[str, Any]]:
-        r = self.client.post(
-            "/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}}
-        )
-        r.raise_for_status()
-        return list(r.json())
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+from sandbox.testing import PrefectServer, Stack, prefect_server_process, served_process
+from tests.support import provisioned_stack
 
 
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
-    home = tmp_path_factory.mktemp("prefect-server")
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")},
-        "PREFECT_HOME": str(home),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    }
-    log = (home / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "prefect",
-            "server",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    api = f"http://127.0.0.1:{port}/api"
-    client = httpx.Client(base_url=api, timeout=30)
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if client.get("/health").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"Prefect server did not start: {(home / 'server.log').read_text()[-2000:]}"
-                )
-            time.sleep(1)
-        yield PrefectServer(api=api, client=client)
-    finally:
-        client.close()
-        _stop(proc)
+    with prefect_server_process(tmp_path_factory.mktemp("prefect-server")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -130,34 +23,11 @@ def served(
     prefect_server: PrefectServer, aws_endpoint: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Path]:
     """``tierbook serve`` for the sandbox config, against the real server and the session AWS."""
-    home = tmp_path_factory.mktemp("served")
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")},
-        "PREFECT_API_URL": prefect_server.api,
-        "PREFECT_HOME": str(home / "prefect"),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "TIERBOOK_AWS_ENDPOINT_URL": aws_endpoint,
-        "TIERBOOK_HOME": str(home / "tierbook"),
-        "TIERBOOK_POLL_SCALE": "0.02",
-        "PYTHONPATH": str(ROOT),
-    }
-    log = (home / "serve.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cli", "serve", "-c", "configs/sandbox.yaml"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        yield home / "serve.log"
-    finally:
-        _stop(proc)
+    with served_process(tmp_path_factory.mktemp("served"), prefect_server.api, aws_endpoint) as log:
+        yield log
 
 
-def resume(server: PrefectServer, flow_run_id: str, run_input: dict[str, Any]) -> dict[str, Any]:
-    """What the UI's form does: resume a paused run with its input."""
-    r = server.client.post(f"/flow_runs/{flow_run_id}/resume", json={"run_input": run_input})
-    r.raise_for_status()
-    return dict(r.json())
+@pytest.fixture
+def stack(aws_endpoint: str, prefect_harness: None, monkeypatch: pytest.MonkeyPatch) -> Stack:
+    """A fresh account, provisioned in both regions, images pushed (for the failover)."""
+    return provisioned_stack(aws_endpoint, monkeypatch)

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deployments.conftest import PrefectServer, resume
-from tests.failover.conftest import Stack
+from sandbox.testing import PrefectServer, Stack, resume
 from tests.failover.test_failover_e2e import assert_failed_over
 
 pytestmark = [pytest.mark.e2e]

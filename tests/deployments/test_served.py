@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.deployments.conftest import PrefectServer
+from sandbox.testing import PrefectServer
 
 
 def test_triggered_deployment_completes_and_its_timeline_is_readable(

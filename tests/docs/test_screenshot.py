@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from sandbox.testing import ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
 

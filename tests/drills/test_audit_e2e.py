@@ -22,7 +22,8 @@ from configs.models import Config
 from configs.names import names_for
 from flows.audit import audit
 from sandbox.control import SandboxControl
-from tests.drills.conftest import CONFIG, fresh_account, plain
+from sandbox.testing import CONFIG, plain
+from tests.support import fresh_account
 
 PLANTED = {
     "db-single-az",

@@ -19,10 +19,9 @@ from cli.main import app
 from configs.models import Config
 from flows.drills import backup_drill
 from sandbox.control import SandboxControl
+from sandbox.testing import CONFIG, ROOT, TEST_TIMINGS, plain
 from tasks.runbooks.drills.backup import CHECK_HOOK_ENV, prune_drill_snapshots, utcnow
-from tests.conftest import ROOT, TEST_TIMINGS
-from tests.drills.conftest import CONFIG, plain
-from tests.provision.conftest import watch
+from tests.support import watch
 
 
 def instance_state(cfg: Config, ident: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from deployments.catalog import build
-from tests.drills.conftest import CONFIG
+from sandbox.testing import CONFIG
 
 
 def test_drills_and_audit_carry_the_configs_schedules(prefect_harness: None) -> None:

@@ -21,9 +21,8 @@ from cli.main import app
 from configs.models import Config
 from flows.drills import game_day
 from sandbox.control import SandboxControl
-from tests.conftest import ROOT, TEST_TIMINGS
-from tests.drills.conftest import CONFIG, plain
-from tests.provision.conftest import watch
+from sandbox.testing import CONFIG, ROOT, TEST_TIMINGS, plain
+from tests.support import watch
 
 STOP_ALARM = "shop-sandbox-web-5xx"
 
@@ -204,21 +203,50 @@ def test_a_stop_alarm_already_firing_refuses_before_any_fault(provisioned: Confi
     assert set(stopped_tasks(cfg)) == before
 
 
+def task_zones(cfg: Config, svc: str) -> set[str]:
+    """The AZs where ``svc`` has a running task."""
+    ecs = plain(cfg, "ecs")
+    arns = ecs.list_tasks(cluster="shop-sandbox", serviceName=svc, desiredStatus="RUNNING")[
+        "taskArns"
+    ]
+    tasks = ecs.describe_tasks(cluster="shop-sandbox", tasks=arns)["tasks"] if arns else []
+    return {t["availabilityZone"] for t in tasks}
+
+
 def test_no_recovery_within_the_timeout_fails_and_says_what_is_down(
     provisioned: Config, aws_endpoint: str
 ) -> None:
+    cfg = provisioned
+    # A new deployment of each places its tasks afresh from the first subnet (earlier game days
+    # left replacements wherever they landed): the first AZ then runs both services, so losing
+    # it takes both below their desired count.
+    ecs = plain(cfg, "ecs")
+    for svc in ("shop-sandbox-web", "shop-sandbox-worker"):
+        ecs.update_service(cluster="shop-sandbox", service=svc, forceNewDeployment=True)
+    wait_steady(cfg)
+    shared = task_zones(cfg, "shop-sandbox-web") & task_zones(cfg, "shop-sandbox-worker")
+    assert shared, "no AZ runs both services"
+    az = sorted(shared)[0]
     control = SandboxControl(aws_endpoint)
     control.timings(ecs_task_replace_seconds=600)
     try:
         out = CliRunner().invoke(
-            app, ["drill", "gameday", "-c", CONFIG, "--recovery-timeout", "1", "-o", "json"]
+            app,
+            ["drill", "gameday", "-c", CONFIG, "--az", az, "--recovery-timeout", "1", "-o", "json"],
         )
+        # the emulator: both services are still short of tasks when the game day gives up
+        services = ecs.describe_services(
+            cluster="shop-sandbox", services=["shop-sandbox-web", "shop-sandbox-worker"]
+        )["services"]
     finally:
         control.timings(**TEST_TIMINGS)
     assert out.exit_code == 1, out.output
     error = json.loads(out.output)["error"]
     assert "DeadlineExceeded" in error
-    assert "web=down" in error or "worker=down" in error
+    assert "web=down" in error and "worker=down" in error, error
+    for svc in services:
+        assert svc["runningCount"] < svc["desiredCount"], svc["serviceName"]
+    wait_steady(cfg)
 
 
 def test_stop_alarm_during_the_game_day_aborts_it(provisioned: Config, aws_endpoint: str) -> None:

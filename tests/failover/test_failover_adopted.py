@@ -17,12 +17,11 @@ from configs.models import Config
 from configs.names import Role
 from flows.failover import failover
 from sandbox.control import SandboxControl
+from sandbox.testing import CONFIG, ROOT, Stack, plain, push_images, web_target_group
 from tasks.core.retry import wait_for
 from tasks.runbooks.failover.traffic_switch import flip_dns
-from tests.conftest import ROOT
-from tests.failover.conftest import CONFIG, Stack, push_images
 from tests.failover.test_failover_e2e import assert_failed_over
-from tests.provision.conftest import plain, reset_aws, web_target_group
+from tests.support import reset_aws
 
 pytestmark = [pytest.mark.e2e]
 

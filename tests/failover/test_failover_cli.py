@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.testing import Stack
 from tasks.core.locks import hold
-from tests.failover.conftest import Stack
 from tests.failover.test_failover_e2e import assert_failed_over
 from tests.foundation.test_cli_runbook import run_cli
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from flows.failover import failover
-from tests.failover.conftest import CONFIG, Stack
+from sandbox.testing import CONFIG, Stack
 
 pytestmark = [pytest.mark.e2e]
 

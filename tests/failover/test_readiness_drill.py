@@ -8,8 +8,8 @@ import pytest
 from configs.errors import StepFailed
 from configs.names import names_for
 from flows.readiness import readiness_drill
+from sandbox.testing import CONFIG, Stack
 from tasks.runbooks.drills.scorecard import turned_failed
-from tests.failover.conftest import CONFIG, Stack
 
 pytestmark = [pytest.mark.e2e]
 

@@ -13,7 +13,7 @@ from configs import load_config
 from configs.iam_actions import iam_actions
 from configs.iam_policy import policy_actions, policy_for
 from configs.permissions import ALIASES, FLOWS, RUNBOOKS
-from tests.conftest import ROOT
+from sandbox.testing import ROOT
 from tests.iam.calls import calls, undeclared_dynamic
 
 CFG = load_config(ROOT / "configs" / "sandbox.yaml")

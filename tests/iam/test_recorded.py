@@ -16,12 +16,8 @@ import pytest
 from configs.iam_actions import iam_actions
 from configs.models import Config
 from configs.permissions import RUNBOOKS
-from tests.deploy.conftest import push
-from tests.failover.conftest import push_images
-from tests.provision.conftest import fresh_account, moto_as_aws, watch
-from tests.redrive.conftest import SandboxQueues, queues, standard_messages
-
-__all__ = ["moto_as_aws", "queues"]
+from sandbox.testing import SandboxQueues, push, push_images, standard_messages
+from tests.support import fresh_account, watch
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -15,9 +15,9 @@ import yaml
 from configs.models import Config
 from configs.names import names_for
 from flows.provision import provision
+from sandbox.testing import ROOT, plain
 from tasks.resources.database.lookup import global_cluster_id
-from tests.conftest import ROOT
-from tests.provision.conftest import fresh_account, plain, plan_build_rerun, watch
+from tests.support import fresh_account, plan_build_rerun, watch
 
 
 def aurora_yaml(folder: Path) -> Path:

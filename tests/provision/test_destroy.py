@@ -21,8 +21,8 @@ from configs.models import Config
 from configs.names import names_for
 from flows.destroy import destroy
 from flows.provision import provision
-from tests.conftest import ROOT, Sandbox
-from tests.provision.conftest import ZONE, fresh_account, plain, watch
+from sandbox.testing import ROOT, ZONE, Sandbox, plain
+from tests.support import fresh_account, watch
 
 CONFIG = "configs/sandbox.yaml"
 FOREIGN = "someone-else"

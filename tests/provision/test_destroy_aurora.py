@@ -14,8 +14,9 @@ from configs.models import Config
 from configs.names import names_for
 from flows.destroy import destroy
 from flows.provision import provision
-from tests.provision.conftest import fresh_account, plain, watch
+from sandbox.testing import plain
 from tests.provision.test_aurora import aurora_yaml
+from tests.support import fresh_account, watch
 
 
 def _clusters(cfg: Config, role: str) -> list[str]:

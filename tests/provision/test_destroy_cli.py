@@ -10,8 +10,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from configs.models import Config
-from tests.conftest import ROOT
-from tests.provision.conftest import plain
+from sandbox.testing import ROOT, plain
 
 CONFIG = "configs/sandbox.yaml"
 

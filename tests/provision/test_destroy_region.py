@@ -10,8 +10,9 @@ from cli.main import app
 from configs.models import Config
 from configs.names import names_for
 from flows.provision import provision
+from sandbox.testing import ZONE, plain
 from tasks.resources.iam import policy_name
-from tests.provision.conftest import ZONE, plain, watch
+from tests.support import watch
 
 CONFIG = "configs/sandbox.yaml"
 

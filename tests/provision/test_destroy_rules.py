@@ -10,6 +10,7 @@ from botocore.stub import Stubber
 from configs import load_config
 from configs.errors import PermanentAwsError
 from configs.names import names_for
+from sandbox.testing import ROOT
 from tasks.core.aws import connect, forget_connections
 from tasks.resources.cache import ensure_cache_deleted
 from tasks.resources.database.lookup import database_identifiers
@@ -17,7 +18,6 @@ from tasks.resources.database.postgres import final_snapshot_id
 from tasks.resources.dns import stack_records
 from tasks.resources.network.vpc import once_released
 from tasks.runbooks.destroy.protection import protected_resources
-from tests.conftest import ROOT
 
 CFG = load_config(ROOT / "configs" / "sandbox.yaml")
 

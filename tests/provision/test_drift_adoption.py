@@ -9,7 +9,8 @@ import pytest
 from configs.models import Config
 from configs.names import names_for
 from flows.provision import provision
-from tests.provision.conftest import plain, watch
+from sandbox.testing import plain
+from tests.support import watch
 
 CONFIG = "configs/sandbox.yaml"
 

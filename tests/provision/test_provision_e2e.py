@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,8 @@ import pytest
 from configs.layout import subnet_plan
 from configs.models import Config
 from configs.names import names_for
-from tests.provision.conftest import fresh_account, plain, plan_build_rerun
+from sandbox.testing import plain
+from tests.support import fresh_account, plan_build_rerun
 
 CONFIG = "configs/sandbox.yaml"
 
@@ -294,14 +296,40 @@ def test_dr_task_definition_points_at_the_replica_and_reads_secrets_by_reference
     assert "DB_PASSWORD" not in env
 
 
-def test_alb_in_public_subnets_with_waf(stack: dict) -> None:
+def public_subnets(cfg: Config, role: str = "primary") -> dict[str, str]:
+    """The VPC's public subnets (the ones that map a public IP on launch), by AZ."""
+    found = ec2(cfg, role).describe_subnets(
+        Filters=[{"Name": "vpc-id", "Values": [vpc_id(cfg, role)]}]
+    )["Subnets"]
+    return {s["AvailabilityZone"]: s["SubnetId"] for s in found if s["MapPublicIpOnLaunch"]}
+
+
+@pytest.mark.parametrize("role", ["primary", "dr"])
+def test_alb_in_public_subnets_with_waf(stack: dict, role: str) -> None:
     cfg = stack["cfg"]
-    elb = plain(cfg, "elbv2")
-    lb = elb.describe_load_balancers(Names=[names_for(cfg).alb])["LoadBalancers"][0]
+    names = names_for(cfg, role)  # type: ignore[arg-type]
+    elb = plain(cfg, "elbv2", names.region)
+    lb = elb.describe_load_balancers(Names=[names.alb])["LoadBalancers"][0]
     assert lb["Scheme"] == "internet-facing"
-    assert lb["SecurityGroups"] == [groups(cfg)["alb"]["GroupId"]]
-    acl = plain(cfg, "wafv2").get_web_acl_for_resource(ResourceArn=lb["LoadBalancerArn"])
-    assert acl["WebACL"]["Name"] == names_for(cfg).web_acl
+    assert lb["VpcId"] == vpc_id(cfg, role)
+    # one public subnet in every AZ of the region, and no app or data subnet
+    public = public_subnets(cfg, role)
+    assert sorted(public) == sorted(getattr(cfg.network, role).azs)
+    assert {z["ZoneName"]: z["SubnetId"] for z in lb["AvailabilityZones"]} == public
+    assert lb["SecurityGroups"] == [groups(cfg, role)["alb"]["GroupId"]]
+    acl = plain(cfg, "wafv2", names.region).get_web_acl_for_resource(
+        ResourceArn=lb["LoadBalancerArn"]
+    )
+    assert acl["WebACL"]["Name"] == names.web_acl
+
+
+def alb(cfg: Config, role: str) -> dict[str, Any]:
+    names = names_for(cfg, role)  # type: ignore[arg-type]
+    return dict(
+        plain(cfg, "elbv2", names.region).describe_load_balancers(Names=[names.alb])[
+            "LoadBalancers"
+        ][0]
+    )
 
 
 def test_failover_records_point_at_both_regions(stack: dict) -> None:
@@ -311,12 +339,35 @@ def test_failover_records_point_at_both_regions(stack: dict) -> None:
     records = r53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]
     failover = {r["Failover"]: r for r in records if r.get("Failover")}
     assert set(failover) == {"PRIMARY", "SECONDARY"}
-    assert "HealthCheckId" in failover["PRIMARY"]
-    dr_lb = plain(cfg, "elbv2", cfg.regions.dr).describe_load_balancers(
-        Names=[names_for(cfg, "dr").alb]
-    )["LoadBalancers"][0]
-    assert failover["SECONDARY"]["AliasTarget"]["DNSName"].rstrip(".") == dr_lb["DNSName"]
+    primary, secondary = failover["PRIMARY"], failover["SECONDARY"]
+    # one name, answered by the primary region's ALB while healthy, else by DR's
+    assert primary["Name"] == secondary["Name"]
+    assert primary["Name"].rstrip(".").endswith("example.com")
+    assert primary["AliasTarget"]["DNSName"].rstrip(".") == alb(cfg, "primary")["DNSName"]
+    assert secondary["AliasTarget"]["DNSName"].rstrip(".") == alb(cfg, "dr")["DNSName"]
+    assert primary["SetIdentifier"] != secondary["SetIdentifier"]
+    # the primary answers only while its health check, on the primary ALB, passes
+    check = r53.get_health_check(HealthCheckId=primary["HealthCheckId"])["HealthCheck"]
+    probe = check["HealthCheckConfig"]
+    assert probe["FullyQualifiedDomainName"] == alb(cfg, "primary")["DNSName"]
+    assert probe["Type"] == "HTTPS" and probe["ResourcePath"] == cfg.dns.health_check.path
+    assert probe["FailureThreshold"] == cfg.dns.health_check.failure_threshold
 
 
-def test_report_is_json_serialisable(stack: dict) -> None:
-    json.dumps(stack["second"])
+def test_report_is_written_as_json_on_disk(stack: dict) -> None:
+    """Each run's timeline is a JSON file on disk (the CLI's report) matching what the flow
+    returned: the second run's, with every step and no change."""
+    for run in ("first", "second"):
+        returned = stack[run]
+        on_disk = json.loads(Path(returned["report_path"]).read_text())
+        assert on_disk["runbook"] == "provision"
+        assert on_disk["outcome"] == returned["outcome"] == "succeeded"
+        assert on_disk["changes"] == json.loads(json.dumps(returned["changes"], default=str))
+        assert [s["step"] for s in on_disk["steps"]] == [s["step"] for s in returned["steps"]]
+        assert on_disk["steps"], run
+        for step in on_disk["steps"]:
+            assert {"step", "start", "end", "outcome", "detail"} <= set(step), step
+            assert step["start"] <= step["end"], step
+    second = json.loads(Path(stack["second"]["report_path"]).read_text())
+    assert second["changes"] == []
+    assert stack["first"]["report_path"] != stack["second"]["report_path"]

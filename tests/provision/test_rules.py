@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from configs import load_config
 from configs.names import names_for
+from sandbox.testing import ROOT
 from tasks.resources.database.postgres import instance_drift, instance_settings
 from tasks.resources.database.replicas import reader_azs
 from tasks.resources.network.endpoints import endpoint_drift
 from tasks.resources.network.routes import route_drift
 from tasks.resources.network.security_groups import Rule, desired_rules, permission, rules_of
 from tasks.resources.network.vpc import match_subnets
-from tests.conftest import ROOT
 
 CFG = load_config(ROOT / "configs" / "sandbox.yaml")
 IDS = {"alb": "sg-a", "app": "sg-b", "data": "sg-c", "endpoints": "sg-d"}

@@ -11,8 +11,7 @@ from configs import load_config
 from configs.layout import subnet_plan
 from configs.models import Config
 from flows.provision import provision
-from tests.conftest import ROOT, Sandbox
-from tests.provision.conftest import plain, web_target_group
+from sandbox.testing import ROOT, Sandbox, plain, web_target_group
 
 CONFIG = "configs/sandbox.yaml"
 

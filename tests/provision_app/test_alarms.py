@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from configs.models import Config
+from sandbox.testing import Mutations, plain
 from tasks.resources.alarms import ensure_alarms
-from tests.provision_app.conftest import Mutations, plain
 
 LB, TG = "app/shop-sandbox/abc", "targetgroup/shop-sandbox-web/def"
 

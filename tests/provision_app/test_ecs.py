@@ -6,6 +6,7 @@ import pytest
 
 from configs.errors import ConfigError
 from configs.models import Config
+from sandbox.testing import Mutations, Net, plain
 from tasks.resources.autoscaling import ensure_autoscaling
 from tasks.resources.ecs import (
     desired_count_drift,
@@ -14,7 +15,6 @@ from tasks.resources.ecs import (
     ensure_task_definition,
 )
 from tasks.resources.task_definitions import task_definition
-from tests.provision_app.conftest import Mutations, Net, plain
 
 EXEC = "arn:aws:iam::123456789012:role/shop-sandbox-ecs-execution"
 TASK = "arn:aws:iam::123456789012:role/shop-sandbox-web-task"

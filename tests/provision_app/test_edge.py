@@ -3,13 +3,13 @@ from __future__ import annotations
 import json
 
 from configs.models import Config
+from sandbox.testing import Mutations, plain
 from tasks.resources.buckets import (
     ensure_asset_bucket,
     ensure_asset_bucket_policy,
     ensure_log_bucket,
 )
 from tasks.resources.cloudfront import ensure_distribution
-from tests.provision_app.conftest import Mutations, plain
 
 WAF = "arn:aws:wafv2:us-east-1:123456789012:global/webacl/shop-sandbox-cloudfront/x"
 

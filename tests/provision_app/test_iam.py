@@ -3,13 +3,13 @@ from __future__ import annotations
 import json
 
 from configs.models import Config
+from sandbox.testing import Mutations, plain
 from tasks.resources.iam import (
     ensure_execution_role,
     ensure_task_roles,
     execution_policy,
     task_policy,
 )
-from tests.provision_app.conftest import Mutations, plain
 
 DB_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-abc-123456"
 

@@ -6,6 +6,7 @@ import pytest
 
 from configs.errors import NotFound
 from configs.models import Config
+from sandbox.testing import Mutations, Net, plain
 from tasks.resources.certificates import ensure_certificate
 from tasks.resources.dns import ensure_dns_records, ensure_health_check, find_dns
 from tasks.resources.load_balancer import (
@@ -15,7 +16,6 @@ from tasks.resources.load_balancer import (
     listener_drift,
     listener_specs,
 )
-from tests.provision_app.conftest import Mutations, Net, plain
 
 LOG_BUCKET = "shop-sandbox-logs-123456789012-us-east-1"
 

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 from configs.models import Config
+from sandbox.testing import Mutations, plain
 from tasks.resources.ecr import ensure_repositories, replication_rules
 from tasks.resources.logs import APP_LOG_RETENTION_DAYS, ensure_log_groups
-from tests.provision_app.conftest import Mutations, plain
 
 
 def test_log_groups_converge_and_drift_is_restored(sandbox_cfg: Config) -> None:

@@ -3,8 +3,8 @@ from __future__ import annotations
 import json
 
 from configs.models import Config, Queue
+from sandbox.testing import Mutations, plain
 from tasks.resources.queues import attribute_drift, dlq_attributes, ensure_queues, source_attributes
-from tests.provision_app.conftest import Mutations, plain
 
 
 def test_dry_run_on_empty_account_plans_every_queue_and_calls_nothing(

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from configs.models import Config
+from sandbox.testing import Mutations, Net, plain
 from tasks.resources.waf import ensure_alb_web_acl, ensure_cloudfront_web_acl, rules
-from tests.provision_app.conftest import Mutations, Net, plain
 
 
 def make_alb(cfg: Config, net: Net) -> str:

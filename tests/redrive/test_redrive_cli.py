@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from tests.redrive.conftest import SandboxQueues, standard_messages
+from sandbox.testing import SandboxQueues, standard_messages
 
 CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "sandbox.yaml")
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]

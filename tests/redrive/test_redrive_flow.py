@@ -15,13 +15,7 @@ from botocore.compat import HTTPHeaders
 
 from configs.errors import Refused, StepFailed
 from flows.redrive import redrive
-from tests.redrive.conftest import (
-    SandboxQueues,
-    fifo_messages,
-    sent_shape,
-    shape,
-    standard_messages,
-)
+from sandbox.testing import SandboxQueues, fifo_messages, sent_shape, shape, standard_messages
 
 CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "sandbox.yaml")
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]

@@ -13,10 +13,10 @@ import pytest
 
 from configs.errors import StepFailed
 from flows.redrive import redrive
+from sandbox.testing import SandboxQueues, make_queues, standard_messages
 from tasks.core.retry import wait_for
 from tasks.runbooks.redrive.engine import Engine, EngineSettings
 from tasks.runbooks.redrive.routes import find_route
-from tests.redrive.conftest import SandboxQueues, make_queues, standard_messages
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = str(ROOT / "configs" / "sandbox.yaml")

@@ -15,7 +15,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ReadTimeoutError
 
-from tests.conftest import ROOT, Sandbox, free_port
+from sandbox.testing import ROOT, Sandbox, free_port
 
 REGIONS = ("us-east-1", "us-west-2")
 
@@ -40,8 +40,94 @@ def until(probe: Callable[[], Any], ok: Callable[[Any], bool], timeout: float = 
         time.sleep(0.05)
 
 
+Make = Callable[[Any, str], Any]
+Names = Callable[[Any], set[str]]
+
+
+def _tail(arns: list[str]) -> set[str]:
+    return {a.rsplit("/", 1)[-1] for a in arns}
+
+
+# Regional services: how to make a named thing, and the names of such things a region lists.
+REGIONAL: dict[str, tuple[Make, Names]] = {
+    "ec2": (
+        lambda c, n: c.create_security_group(GroupName=n, Description=n),
+        lambda c: {g["GroupName"] for g in c.describe_security_groups()["SecurityGroups"]},
+    ),
+    "elbv2": (
+        lambda c, n: c.create_target_group(Name=n, TargetType="lambda"),
+        lambda c: {g["TargetGroupName"] for g in c.describe_target_groups()["TargetGroups"]},
+    ),
+    "ecs": (
+        lambda c, n: c.create_cluster(clusterName=n),
+        lambda c: _tail(c.list_clusters()["clusterArns"]),
+    ),
+    "ecr": (
+        lambda c, n: c.create_repository(repositoryName=n),
+        lambda c: {r["repositoryName"] for r in c.describe_repositories()["repositories"]},
+    ),
+    "rds": (
+        lambda c, n: c.create_db_parameter_group(
+            DBParameterGroupName=n, DBParameterGroupFamily="postgres16", Description=n
+        ),
+        lambda c: {
+            g["DBParameterGroupName"] for g in c.describe_db_parameter_groups()["DBParameterGroups"]
+        },
+    ),
+    "sqs": (
+        lambda c, n: c.create_queue(QueueName=n),
+        lambda c: _tail(c.list_queues().get("QueueUrls", [])),
+    ),
+    "wafv2": (
+        lambda c, n: c.create_ip_set(
+            Name=n, Scope="REGIONAL", IPAddressVersion="IPV4", Addresses=[]
+        ),
+        lambda c: {s["Name"] for s in c.list_ip_sets(Scope="REGIONAL")["IPSets"]},
+    ),
+    "secretsmanager": (
+        lambda c, n: c.create_secret(Name=n, SecretString="probe"),
+        lambda c: {s["Name"] for s in c.list_secrets()["SecretList"]},
+    ),
+    "kms": (
+        lambda c, n: c.create_alias(
+            AliasName=f"alias/{n}", TargetKeyId=c.create_key()["KeyMetadata"]["KeyId"]
+        ),
+        lambda c: {a["AliasName"].removeprefix("alias/") for a in c.list_aliases()["Aliases"]},
+    ),
+    "logs": (
+        lambda c, n: c.create_log_group(logGroupName=n),
+        lambda c: {g["logGroupName"] for g in c.describe_log_groups()["logGroups"]},
+    ),
+    "cloudwatch": (
+        lambda c, n: c.put_metric_alarm(
+            AlarmName=n,
+            MetricName="CPUUtilization",
+            Namespace="AWS/ECS",
+            Statistic="Average",
+            Period=60,
+            EvaluationPeriods=1,
+            Threshold=90.0,
+            ComparisonOperator="GreaterThanThreshold",
+        ),
+        lambda c: {a["AlarmName"] for a in c.describe_alarms()["MetricAlarms"]},
+    ),
+    "dynamodb": (
+        lambda c, n: c.create_table(
+            TableName=n,
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        ),
+        lambda c: set(c.list_tables()["TableNames"]),
+    ),
+}
+
+
 @pytest.mark.parametrize("region", REGIONS)
 def test_every_service_answers_in_both_regions(clean_aws: str, region: str) -> None:
+    """Every service the runbooks use answers when signed for either region, and a regional
+    service answers from that region's own state (the sandbox routes by the signature's
+    credential scope): what is made in one region is listed there and not in the other."""
     calls = {
         "ec2": lambda c: c.describe_vpcs(),
         "elbv2": lambda c: c.describe_load_balancers(),
@@ -65,7 +151,14 @@ def test_every_service_answers_in_both_regions(clean_aws: str, region: str) -> N
         "dynamodb": lambda c: c.list_tables(),
     }
     for service, call in calls.items():
-        call(client(clean_aws, service, region))
+        answer = call(client(clean_aws, service, region))
+        assert answer["ResponseMetadata"]["HTTPStatusCode"] == 200, service
+    other = next(r for r in REGIONS if r != region)
+    for service, (make, names) in REGIONAL.items():
+        marker = f"probe-{service}-{region}"
+        make(client(clean_aws, service, region), marker)
+        assert marker in names(client(clean_aws, service, region)), service
+        assert marker not in names(client(clean_aws, service, other)), service
 
 
 def _network(endpoint: str, region: str = "us-east-1") -> tuple[list[str], str, str]:
@@ -370,3 +463,28 @@ def test_cli_start_status_stop_leaves_no_process(tmp_path: Any) -> None:
     from sandbox.process import alive
 
     assert not alive(info["pid"])
+
+
+def test_importing_the_test_support_changes_nothing() -> None:
+    """``sandbox.testing`` is a library: importing it sets no variable and pulls in neither
+    tierbook's tasks nor its flows (sandbox/ sits below them)."""
+    probe = (
+        "import os, sys, json; before = dict(os.environ); import sandbox.testing; "
+        "print(json.dumps({'same': before == dict(os.environ), 'layers': sorted({m.split('.')[0] "
+        "for m in sys.modules} & {'tasks', 'flows', 'cli', 'deployments', 'prefect'})}))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TIERBOOK_", "MOTO_"))}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"same": True, "layers": []}
+
+
+def test_sandbox_process_serves_and_is_gone_after() -> None:
+    from sandbox.testing import sandbox_process
+
+    with sandbox_process({"route53_sync_seconds": 0.1}) as running:
+        assert running.control.timings()["route53_sync_seconds"] == 0.1
+        assert client(running.endpoint, "sts").get_caller_identity()["Account"]
+    assert not running.control.healthy()

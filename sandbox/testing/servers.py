@@ -1,0 +1,146 @@
+"""The emulators tests and benchmarks run against, each on a free port of 127.0.0.1.
+
+* :func:`running_sandbox`: the sandbox (moto + progressions + faults) in a thread of this
+  process, with :data:`TEST_TIMINGS`;
+* :func:`sandbox_process`: the same as ``python -m sandbox``, for what must survive this process;
+* :func:`moto_process`: plain ``moto.server`` (no progressions, no faults), the baseline some
+  benchmarks measure against;
+* :func:`status_server`: a local HTTP endpoint whose answer a test sets (a health check URL).
+"""
+
+from __future__ import annotations
+
+import http.server
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sandbox.control import SandboxControl
+from sandbox.server import SandboxServer
+from sandbox.settings import Timings
+from sandbox.testing.environment import free_port
+
+TEST_TIMINGS: dict[str, float] = {
+    "ecs_deployment_seconds": 0.3,
+    "ecs_task_replace_seconds": 0.3,
+    "rds_create_seconds": 0.3,
+    "rds_modify_seconds": 0.3,
+    "rds_snapshot_seconds": 0.3,
+    "route53_sync_seconds": 0.3,
+    "codebuild_seconds": 0.3,
+    "replica_lag_seconds": 1.0,
+}
+"""Progressions short enough for tests, long enough that a runbook must wait on them."""
+
+START_TIMEOUT_S = 60.0
+
+
+@dataclass
+class Sandbox:
+    endpoint: str
+    control: SandboxControl
+
+
+def timings(values: Mapping[str, float] = TEST_TIMINGS) -> Timings:
+    out = Timings()
+    out.update(dict(values))
+    return out
+
+
+@contextmanager
+def running_sandbox(values: Mapping[str, float] = TEST_TIMINGS) -> Iterator[Sandbox]:
+    """The sandbox in a thread of this process, stopped after the block."""
+    with SandboxServer(port=0, timings=timings(values)) as server:
+        yield Sandbox(server.endpoint, SandboxControl(server.endpoint))
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def _until_up(proc: subprocess.Popen[bytes], up: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not up():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            _stop(proc)
+            raise RuntimeError(f"{what} did not start (exit code {proc.poll()})")
+        time.sleep(0.1)
+
+
+@contextmanager
+def sandbox_process(values: Mapping[str, float] = TEST_TIMINGS) -> Iterator[Sandbox]:
+    """``python -m sandbox`` on a free port, stopped (and waited for) after the block."""
+    port = free_port()
+    settings = [arg for key, value in values.items() for arg in ("--set", f"{key}={value}")]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sandbox", "--port", str(port), *settings],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    sandbox = Sandbox(f"http://127.0.0.1:{port}", SandboxControl(f"http://127.0.0.1:{port}"))
+    try:
+        _until_up(proc, sandbox.control.healthy, "the sandbox")
+        yield sandbox
+    finally:
+        _stop(proc)
+
+
+@contextmanager
+def moto_process() -> Iterator[str]:
+    """Plain ``moto.server`` on a free port (its endpoint), stopped after the block."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def up() -> bool:
+        try:
+            urllib.request.urlopen(url + "/moto-api/", timeout=1)
+        except OSError:
+            return False
+        return True
+
+    try:
+        _until_up(proc, up, "moto.server")
+        yield url
+    finally:
+        _stop(proc)
+
+
+@contextmanager
+def status_server() -> Iterator[dict[str, Any]]:
+    """A local HTTP endpoint answering GET with the status the caller sets in the yielded
+    dict (``state["status"]``, 200 at first); its URL is ``state["url"]``."""
+    state: dict[str, Any] = {"status": 200}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(state["status"])
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    state["url"] = f"http://127.0.0.1:{server.server_address[1]}/healthz"
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
