@@ -31,10 +31,14 @@ LOCK = (
 REGION_MOVE = (
     "application-autoscaling:DescribeScalableTargets",
     "application-autoscaling:RegisterScalableTarget",
+    # The DNS switch: its alarm read and its metric written, in the DR region.
+    "cloudwatch:DescribeAlarms",
     "cloudwatch:GetMetricStatistics",
+    "cloudwatch:PutMetricData",
     "ecr:DescribeImages",
     "ecs:DescribeServices",
     "ecs:DescribeTaskDefinition",
+    "ecs:ListClusters",  # the region probe
     "ecs:UpdateService",
     "elasticloadbalancing:DescribeLoadBalancers",
     "elasticloadbalancing:DescribeTargetGroups",
@@ -53,6 +57,7 @@ REGION_MOVE = (
     "route53:CreateHealthCheck",
     "route53:GetChange",
     "route53:ListHealthChecks",
+    "route53:ListHostedZones",  # the probe of Route 53's control plane
     "route53:ListHostedZonesByName",
     "route53:ListResourceRecordSets",
     "route53:ListTagsForResources",
@@ -104,6 +109,7 @@ RUNBOOKS: dict[str, Permissions] = {
             "cloudfront:UpdateDistribution",
             "cloudwatch:DescribeAlarms",
             "cloudwatch:PutMetricAlarm",
+            "cloudwatch:PutMetricData",  # arms the DNS switch (PrimaryActive = 1)
             "ec2:AllocateAddress",
             "ec2:AssociateRouteTable",
             "ec2:AttachInternetGateway",
@@ -393,6 +399,7 @@ RUNBOOKS: dict[str, Permissions] = {
     "drill-readiness": Permissions(
         calls=(
             # The failover's readiness checks, and the scorecard item (no lock: it reads only).
+            "cloudwatch:DescribeAlarms",  # the DNS switch's alarm in DR
             "cloudwatch:GetMetricStatistics",
             "dynamodb:CreateTable",
             "dynamodb:DescribeTable",
@@ -401,6 +408,7 @@ RUNBOOKS: dict[str, Permissions] = {
             "ecr:DescribeImages",
             "ecs:DescribeServices",
             "ecs:DescribeTaskDefinition",
+            "ecs:ListClusters",  # the region probe
             "elasticloadbalancing:DescribeLoadBalancers",
             "elasticloadbalancing:DescribeTargetGroups",
             "rds:DescribeDBClusters",
@@ -408,6 +416,7 @@ RUNBOOKS: dict[str, Permissions] = {
             "rds:DescribeDBInstances",
             "route53-recovery-cluster:GetRoutingControlState",
             "route53:ListHealthChecks",
+            "route53:ListHostedZones",  # the probe of Route 53's control plane
             "route53:ListHostedZonesByName",
             "route53:ListResourceRecordSets",
             "route53:ListTagsForResources",

@@ -33,6 +33,7 @@ from tasks.resources.database.replicas import (
 from tasks.resources.database.secret import ensure_secret_replica
 from tasks.resources.database.subnet_group import ensure_db_subnet_group
 from tasks.resources.dns import ensure_dns_records, ensure_health_check
+from tasks.resources.dns_switch import ensure_dns_switch
 from tasks.resources.ecr import ensure_repositories
 from tasks.resources.ecs import ensure_cluster, ensure_service, ensure_task_definition
 from tasks.resources.iam import ensure_execution_role, ensure_task_roles
@@ -310,6 +311,10 @@ def edge_layer(run: Runner, apps: dict[Role, dict[str, Any]]) -> None:
         run.start(ensure_cloudfront_web_acl),
         run.start(ensure_health_check, "primary", primary["alb_dns_name"]),
     )
+    # The failover's data-plane switch (alarm in DR + health checks); the primary record
+    # carries its check. Needs the primary's endpoint check; the records need its output.
+    (switch,) = run.all(run.start(ensure_dns_switch, hc.outputs["health_check_id"]))
+    hc = switch if not switch.skipped else hc
     distribution = None
     if cfg.edge.cloudfront:
         (distribution,) = run.all(
