@@ -326,7 +326,8 @@ RUNBOOKS: dict[str, Permissions] = {
             *LOCK,
         )
     ),
-    "failover": Permissions(calls=REGION_MOVE),
+    # ``prepare``: the DNS switch's alarm, for a stack tierbook did not build.
+    "failover": Permissions(calls=(*REGION_MOVE, "cloudwatch:PutMetricAlarm")),
     "failback": Permissions(
         calls=(
             *REGION_MOVE,

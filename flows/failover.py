@@ -44,6 +44,7 @@ from flows.report import Timeline, runbook
 from tasks.core.changes import StepResult
 from tasks.core.locks import hold
 from tasks.core.steps import step
+from tasks.resources.dns_switch import ensure_dns_switch
 from tasks.runbooks.deploy.rollout import check_smoke
 from tasks.runbooks.failover.database import (
     harden_database,
@@ -98,7 +99,10 @@ def refuse_unless_ready(cfg: Config, ready: Readiness, force: str, tl: Timeline)
     past any of them."""
     if not ready.failed:
         return
-    failed = "; ".join(f"{f.check} ({f.status}): {f.detail}" for f in ready.failed)
+    failed = "; ".join(
+        f"{f.check}: {f.detail}" if f.status == "fail" else f"{f.check} ({f.status}): {f.detail}"
+        for f in ready.failed
+    )
     if not force.strip():
         raise Refused(f"DR region {cfg.regions.dr} is not ready — {failed} (force with a reason)")
     tl.metrics["forced"] = force.strip()
@@ -185,11 +189,20 @@ def failover(
     reason: str = "",
     force: str = "",
     http_check_url: str = "",
+    prepare: bool = False,
 ) -> dict[str, Any]:
-    """Move the environment to its DR region: promote, scale up, flip DNS, verify."""
+    """Move the environment to its DR region: promote, scale up, flip DNS, verify.
+
+    ``prepare``: only prepare the data-plane DNS switch, ahead of the day it is needed (for a
+    stack tierbook did not build; provision prepares its own). With ``plan``, print it."""
     cfg = resolve_config(config)
     started = time.monotonic()
     with runbook("failover", cfg.stack) as tl:
+        if prepare:
+            prepared = ensure_dns_switch(cfg, dry_run=plan)
+            tl.changes.extend(prepared.changes)
+            tl.outcome = "planned" if plan else "succeeded"
+            return tl.model_dump(mode="json")
         ready = check_readiness(cfg)
         record_readiness(tl, ready)
         if ready.replica_lag_s is not None:

@@ -131,6 +131,14 @@ def health_check_config(
     return out
 
 
+def switch_refs(cfg: Config) -> tuple[str, str, str]:
+    """(CALCULATED check, CLOUDWATCH_METRIC check, alarm) names of the DNS switch
+    (:mod:`tasks.resources.dns_switch`), derived from the primary check's name so an adopted
+    stack's carry its own names."""
+    ref = names_for(cfg, "primary").health_check_reference
+    return f"{ref}-switch", f"{ref}-alarm", f"{ref}-primary-out"
+
+
 MUTABLE_HC = ("FullyQualifiedDomainName", "ResourcePath", "Port", "FailureThreshold", "EnableSNI")
 
 
@@ -387,6 +395,8 @@ def ensure_dns_deleted(cfg: Config, roles: list[Role], *, dry_run: bool = False)
                     "Changes": [{"Action": "DELETE", "ResourceRecordSet": r} for r in doomed],
                 },
             )
+    if "primary" in roles:  # the switch: parents before their children, then its alarm
+        changes += _delete_switch(cfg, dry_run)
     for role in roles:  # after the records: a record's health check cannot go before it
         hc = find_health_check(cfg, role)
         if hc is None:
@@ -397,3 +407,21 @@ def ensure_dns_deleted(cfg: Config, roles: list[Role], *, dry_run: bool = False)
         if not dry_run:
             _r53(cfg).delete_health_check(HealthCheckId=hc["Id"])
     return result(changes, dry_run)
+
+
+def _delete_switch(cfg: Config, dry_run: bool) -> list[Change]:
+    switch, alarm_check, alarm = switch_refs(cfg)
+    changes: list[Change] = []
+    for ref in (switch, alarm_check):
+        hc = find_health_check_named(cfg, ref)
+        if hc is None:
+            continue
+        changes.append(deleted("route53:health-check", ref, "global"))
+        if not dry_run:
+            _r53(cfg).delete_health_check(HealthCheckId=hc["Id"])
+    cw = connect(cfg).client("cloudwatch", cfg.regions.dr)
+    if cw.describe_alarms(AlarmNames=[alarm])["MetricAlarms"]:
+        changes.append(deleted("cloudwatch:alarm", alarm, cfg.regions.dr))
+        if not dry_run:
+            cw.delete_alarms(AlarmNames=[alarm])
+    return changes

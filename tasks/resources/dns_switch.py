@@ -44,6 +44,7 @@ from tasks.resources.dns import (
     find_dns,
     find_health_check_named,
     find_zone_id,
+    switch_refs,
 )
 from tasks.resources.dns import (
     route53_client as _r53,
@@ -57,18 +58,17 @@ PERIOD_S = 60
 
 
 def alarm_name(cfg: Config) -> str:
-    return f"{names_for(cfg, 'primary').health_check_reference}-primary-out"
+    return switch_refs(cfg)[2]
 
 
 def alarm_check_ref(cfg: Config) -> str:
-    """The Name tag of the CLOUDWATCH_METRIC check (derived from the primary check's name, so
-    an adopted stack's switch carries its own names)."""
-    return f"{names_for(cfg, 'primary').health_check_reference}-alarm"
+    """The Name tag of the CLOUDWATCH_METRIC check."""
+    return switch_refs(cfg)[1]
 
 
 def switch_check_ref(cfg: Config) -> str:
     """The Name tag of the CALCULATED check the primary record carries."""
-    return f"{names_for(cfg, 'primary').health_check_reference}-switch"
+    return switch_refs(cfg)[0]
 
 
 def _cw(cfg: Config) -> Any:

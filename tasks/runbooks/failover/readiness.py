@@ -202,8 +202,8 @@ def check_replica_lag(cfg: Config) -> tuple[Finding, float | None]:
                 check="replica-lag",
                 status="fail",
                 detail=(
-                    f"replica lag up to {lag:g}s over the last "
-                    f"{cfg.failover.rpo_window_seconds:g}s is over the RPO budget of {budget:g}s"
+                    f"replica lag {lag:g}s is over the RPO budget of {budget:g}s "
+                    f"(the worst over the last {cfg.failover.rpo_window_seconds:g}s)"
                 ),
                 figures=figures,
             ),
@@ -214,8 +214,8 @@ def check_replica_lag(cfg: Config) -> tuple[Finding, float | None]:
             check="replica-lag",
             status="pass",
             detail=(
-                f"replica lag at most {lag:g}s over the last "
-                f"{cfg.failover.rpo_window_seconds:g}s, within {budget:g}s"
+                f"replica lag {lag:g}s within {budget:g}s "
+                f"(the worst over the last {cfg.failover.rpo_window_seconds:g}s)"
             ),
             figures=figures,
         ),
