@@ -197,4 +197,16 @@ def test_the_switch_calls_match_aws_request_shapes() -> None:
             {"HostedZoneId": "Z1", "RecordName": "origin.shop.example.com", "RecordType": "A"},
         )
         r53.test_dns_answer(HostedZoneId="Z1", RecordName="origin.shop.example.com", RecordType="A")
+        alarm_fields = {k: alarm_check_config(c)[k] for k in alarm_check_config(c) if k != "Type"}
+        calc = switch_check_config("hc-endpoint", "hc-alarm")
+        for fields in (
+            alarm_fields,
+            {k: calc[k] for k in ("ChildHealthChecks", "HealthThreshold")},
+        ):
+            stub.add_response(
+                "update_health_check",
+                {"HealthCheck": answer["HealthCheck"]},
+                {"HealthCheckId": "hc", "HealthCheckVersion": 1, **fields},
+            )
+            r53.update_health_check(HealthCheckId="hc", HealthCheckVersion=1, **fields)
         stub.assert_no_pending_responses()
