@@ -33,6 +33,10 @@ IMPAIRED_REGION_CONNECT_TIMEOUT_S = 2.0
 IMPAIRED_REGION_READ_TIMEOUT_S = 5.0
 
 
+# One probe of a region that may be dark: every probe call in parallel, all under this.
+REGION_PROBE_DEADLINE_S = 6.0
+
+
 # --- Waiting for AWS state ------------------------------------------------------------------
 POLL_INTERVAL_S = 5.0
 

@@ -245,6 +245,10 @@ class HealthCheck(Strict):
     path: Annotated[str, Field(pattern=r"^/")] = "/healthz"
     interval_seconds: Literal[10, 30] = 10
     failure_threshold: Annotated[int, Field(ge=1, le=10)] = 3
+    # How Route 53 reaches a load balancer. Unset: as the primary's existing check does, else
+    # as tierbook's own listeners answer (HTTPS on 443).
+    protocol: Literal["HTTP", "HTTPS"] | None = None
+    port: Annotated[int | None, Field(ge=1, le=65535)] = None
 
 
 class ArcControls(Strict):
@@ -276,6 +280,8 @@ class FailoverPolicy(Strict):
     promote_timeout_seconds: Annotated[float, Field(gt=0)] = 1800
     rollout_timeout_seconds: Annotated[float, Field(gt=0)] = 900
     dns_timeout_seconds: Annotated[float, Field(gt=0)] = 300
+    # Replica lag (the RPO estimate) is the worst value over this window, not the newest.
+    rpo_window_seconds: Annotated[float, Field(ge=60, le=3600)] = 300
 
 
 class Schedule(Strict):

@@ -32,10 +32,14 @@ LOCK = (
 REGION_MOVE = (
     "application-autoscaling:DescribeScalableTargets",
     "application-autoscaling:RegisterScalableTarget",
+    # The DNS switch: its alarm read and its metric written, in the DR region.
+    "cloudwatch:DescribeAlarms",
     "cloudwatch:GetMetricStatistics",
+    "cloudwatch:PutMetricData",
     "ecr:DescribeImages",
     "ecs:DescribeServices",
     "ecs:DescribeTaskDefinition",
+    "ecs:ListClusters",  # the region probe
     "ecs:UpdateService",
     "elasticloadbalancing:DescribeLoadBalancers",
     "elasticloadbalancing:DescribeTargetGroups",
@@ -54,6 +58,7 @@ REGION_MOVE = (
     "route53:CreateHealthCheck",
     "route53:GetChange",
     "route53:ListHealthChecks",
+    "route53:ListHostedZones",  # the probe of Route 53's control plane
     "route53:ListHostedZonesByName",
     "route53:ListResourceRecordSets",
     "route53:ListTagsForResources",
@@ -105,6 +110,7 @@ RUNBOOKS: dict[str, Permissions] = {
             "cloudfront:UpdateDistribution",
             "cloudwatch:DescribeAlarms",
             "cloudwatch:PutMetricAlarm",
+            "cloudwatch:PutMetricData",  # arms the DNS switch (PrimaryActive = 1)
             "ec2:AllocateAddress",
             "ec2:AssociateRouteTable",
             "ec2:AttachInternetGateway",
@@ -321,7 +327,8 @@ RUNBOOKS: dict[str, Permissions] = {
             *LOCK,
         )
     ),
-    "failover": Permissions(calls=REGION_MOVE),
+    # ``prepare``: the DNS switch's alarm, for a stack tierbook did not build.
+    "failover": Permissions(calls=(*REGION_MOVE, "cloudwatch:PutMetricAlarm")),
     "failback": Permissions(
         calls=(
             *REGION_MOVE,
@@ -394,6 +401,7 @@ RUNBOOKS: dict[str, Permissions] = {
     "drill-readiness": Permissions(
         calls=(
             # The failover's readiness checks, and the scorecard item (no lock: it reads only).
+            "cloudwatch:DescribeAlarms",  # the DNS switch's alarm in DR
             "cloudwatch:GetMetricStatistics",
             "dynamodb:CreateTable",
             "dynamodb:DescribeTable",
@@ -402,6 +410,7 @@ RUNBOOKS: dict[str, Permissions] = {
             "ecr:DescribeImages",
             "ecs:DescribeServices",
             "ecs:DescribeTaskDefinition",
+            "ecs:ListClusters",  # the region probe
             "elasticloadbalancing:DescribeLoadBalancers",
             "elasticloadbalancing:DescribeTargetGroups",
             "rds:DescribeDBClusters",
@@ -409,6 +418,7 @@ RUNBOOKS: dict[str, Permissions] = {
             "rds:DescribeDBInstances",
             "route53-recovery-cluster:GetRoutingControlState",
             "route53:ListHealthChecks",
+            "route53:ListHostedZones",  # the probe of Route 53's control plane
             "route53:ListHostedZonesByName",
             "route53:ListResourceRecordSets",
             "route53:ListTagsForResources",

@@ -13,8 +13,15 @@ Failover, as it would read on a wiki:
 3. Once fencing has ended: **promote** the DR replica (the replica lag read just before is the
    RPO estimate), then **harden** it (Multi-AZ, backups, deletion protection) in the
    background.
-4. When the DR services run and the database is writable: **send traffic** to DR, wait for
-   INSYNC, **verify** healthy targets (and an optional HTTP check). RTO = start → verified.
+4. When the DR services run and the database is writable: **send traffic** to DR through
+   the switch provision prepared (a metric written in DR: no control-plane call; the record
+   rewrite is the fallback while Route 53's control plane answers), **verify** healthy
+   targets (and an optional HTTP check). RTO = approval → traffic verified in DR;
+   ``wall_seconds`` = start → end.
+
+The primary region is probed once, up front (readiness); when it is dark nothing waits on it
+again: fencing is skipped with the reason and the account guard asks the DR region's STS.
+The report lists every change the run made (``changes``) and the steps a re-run found done.
 
 Every step looks before it acts: a run stopped anywhere and started again completes.
 """
@@ -22,7 +29,7 @@ Every step looks before it acts: a run stopped anywhere and started again comple
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -34,8 +41,10 @@ from configs.models import Config
 from configs.names import Role
 from flows.approval import approve_typed
 from flows.report import Timeline, runbook
+from tasks.core.changes import StepResult
 from tasks.core.locks import hold
 from tasks.core.steps import step
+from tasks.resources.dns_switch import ensure_dns_switch
 from tasks.runbooks.deploy.rollout import check_smoke
 from tasks.runbooks.failover.database import (
     harden_database,
@@ -51,7 +60,7 @@ from tasks.runbooks.failover.services import (
     verify_targets,
     warm_standby,
 )
-from tasks.runbooks.failover.traffic_switch import flip_dns
+from tasks.runbooks.failover.traffic_switch import send_traffic
 
 LOCK = "region-move"
 
@@ -76,21 +85,41 @@ def record_readiness(tl: Timeline, ready: Readiness) -> None:
 
 
 def refuse_unless_ready(cfg: Config, ready: Readiness, force: str, tl: Timeline) -> None:
+    """Failed checks, and unknown ones that matter, refuse the run; ``force`` (a reason) gets
+    past any of them."""
     if not ready.failed:
         return
-    failed = "; ".join(f"{f.check}: {f.detail}" for f in ready.failed)
+    failed = "; ".join(
+        f"{f.check}: {f.detail}" if f.status == "fail" else f"{f.check} ({f.status}): {f.detail}"
+        for f in ready.failed
+    )
     if not force.strip():
         raise Refused(f"DR region {cfg.regions.dr} is not ready — {failed} (force with a reason)")
     tl.metrics["forced"] = force.strip()
-    tl.note(f"forced past failed readiness ({failed}): {force.strip()}")
+    tl.note(f"forced past readiness ({failed}): {force.strip()}")
+
+
+def record_results(tl: Timeline, results: Iterable[StepResult | None]) -> None:
+    """Every change the run applied, into the report's ``changes``."""
+    for r in results:
+        if r is not None and r.applied:
+            tl.changes.extend(r.changes)
+
+
+def record_rerun(tl: Timeline) -> None:
+    """Which steps found their work already done (a re-run after a stop says so)."""
+    done = [s.step for s in tl.ordered() if s.outcome == "unchanged"]
+    if done:
+        tl.metrics["already_done"] = done
 
 
 @contextmanager
 def region_move(
     tl: Timeline, cfg: Config, *, approved: bool, reason: str, what: str
-) -> Iterator[None]:
+) -> Iterator[float]:
     """Typed approval, then the environment's region-move lock (in DynamoDB in the DR region,
-    shared by failover and failback, CLI and UI) for the block."""
+    shared by failover and failback, CLI and UI) for the block. Yields the moment of the
+    decision (monotonic): the RTO counts from it."""
     given = approve_typed(
         tl,
         needed=cfg.failover.require_approval,
@@ -101,8 +130,9 @@ def region_move(
     )
     if given:
         tl.metrics["reason"] = given
+    decided = time.monotonic()
     with hold(cfg, LOCK, region=cfg.regions.dr, purpose=what):
-        yield
+        yield decided
 
 
 def switch_to(
@@ -111,27 +141,28 @@ def switch_to(
     to: Role,
     counts: dict[str, int],
     *,
-    started: float,
+    decided: float,
     http_url: str = "",
 ) -> dict[str, Any]:
     """The shared middle of failover and failback: fence the other region, promote ``to``'s
-    database, scale ``to``'s services, flip DNS, verify. Returns the figures."""
+    database, scale ``to``'s services, send traffic, verify. Returns the figures; the
+    changes go into the timeline."""
     frm: Role = "primary" if to == "dr" else "dr"
     fence = fence_services.submit(cfg, frm)
     scales = [scale_service.submit(cfg, to, svc, n) for svc, n in counts.items()]
     fenced = fence.result()
     lag = replica_lag(cfg) if to == "dr" else None
     promoted = promote_replica.submit(cfg, to)
-    promoted.result()
+    promoted_result = promoted.result()
     harden = harden_database.submit(cfg, to)
-    for s in scales:
-        s.result()
+    scaled = [s.result() for s in scales]
     verify_targets(cfg, to, counts["web"])
-    flip_dns(cfg, to)
+    switched = send_traffic(cfg, to)
     if http_url:
         check_smoke(http_url)
-    rto = time.monotonic() - started
-    harden.result()
+    rto = time.monotonic() - decided
+    hardened = harden.result()
+    record_results(tl, [fenced, *scaled, promoted_result, switched, hardened])
     figures: dict[str, Any] = {"rto_seconds": round(rto, 1)}
     if fenced.skipped:
         figures["fencing"] = f"skipped: {fenced.skipped}"
@@ -148,11 +179,20 @@ def failover(
     reason: str = "",
     force: str = "",
     http_check_url: str = "",
+    prepare: bool = False,
 ) -> dict[str, Any]:
-    """Move the environment to its DR region: promote, scale up, flip DNS, verify."""
+    """Move the environment to its DR region: promote, scale up, flip DNS, verify.
+
+    ``prepare``: only prepare the data-plane DNS switch, ahead of the day it is needed (for a
+    stack tierbook did not build; provision prepares its own). With ``plan``, print it."""
     cfg = resolve_config(config)
     started = time.monotonic()
     with runbook("failover", cfg.stack) as tl:
+        if prepare:
+            prepared = ensure_dns_switch(cfg, dry_run=plan)
+            tl.changes.extend(prepared.changes)
+            tl.outcome = "planned" if plan else "succeeded"
+            return tl.model_dump(mode="json")
         ready = check_readiness(cfg)
         record_readiness(tl, ready)
         if ready.replica_lag_s is not None:
@@ -173,10 +213,12 @@ def failover(
             approved=approved,
             reason=reason,
             what=f"fail {cfg.stack} over to {cfg.regions.dr}",
-        ):
-            figures = switch_to(tl, cfg, "dr", counts, started=started, http_url=http_check_url)
+        ) as decided:
+            figures = switch_to(tl, cfg, "dr", counts, decided=decided, http_url=http_check_url)
         tl.metrics.update(figures)
+        tl.metrics["wall_seconds"] = round(time.monotonic() - started, 1)
         tl.metrics["active_region"] = cfg.regions.dr
+        record_rerun(tl)
     return tl.model_dump(mode="json")
 
 
@@ -209,24 +251,26 @@ def failback(
             approved=approved,
             reason=reason,
             what=f"fail {cfg.stack} back to {cfg.regions.primary}",
-        ):
+        ) as decided:
             # 1. A replica of the DR database in the original region, caught up.
             retired = retire_database(cfg, "primary", stamp)
-            replicate_database(cfg, "primary", "dr")
+            replicated = replicate_database(cfg, "primary", "dr")
             # 2. The planned switch: fence DR once the copy is close, then the same moves as
             #    a failover, the other way round.
             wait_caught_up(cfg, "primary", max_lag_s)
             figures = switch_to(
-                tl, cfg, "primary", counts, started=started, http_url=http_check_url
+                tl, cfg, "primary", counts, decided=decided, http_url=http_check_url
             )
             # 3. DR back to a warm standby with a fresh replica.
             retired_dr = retire_database(cfg, "dr", stamp)
             warm = warm_standby.submit(cfg, "dr")
-            replicate_database(cfg, "dr", "primary")
-            warm.result()
+            replicated_dr = replicate_database(cfg, "dr", "primary")
+            record_results(tl, [retired, replicated, retired_dr, replicated_dr, warm.result()])
         figures.pop("fencing", None)
         tl.metrics.update(figures)
+        tl.metrics["wall_seconds"] = round(time.monotonic() - started, 1)
         tl.metrics["active_region"] = cfg.regions.primary
+        record_rerun(tl)
         for r in (retired, retired_dr):
             if r.outputs.get("retired"):
                 tl.note(f"kept {r.outputs['retired']} for inspection; delete it when done")

@@ -37,6 +37,7 @@ from tasks.resources.database.replicas import wait_for_database
 from tasks.resources.database.secret import ensure_secret_replica
 from tasks.resources.database.subnet_group import ensure_db_subnet_group
 from tasks.resources.dns import ensure_dns_records, ensure_health_check, ensure_hosted_zone
+from tasks.resources.dns_switch import ensure_dns_switch
 from tasks.resources.ecr import ensure_repositories
 from tasks.resources.ecs import ensure_cluster, ensure_service, ensure_task_definition
 from tasks.resources.iam import ensure_execution_role, ensure_task_roles
@@ -134,6 +135,12 @@ class TaskDefinition(BaseModel):
 
 class HealthCheck(BaseModel):
     health_check_id: str
+
+
+class DnsSwitch(BaseModel):
+    """The check the primary record carries: the switch's calculated one (None: not used)."""
+
+    health_check_id: str | None = None
 
 
 class CloudFrontAcl(BaseModel):
@@ -555,6 +562,17 @@ def _edge(
         args=lambda i: ("primary", i[alb].alb_dns_name),
         output=HealthCheck,
     )
+    # The failover's data-plane switch (an alarm in DR + health checks following it); the
+    # primary record carries its check, so the records wait for it.
+    switch = g.add(
+        "dns-switch",
+        "edge",
+        None,
+        ensure_dns_switch,
+        needs=[hc],
+        args=lambda i: (i[hc].health_check_id,),
+        output=DnsSwitch,
+    )
     distribution: Ref[Distribution] | None = None
     if cfg.edge.cloudfront:
         assets = primary.assets
@@ -599,7 +617,7 @@ def _edge(
         return (
             i[alb].alias(),
             standby.alias() if standby is not None else None,
-            i[hc].health_check_id,
+            i[switch].health_check_id or i[hc].health_check_id,
             i[distribution].distribution_domain if distribution is not None else None,
         )
 
@@ -608,6 +626,6 @@ def _edge(
         "edge",
         None,
         ensure_dns_records,
-        needs=[alb, dr_alb, hc, distribution, zone],
+        needs=[alb, dr_alb, hc, switch, distribution, zone],
         args=records,
     )

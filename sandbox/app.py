@@ -21,10 +21,18 @@ from sandbox.settings import FaultRule, Timings
 from sandbox.sim_ecs import EcsSim
 from sandbox.sim_misc import CodeBuildSim, Route53Sim
 from sandbox.sim_rds import GLOBAL_CHANGES, INSTANCE_CHANGES, SNAPSHOT_CHANGES, RdsSim
+from sandbox.sim_route53 import Route53DataPlaneSim
 
 StartResponse = Callable[..., Any]
 ECS_TASK_OPS = ("ListTasks", "DescribeTasks", "StopTask")
 METRIC_READS = ("GetMetricStatistics", "GetMetricData")
+HEALTH_CHECK_ANSWERS = (
+    "CreateHealthCheck",
+    "UpdateHealthCheck",
+    "GetHealthCheck",
+    "ListHealthChecks",
+)
+GATEWAY_TIMEOUT_PAGE = b"<html><body><h1>504 Gateway Time-out</h1></body></html>"
 
 
 class SandboxApp:
@@ -36,6 +44,7 @@ class SandboxApp:
         self.rds = RdsSim(self.timings)
         self.route53 = Route53Sim(self.timings)
         self.codebuild = CodeBuildSim(self.timings)
+        self.dns = Route53DataPlaneSim(self.timings, self.dark)
         self.rules: list[FaultRule] = []
         self.rng = random.Random()
         self.requests: Counter[str] = Counter()
@@ -75,10 +84,34 @@ class SandboxApp:
             )
         if call.service == "monitoring" and call.operation in METRIC_READS:
             self.refresh_metrics(call.region)  # a metric AWS keeps publishing is fresh when read
+        if call.service == "monitoring" and call.operation == "DescribeAlarms":
+            self.dns.evaluate_alarms(call.region)
+        if call.service == "route53" and call.operation == "TestDNSAnswer":
+            xml = self.dns.test_dns_answer(str(environ.get("QUERY_STRING", "")))
+            return self._reply(start_response, 200, [("Content-Type", "text/xml")], xml)
+        if call.service == "route53" and call.operation == "GetHealthCheckStatus":
+            xml = self.dns.health_check_status(str(environ.get("PATH_INFO", "")))
+            return self._reply(start_response, 200, [("Content-Type", "text/xml")], xml)
         status, headers, out = self._moto(environ)
         if status < 300:
             out = self._progress(call, out)
+            if call.service == "route53" and call.operation in HEALTH_CHECK_ANSWERS:
+                self.dns.remember(call.operation, str(environ.get("PATH_INFO", "")), body, out)
+                out = self.dns.inject(out)
+            if call.service == "monitoring" and call.operation == "PutMetricData":
+                self.dns.evaluate_alarms(call.region)
         return self._reply(start_response, status, headers, out)
+
+    def dark(self, region: str, service: str) -> bool:
+        """Does ``region`` not answer ``service`` at all (a ``down`` rule hitting every call)?"""
+        with self.lock:
+            return any(
+                r.kind == "down"
+                and r.rate >= 1.0
+                and not r.operations
+                and r.matches(service, region, "")
+                for r in self.rules
+            )
 
     def _moto(self, environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
         captured: dict[str, Any] = {}
@@ -128,7 +161,9 @@ class SandboxApp:
                 self.faults[f"{rule.kind} {call.service}:{call.operation}"] += 1
             if rule.kind == "down":
                 time.sleep(rule.hang_seconds)
-                return 504, [("Content-Type", "text/plain")], b"region does not answer"
+                # A gateway's page, as a load balancer in front of a dead service answers it
+                # (botocore reads it as a bare 504, never as the service's own error).
+                return 504, [("Content-Type", "text/html")], GATEWAY_TIMEOUT_PAGE
             if rule.kind == "throttle":
                 code, status = wire.throttling(call)
             else:
@@ -219,6 +254,12 @@ class SandboxApp:
         if path == "rds/replica-lag":
             self.rds.set_lag(data.get("identifier", "*"), float(data["seconds"]))
             return {"ok": True}
+        if path == "route53/dns-answer":
+            return {
+                "answers": self.dns.answer_any_zone(str(data["name"]), str(data.get("type", "A")))
+            }
+        if path == "route53/health-check":
+            return {"healthy": self.dns.healthy(str(data["id"]))}
         if path == "stats":
             with self.lock:
                 return {"requests": dict(self.requests), "faults": dict(self.faults)}
@@ -233,7 +274,7 @@ class SandboxApp:
                 f"http://127.0.0.1:{self.port}/moto-api/reset", method="POST"
             )
             urllib.request.urlopen(req, timeout=30).read()
-        for sim in (self.ecs, self.rds, self.route53, self.codebuild):
+        for sim in (self.ecs, self.rds, self.route53, self.codebuild, self.dns):
             sim.reset()
         with self.lock:
             self.rules = []

@@ -56,6 +56,17 @@ class SandboxControl:
     def set_replica_lag(self, seconds: float, identifier: str = "*") -> None:
         self._call("POST", "rds/replica-lag", {"identifier": identifier, "seconds": seconds})
 
+    def dns_answer(self, name: str, rtype: str = "A") -> list[str]:
+        """What a resolver gets for ``name``: Route 53's data plane, evaluated from the health
+        checks and routing policies (never faulted: resolvers answer when us-east-1 is dark)."""
+        return list(
+            self._call("POST", "route53/dns-answer", {"name": name, "type": rtype})["answers"]
+        )
+
+    def health_check_healthy(self, check_id: str) -> bool:
+        """Route 53's view of one health check, as the sandbox evaluates it."""
+        return bool(self._call("POST", "route53/health-check", {"id": check_id})["healthy"])
+
     def stats(self) -> dict[str, Any]:
         """Requests seen and faults injected, keyed ``"<region> <service>:<Operation>"``."""
         return self._call("GET", "stats")

@@ -27,6 +27,7 @@ def apply() -> None:
         _cache_deletion_completes()
         _cache_subnet_group_deletes()
         _rds_global_clusters_by_identifier()
+        _route53_update_keeps_children()
         from moto import settings
 
         settings.ACM_VALIDATION_WAIT = 0  # DNS-validated certificates are issued at once
@@ -301,3 +302,17 @@ def _rds_keeps_performance_insights() -> None:
     DBInstance.performance_insights_enabled = property(  # type: ignore[attr-defined]
         lambda self: bool(getattr(self, "enable_performance_insights", False))
     )
+
+
+def _route53_update_keeps_children() -> None:
+    """UpdateHealthCheck without ``ChildHealthChecks`` (or ``Regions``) keeps them, as AWS
+    does; moto read the omitted list as empty and dropped a calculated check's children."""
+    from moto.route53.models import Route53Backend
+
+    original = Route53Backend.update_health_check
+
+    def update_health_check(self: Any, health_check_id: str, args: dict[str, Any]) -> Any:
+        args = {k: v for k, v in args.items() if not (k in ("children", "regions") and not v)}
+        return original(self, health_check_id, args)
+
+    Route53Backend.update_health_check = update_health_check  # type: ignore[method-assign,assignment]

@@ -20,13 +20,15 @@ class Timings:
     route53_sync_seconds: float = 2.0
     codebuild_seconds: float = 3.0
     replica_lag_seconds: float = 1.0  # the ReplicaLag every read replica reports
+    # A custom-metric alarm is evaluated over the last min(its Period, this) seconds of data.
+    alarm_period_seconds: float = 1.0
 
     @classmethod
     def preset(cls, name: str) -> Timings:
         if name == "fast":
             return cls(0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 1.0)
         if name == "realistic":
-            return cls(45, 20, 300, 60, 30, 30, 90, 2.0)
+            return cls(45, 20, 300, 60, 30, 30, 90, 2.0, alarm_period_seconds=60)
         return cls()
 
     def update(self, values: dict[str, Any]) -> None:

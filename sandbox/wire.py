@@ -9,8 +9,23 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs
 
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/([a-z0-9-]+)/aws4_request")
+# Global services: their control planes answer from us-east-1 whatever a client signs for, so
+# a dark us-east-1 takes them down too.
+GLOBAL_SERVICES = {"route53": "us-east-1", "iam": "us-east-1", "cloudfront": "us-east-1"}
 _REST_OPS = [
     ("route53", "GET", re.compile(r"^/2013-04-01/change/"), "GetChange"),
+    ("route53", "POST", re.compile(r"^/2013-04-01/healthcheck/?$"), "CreateHealthCheck"),
+    ("route53", "GET", re.compile(r"^/2013-04-01/healthcheck/?$"), "ListHealthChecks"),
+    (
+        "route53",
+        "GET",
+        re.compile(r"^/2013-04-01/healthcheck/[^/]+/status/?$"),
+        "GetHealthCheckStatus",
+    ),
+    ("route53", "GET", re.compile(r"^/2013-04-01/healthcheck/[^/]+/?$"), "GetHealthCheck"),
+    ("route53", "POST", re.compile(r"^/2013-04-01/healthcheck/[^/]+/?$"), "UpdateHealthCheck"),
+    ("route53", "DELETE", re.compile(r"^/2013-04-01/healthcheck/[^/]+/?$"), "DeleteHealthCheck"),
+    ("route53", "GET", re.compile(r"^/2013-04-01/testdnsanswer/?$"), "TestDNSAnswer"),
     (
         "route53",
         "POST",
@@ -33,6 +48,7 @@ def parse(environ: dict[str, object], body: bytes) -> Call:
     auth = str(environ.get("HTTP_AUTHORIZATION", ""))
     m = _SCOPE.search(auth)
     region, service = (m.group(1), m.group(2)) if m else ("us-east-1", "")
+    region = GLOBAL_SERVICES.get(service, region)
     target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
     method = str(environ.get("REQUEST_METHOD", "GET"))
     path = str(environ.get("PATH_INFO", ""))

@@ -135,6 +135,22 @@ class Stack:
         records = r53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]
         return {ids[r["SetIdentifier"]]: r for r in records if r.get("SetIdentifier") in ids}
 
+    def answers(self) -> list[str]:
+        """What resolvers get for the app's name: Route 53's data plane, as the sandbox
+        evaluates its health checks (no control-plane call: it answers when us-east-1 is
+        dark)."""
+        return [a.lower() for a in self.control.dns_answer(origin_name(self.cfg))]
+
+    def test_dns_answer(self) -> list[str]:
+        """The same through Route 53's ``TestDNSAnswer`` API (its control plane must answer)."""
+        assert self.cfg.edge is not None
+        r53 = self.client("route53")
+        zone = r53.list_hosted_zones_by_name(DNSName=self.cfg.edge.hosted_zone)["HostedZones"][0]
+        got = r53.test_dns_answer(
+            HostedZoneId=zone["Id"].split("/")[-1], RecordName=origin_name(self.cfg), RecordType="A"
+        )
+        return [a.lower() for a in got["RecordData"]]
+
     def alb_dns(self, role: Role) -> str:
         names = names_for(self.cfg, role)
         lb = self.client("elbv2", role).describe_load_balancers(Names=[names.alb])

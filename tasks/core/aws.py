@@ -6,12 +6,18 @@
 * Before the first mutating call of a process, the caller's account must equal the config's
   ``account_id`` (:class:`configs.errors.AccountMismatch` otherwise, and nothing was changed).
 * Every mutating call that succeeds emits a Prefect event (:mod:`tasks.events`).
+* A region that may be dark is probed once (:meth:`Aws.probe_region`): a few cheap reads in
+  parallel under one deadline. The answer is kept for the run: the account guard asks the DR
+  region's STS straight away when the primary is dark, and fencing does not wait on it.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -20,7 +26,7 @@ from botocore.config import Config as BotoConfig
 from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
 
 from configs import defaults
-from configs.errors import AccountMismatch, AwsError
+from configs.errors import AccountMismatch, TransientAwsError
 from configs.models import Config
 from configs.names import Role, names_for
 from tasks.core import retry
@@ -67,6 +73,51 @@ def is_mutating(operation: str) -> bool:
     return not operation.startswith(READ_PREFIXES) and operation != "ReceiveMessage"
 
 
+# Route 53's control plane (and IAM's, CloudFront's) lives in us-east-1: on the day that region
+# is dark they are too, whatever region a client is made for.
+GLOBAL_CONTROL_REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class RegionProbe:
+    """What one probe of a region found: per service, ``answered`` or why not."""
+
+    region: str
+    services: dict[str, str] = field(default_factory=dict)
+    account: str | None = None
+    seconds: float = 0.0
+    at: float = 0.0
+
+    @property
+    def answers(self) -> bool:
+        """Dark only when none of the regional services answered (throttled or 5xx counts as
+        answering). Route 53's control plane is probed too, but told apart."""
+        return any(v == "answered" for k, v in self.services.items() if k != "route53")
+
+    @property
+    def control_plane_answers(self) -> bool:
+        """Route 53's control plane (in us-east-1), where this probe covered it."""
+        return self.services.get("route53", "answered") == "answered"
+
+    def service_answers(self, service: str) -> bool:
+        return self.services.get(service) == "answered"
+
+    def why(self) -> str:
+        return "; ".join(f"{s}: {v}" for s, v in self.services.items() if v != "answered")
+
+
+def _probe_calls(region: str) -> dict[str, tuple[str, Callable[[Any], Any]]]:
+    """Cheap reads, one per service a region move touches there: {label: (service, call)}."""
+    calls: dict[str, tuple[str, Callable[[Any], Any]]] = {
+        "sts": ("sts", lambda c: c.get_caller_identity()),
+        "rds": ("rds", lambda c: c.describe_db_instances(MaxRecords=20)),
+        "ecs": ("ecs", lambda c: c.list_clusters(maxResults=1)),
+    }
+    if region == GLOBAL_CONTROL_REGION:
+        calls["route53"] = ("route53", lambda c: c.list_hosted_zones(MaxItems="1"))
+    return calls
+
+
 class Aws:
     """Clients for one environment's account, in any region, sharing one session."""
 
@@ -74,25 +125,35 @@ class Aws:
         self.cfg = cfg
         self.account_id = cfg.account_id
         self.session = session or _session_for(cfg)
-        self._clients: dict[tuple[str, str, bool, str | None], Any] = {}
+        self._clients: dict[tuple[str, str, str | bool, str | None], Any] = {}
         self._lock = threading.RLock()
         self._verified_account: str | None = None
+        self._probes: dict[str, RegionProbe] = {}
 
     # -- clients -------------------------------------------------------------------------
     def client(
-        self, service: str, region: str, *, impaired: bool = False, endpoint_url: str | None = None
+        self,
+        service: str,
+        region: str,
+        *,
+        impaired: bool = False,
+        endpoint_url: str | None = None,
+        probe: bool = False,
     ) -> Any:
         """A client for ``service`` in ``region``; ``impaired=True`` for a region that may be
         down: short timeouts and a short retry deadline, so a dead region costs seconds.
+        ``probe=True``: the same timeouts, and a hang is not retried at all (the probe's).
         ``endpoint_url`` for services reached at their own endpoints (ARC's cluster)."""
-        key = (service, region, impaired, endpoint_url)
+        key = (service, region, "probe" if probe else impaired, endpoint_url)
         with self._lock:
             if key not in self._clients:
-                self._clients[key] = self._make_client(service, region, impaired, endpoint_url)
+                self._clients[key] = self._make_client(
+                    service, region, impaired or probe, endpoint_url, probe
+                )
             return self._clients[key]
 
     def _make_client(
-        self, service: str, region: str, impaired: bool, endpoint_url: str | None
+        self, service: str, region: str, impaired: bool, endpoint_url: str | None, probe: bool
     ) -> Any:
         access = self.cfg.aws
         boto_cfg = BotoConfig(
@@ -111,22 +172,88 @@ class Aws:
         client = session.client(
             service, endpoint_url=endpoint_url or access.endpoint_url, config=boto_cfg
         )
-        policy = retry.IMPAIRED_REGION_POLICY if impaired else _policy(self.cfg)
+        policy = (
+            retry.PROBE_POLICY
+            if probe
+            else retry.IMPAIRED_REGION_POLICY
+            if impaired
+            else _policy(self.cfg)
+        )
         install_retries(
             client, policy=policy, before_mutation=self.verify_account, env=self.cfg.stack
         )
         return client
 
+    # -- region probe --------------------------------------------------------------------
+    def probe_region(self, region: str, *, deadline_s: float | None = None) -> RegionProbe:
+        """Probe ``region`` once: every probe call in parallel under one deadline. A call
+        that neither answered nor failed by the deadline counts as not answering. The result
+        is kept (:meth:`last_probe`) for the rest of the run."""
+        from configs import defaults
+
+        limit = deadline_s if deadline_s is not None else defaults.REGION_PROBE_DEADLINE_S
+        calls = _probe_calls(region)
+        started = time.monotonic()
+        outcomes: dict[str, str] = {}
+        account: list[str] = []
+
+        def run(label: str, service: str, fn: Callable[[Any], Any]) -> None:
+            try:
+                answer = fn(self.client(service, region, probe=True))
+            except Exception as exc:
+                outcomes[label] = (
+                    f"does not answer ({exc})" if retry.unreachable(exc) else "answered"
+                )
+                return
+            outcomes[label] = "answered"
+            if label == "sts":
+                account.append(str(answer["Account"]))
+
+        pool = ThreadPoolExecutor(len(calls), thread_name_prefix=f"probe-{region}")
+        futures = [pool.submit(run, label, svc, fn) for label, (svc, fn) in calls.items()]
+        wait(futures, timeout=limit)
+        pool.shutdown(wait=False, cancel_futures=True)
+        services = {label: outcomes.get(label, f"no answer within {limit:g}s") for label in calls}
+        found = RegionProbe(
+            region=region,
+            services=services,
+            account=account[0] if account else None,
+            seconds=round(time.monotonic() - started, 2),
+            at=time.time(),
+        )
+        with self._lock:
+            self._probes[region] = found
+        return found
+
+    def last_probe(self, region: str) -> RegionProbe | None:
+        """The probe of ``region`` made earlier in this run, if any."""
+        with self._lock:
+            return self._probes.get(region)
+
+    def forget_probes(self) -> None:
+        with self._lock:
+            self._probes.clear()
+
     # -- account guard -------------------------------------------------------------------
     def caller_account(self) -> str:
         """Asked of the primary region's STS, or the DR one's when the primary does not
-        answer: a failover must still pass the guard on the day the primary is down."""
-        try:
-            sts: STSClient = self.client("sts", self.cfg.regions.primary, impaired=True)
-            return str(sts.get_caller_identity()["Account"])
-        except AwsError:
-            sts = self.client("sts", self.cfg.regions.dr)
-            return str(sts.get_caller_identity()["Account"])
+        answer: a failover must still pass the guard on the day the primary is down. A probe
+        made earlier in the run decides which, without asking the dark region again."""
+        primary = self.cfg.regions.primary
+        probe = self.last_probe(primary)
+        if probe is not None and probe.account is not None:
+            return probe.account
+        if probe is None or probe.service_answers("sts"):
+            try:
+                # One try that gives up at the first hang; throttling is retried in full.
+                sts: STSClient = self.client("sts", primary, probe=probe is None)
+                return str(sts.get_caller_identity()["Account"])
+            except TransientAwsError as exc:
+                if not retry.unreachable(exc):
+                    sts = self.client("sts", primary)
+                    return str(sts.get_caller_identity()["Account"])
+        sts = self.client("sts", self.cfg.regions.dr)
+        return str(sts.get_caller_identity()["Account"])
 
     def verify_account(self) -> str:
         """Refuse to go on unless the credentials reach the config's account. Cached."""

@@ -6,6 +6,10 @@ never multiplied across layers. Transient failures are retried with jittered exp
 backoff under both an attempt cap and a deadline; anything else fails at once, its AWS error
 code in the message. Waiting for AWS to reach a state is :func:`wait_for`: a poll with a
 deadline, never a bare ``sleep``.
+
+Darkness is decided here too, in :func:`unreachable`: only a connection that fails or times
+out (or a gateway answering 504 in the service's place) means a region does not answer. A
+throttled or 5xx answer came from AWS: the region is up and busy, and the call is retried.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from botocore.parsers import ResponseParserError
 from tenacity import (
     RetryCallState,
     Retrying,
-    retry_if_exception_type,
+    retry_if_exception,
     retry_if_result,
     stop_after_attempt,
     stop_after_delay,
@@ -81,14 +85,38 @@ TRANSIENT_CODES = frozenset(
 )
 
 
+# What botocore raises when nothing answered: the connection failed, or the answer never came.
+# https://github.com/boto/botocore/blob/develop/botocore/exceptions.py
+UNREACHABLE_CODES = frozenset(
+    {
+        "EndpointConnectionError",
+        "ConnectTimeoutError",
+        "ReadTimeoutError",
+        "ConnectionClosedError",
+        "ConnectionError",
+        "HTTPClientError",
+        "ProxyConnectionError",
+        "SSLError",
+    }
+)
+
+
+# A gateway timing out in front of the service answers a bare 504: botocore names it by status.
+GATEWAY_TIMEOUT_CODES = frozenset({"504", "GatewayTimeout", "Gateway Timeout"})
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How hard to try one AWS call before giving up."""
+    """How hard to try one AWS call before giving up.
+
+    ``retry_unreachable=False`` gives up at the first sign that nothing answers (a region
+    probe: one hang is the answer) while still retrying throttling and 5xx answers."""
 
     max_attempts: int = defaults.RETRY_MAX_ATTEMPTS
     deadline_s: float = defaults.RETRY_DEADLINE_S
     initial_backoff_s: float = defaults.RETRY_INITIAL_BACKOFF_S
     max_backoff_s: float = defaults.RETRY_MAX_BACKOFF_S
+    retry_unreachable: bool = True
 
 
 DEFAULT_POLICY = RetryPolicy()
@@ -97,6 +125,28 @@ DEFAULT_POLICY = RetryPolicy()
 IMPAIRED_REGION_POLICY = RetryPolicy(
     max_attempts=3, deadline_s=defaults.IMPAIRED_REGION_DEADLINE_S, max_backoff_s=2.0
 )
+
+
+# A region probe: a hang is the answer (not retried); throttling is retried a few times.
+PROBE_POLICY = RetryPolicy(
+    max_attempts=5,
+    deadline_s=defaults.IMPAIRED_REGION_DEADLINE_S,
+    initial_backoff_s=0.1,
+    max_backoff_s=1.0,
+    retry_unreachable=False,
+)
+
+
+def unreachable(exc: BaseException) -> bool:
+    """True when ``exc`` says nobody answered (connection failed or timed out, a gateway's
+    504); False for any answer AWS gave, throttling and 5xx included."""
+    if isinstance(exc, AwsError):
+        if not isinstance(exc, TransientAwsError):
+            return False
+        return exc.code in UNREACHABLE_CODES or (
+            exc.code in GATEWAY_TIMEOUT_CODES and exc.status in (None, 504)
+        )
+    return isinstance(exc, ConnectionError | HTTPClientError | TimeoutError | OSError)
 
 
 def translate(
@@ -115,8 +165,12 @@ def translate(
         return cls(
             code, message, status=status, service=service, operation=operation, region=region
         )
-    if isinstance(exc, ConnectionError | HTTPClientError | ResponseParserError):
-        # ResponseParserError: a gateway's non-AWS answer (e.g. a bare 504 page), not AWS's.
+    if isinstance(exc, ConnectionError | HTTPClientError):
+        return TransientAwsError(
+            _connection_code(exc), str(exc), service=service, operation=operation, region=region
+        )
+    if isinstance(exc, ResponseParserError):
+        # A gateway's non-AWS answer (e.g. a bare 504 page), not AWS's: retried, not darkness.
         return TransientAwsError(
             type(exc).__name__, str(exc), service=service, operation=operation, region=region
         )
@@ -160,6 +214,15 @@ def _tell(method: str, *args: Any) -> None:
             getattr(watcher, method)(*args)
 
 
+def _connection_code(exc: BotoCoreError) -> str:
+    """The botocore class that says what went wrong with the connection (its own name, or
+    the nearest named ancestor for subclasses we do not list)."""
+    for cls in type(exc).__mro__:
+        if cls.__name__ in UNREACHABLE_CODES:
+            return cls.__name__
+    return type(exc).__name__
+
+
 def _log_retry(state: RetryCallState) -> None:
     exc = state.outcome.exception() if state.outcome else None
     delay = state.next_action.sleep if state.next_action else 0.0
@@ -184,7 +247,12 @@ def call(
         | stop_when_event_set(STOPPING)
         | stop_when_event_set(FAIL_FAST),
         wait=wait_exponential_jitter(initial=policy.initial_backoff_s, max=policy.max_backoff_s),
-        retry=retry_if_exception_type(TransientAwsError),
+        retry=retry_if_exception(
+            lambda e: (
+                isinstance(e, TransientAwsError)
+                and (policy.retry_unreachable or not unreachable(e))
+            )
+        ),
         before_sleep=_log_retry,
         sleep=_pause,
         reraise=True,

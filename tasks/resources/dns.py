@@ -39,6 +39,11 @@ def _r53(cfg: Config) -> Any:
     return connect(cfg).client("route53", cfg.regions.primary)
 
 
+def route53_client(cfg: Config) -> Any:
+    """Route 53's control plane (its API is global, answered from us-east-1)."""
+    return _r53(cfg)
+
+
 def fqdn(name: str) -> str:
     return name.rstrip(".") + "."
 
@@ -90,17 +95,47 @@ def _zone_or_planned(cfg: Config, dry_run: bool) -> str:
         raise
 
 
-def health_check_config(cfg: Config, alb_dns_name: str) -> dict[str, Any]:
+# tierbook's own load balancers answer HTTPS on 443 (tasks.resources.load_balancer).
+DEFAULT_HC_PROTOCOL = "HTTPS"
+DEFAULT_HC_PORTS = {"HTTP": 80, "HTTPS": 443}
+
+
+def health_check_config(
+    cfg: Config, alb_dns_name: str, like: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A check on ``alb_dns_name`` as the stack answers: what the config sets, else what
+    ``like`` (the primary's existing check config) does, else tierbook's listener. Pure."""
     hc = cfg.dns.health_check
-    return {
-        "Type": "HTTPS",
+    given = hc.model_fields_set
+    like = like if like and like.get("Type") in DEFAULT_HC_PORTS else {}
+
+    def pick(field: str, key: str, default: Any) -> Any:
+        value = getattr(hc, field)
+        if field in given and value is not None:
+            return value
+        return like.get(key, default if value is None else value)
+
+    protocol = pick("protocol", "Type", DEFAULT_HC_PROTOCOL)
+    port = hc.port if hc.port is not None else like.get("Port", DEFAULT_HC_PORTS[protocol])
+    out = {
+        "Type": protocol,
         "FullyQualifiedDomainName": alb_dns_name,
-        "ResourcePath": hc.path,
-        "Port": 443,
-        "RequestInterval": hc.interval_seconds,
-        "FailureThreshold": hc.failure_threshold,
-        "EnableSNI": True,
+        "ResourcePath": pick("path", "ResourcePath", hc.path),
+        "Port": port,
+        "RequestInterval": pick("interval_seconds", "RequestInterval", hc.interval_seconds),
+        "FailureThreshold": pick("failure_threshold", "FailureThreshold", hc.failure_threshold),
     }
+    if protocol == "HTTPS":
+        out["EnableSNI"] = bool(like.get("EnableSNI", True))
+    return out
+
+
+def switch_refs(cfg: Config) -> tuple[str, str, str]:
+    """(CALCULATED check, CLOUDWATCH_METRIC check, alarm) names of the DNS switch
+    (:mod:`tasks.resources.dns_switch`), derived from the primary check's name so an adopted
+    stack's carry its own names."""
+    ref = names_for(cfg, "primary").health_check_reference
+    return f"{ref}-switch", f"{ref}-alarm", f"{ref}-primary-out"
 
 
 MUTABLE_HC = ("FullyQualifiedDomainName", "ResourcePath", "Port", "FailureThreshold", "EnableSNI")
@@ -108,8 +143,12 @@ MUTABLE_HC = ("FullyQualifiedDomainName", "ResourcePath", "Port", "FailureThresh
 
 def find_health_check(cfg: Config, role: Role = "primary") -> dict[str, Any] | None:
     """The health check tagged ``Name=<stack>-<role>``, if any."""
+    return find_health_check_named(cfg, names_for(cfg, role).health_check_reference)
+
+
+def find_health_check_named(cfg: Config, ref: str) -> dict[str, Any] | None:
+    """The health check whose Name tag is ``ref``, if any."""
     r53 = _r53(cfg)
-    ref = names_for(cfg, role).health_check_reference
     checks = [
         hc
         for page in r53.get_paginator("list_health_checks").paginate()
@@ -128,13 +167,19 @@ def find_health_check(cfg: Config, role: Role = "primary") -> dict[str, Any] | N
 
 @step("ensure health check on {role} load balancer")
 def ensure_health_check(
-    cfg: Config, role: Role, alb_dns_name: str, *, dry_run: bool = False
+    cfg: Config,
+    role: Role,
+    alb_dns_name: str,
+    like: dict[str, Any] | None = None,
+    *,
+    dry_run: bool = False,
 ) -> StepResult:
+    """``like``: the config of a check to match (the primary's, for the DR one)."""
     names = names_for(cfg, role)
     r53, ref = _r53(cfg), names.health_check_reference
-    want = health_check_config(cfg, alb_dns_name)
-    tags = {**names.tags("dns"), "Name": ref}
     found = find_health_check(cfg, role)
+    want = health_check_config(cfg, alb_dns_name, like or (found or {}).get("HealthCheckConfig"))
+    tags = {**names.tags("dns"), "Name": ref}
     if found is None:
         change = created("route53:health-check", ref, "global", want)
         if dry_run:
@@ -151,7 +196,7 @@ def ensure_health_check(
         return StepResult(changes=[change], outputs={"health_check_id": hc["Id"]}, applied=True)
     have = found["HealthCheckConfig"]
     changes: list[Change] = []
-    before, after = diff({k: want[k] for k in MUTABLE_HC}, have)
+    before, after = diff({k: want[k] for k in MUTABLE_HC if k in want}, have)
     if after:
         changes.append(updated("route53:health-check", ref, "global", before, after))
         if not dry_run:
@@ -351,6 +396,8 @@ def ensure_dns_deleted(cfg: Config, roles: list[Role], *, dry_run: bool = False)
                     "Changes": [{"Action": "DELETE", "ResourceRecordSet": r} for r in doomed],
                 },
             )
+    if "primary" in roles:  # the switch: parents before their children, then its alarm
+        changes += _delete_switch(cfg, dry_run)
     for role in roles:  # after the records: a record's health check cannot go before it
         hc = find_health_check(cfg, role)
         if hc is None:
@@ -361,3 +408,21 @@ def ensure_dns_deleted(cfg: Config, roles: list[Role], *, dry_run: bool = False)
         if not dry_run:
             _r53(cfg).delete_health_check(HealthCheckId=hc["Id"])
     return result(changes, dry_run)
+
+
+def _delete_switch(cfg: Config, dry_run: bool) -> list[Change]:
+    switch, alarm_check, alarm = switch_refs(cfg)
+    changes: list[Change] = []
+    for ref in (switch, alarm_check):
+        hc = find_health_check_named(cfg, ref)
+        if hc is None:
+            continue
+        changes.append(deleted("route53:health-check", ref, "global"))
+        if not dry_run:
+            _r53(cfg).delete_health_check(HealthCheckId=hc["Id"])
+    cw = connect(cfg).client("cloudwatch", cfg.regions.dr)
+    if cw.describe_alarms(AlarmNames=[alarm])["MetricAlarms"]:
+        changes.append(deleted("cloudwatch:alarm", alarm, cfg.regions.dr))
+        if not dry_run:
+            cw.delete_alarms(AlarmNames=[alarm])
+    return changes

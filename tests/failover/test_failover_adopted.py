@@ -20,7 +20,7 @@ from sandbox.control import SandboxControl
 from sandbox.testing import CONFIG, ROOT, Stack, plain, push_images, web_target_group
 from tasks.core.retry import wait_for
 from tasks.runbooks.failover.traffic_switch import flip_dns
-from tests.failover.test_failover_e2e import assert_failed_over
+from tests.failover.test_failover_e2e import assert_failed_over, assert_records_rewritten
 from tests.support import reset_aws
 
 pytestmark = [pytest.mark.e2e]
@@ -212,6 +212,11 @@ def build_region(cfg: Config, role: Role) -> dict[str, Any]:
     return dict(alb)
 
 
+# The Terraform stack's listener is plain HTTP on 80, and so is its health check.
+TERRAFORM_CHECK = {"Type": "HTTP", "ResourcePath": "/healthz", "Port": 80, "RequestInterval": 30,
+                   "FailureThreshold": 2}  # fmt: skip
+
+
 def build_dns(cfg: Config, albs: dict[Role, dict[str, Any]]) -> None:
     """The zone, a health check on the primary ALB and the failover pair, Terraform-style."""
     r53 = plain(cfg, "route53")
@@ -219,12 +224,8 @@ def build_dns(cfg: Config, albs: dict[Role, dict[str, Any]]) -> None:
     hc = r53.create_health_check(
         CallerReference="terraform-east",
         HealthCheckConfig={
-            "Type": "HTTPS",
+            **TERRAFORM_CHECK,
             "FullyQualifiedDomainName": albs["primary"]["DNSName"],
-            "ResourcePath": "/healthz",
-            "Port": 443,
-            "RequestInterval": 30,
-            "FailureThreshold": 3,
         },
     )["HealthCheck"]["Id"]
     r53.change_tags_for_resource(
@@ -331,9 +332,13 @@ def test_a_stack_built_elsewhere_fails_over_under_its_own_names(
     report = failover(config=str(tmp_path / "adopted.yaml"), approved=True, reason="adopted")
 
     assert report["outcome"] == "succeeded", report.get("error")
-    assert report["metrics"]["readiness"] == "pass", report["notes"]
+    # Every check passes but one: the DNS switch was never prepared (failover --prepare).
+    assert report["metrics"]["readiness"] == "warn", report["notes"]
+    not_passed = [n for n in report["notes"] if n.startswith("readiness ") and ": pass" not in n]
+    assert len(not_passed) == 1 and "readiness dns-switch: warn" in not_passed[0], not_passed
     assert report["metrics"]["rpo_seconds"] == 1.0 and report["metrics"]["rto_seconds"] > 0
     assert_failed_over(adopted, RUNNING["primary"])
+    assert_records_rewritten(adopted)  # no switch prepared: the control-plane fallback
     fenced = {NAMES[f"{svc}_service"]: (0, 0) for svc in RUNNING["primary"]}
     assert scaling_ranges(cfg, "primary") == fenced  # autoscaling cannot bring it back
     dr_ranges = scaling_ranges(cfg, "dr")

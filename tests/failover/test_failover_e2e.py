@@ -10,9 +10,11 @@ from sandbox.testing import CONFIG, Stack
 pytestmark = [pytest.mark.e2e]
 
 
-def assert_failed_over(stack: Stack, counts: dict[str, int] | None = None) -> None:
+def assert_failed_over(
+    stack: Stack, counts: dict[str, int] | None = None, *, fenced: bool = True
+) -> None:
     """DR writable and hardened, at ``counts`` (the primary's: web 2, worker 1 unless given);
-    the primary at 0; DNS on the DR ALB."""
+    the primary at 0 (when ``fenced``); Route 53 answering the DR ALB."""
     db = stack.db("dr")
     assert db["DBInstanceStatus"] == "available"
     assert not db.get("ReadReplicaSourceDBInstanceIdentifier")
@@ -23,7 +25,13 @@ def assert_failed_over(stack: Stack, counts: dict[str, int] | None = None) -> No
     for svc, n in (counts or {"web": 2, "worker": 1}).items():
         dr = stack.service("dr", svc)
         assert (dr["desiredCount"], dr["runningCount"]) == (n, n)
-        assert stack.service("primary", svc)["desiredCount"] == 0
+        if fenced:
+            assert stack.service("primary", svc)["desiredCount"] == 0
+    assert stack.answers() == [stack.alb_dns("dr").lower()]
+
+
+def assert_records_rewritten(stack: Stack) -> None:
+    """The record-rewriting fallback's end state: the DR record is the PRIMARY one."""
     records = stack.records()
     assert records["dr"]["Failover"] == "PRIMARY" and records["primary"]["Failover"] == "SECONDARY"
     assert (
@@ -35,12 +43,16 @@ def assert_failed_over(stack: Stack, counts: dict[str, int] | None = None) -> No
 def test_failover_promotes_scales_and_flips(stack: Stack) -> None:
     before = stack.records()
     assert before["primary"]["Failover"] == "PRIMARY"
+    assert stack.answers() == [stack.alb_dns("primary").lower()]
     assert stack.db("dr").get("ReadReplicaSourceDBInstanceIdentifier")
 
     report = failover(config=CONFIG, approved=True, reason="test")
 
     assert report["outcome"] == "succeeded"
     assert_failed_over(stack)
+    assert stack.test_dns_answer() == [stack.alb_dns("dr").lower()]
+    # Through the switch provision prepared: the records themselves did not change.
+    assert stack.records() == before
     metrics = report["metrics"]
     assert metrics["rto_seconds"] > 0 and metrics["rpo_seconds"] == 1.0
     assert "fencing" not in metrics  # the primary answered: fenced, not skipped
@@ -83,6 +95,7 @@ def test_failback_returns_traffic_and_writes_home_and_leaves_a_fresh_dr_replica(
     assert dr["ReadReplicaSourceDBInstanceIdentifier"] == primary["DBInstanceArn"]
     records = stack.records()
     assert records["primary"]["Failover"] == "PRIMARY" and records["dr"]["Failover"] == "SECONDARY"
+    assert stack.answers() == [stack.alb_dns("primary").lower()]
     for svc, n in (("web", 2), ("worker", 1)):
         p = stack.service("primary", svc)
         assert (p["desiredCount"], p["runningCount"]) == (n, n)

@@ -1,9 +1,13 @@
-"""Is the DR region ready to take over? Read-only checks, each ending pass, warn or fail.
+"""Is the DR region ready to take over? Read-only checks, each ending pass, warn, fail or
+unknown.
 
 Shared by ``tierbook failover`` (before it acts, and as ``--plan``) and the readiness drill.
-Calls into the primary region use impaired-region clients: a primary that does not answer
-turns the checks that need it into warnings, never into a hang — that is the day failover
-exists for.
+The primary region is probed once (every probe in parallel, one short deadline; see
+:meth:`tasks.core.aws.Aws.probe_region`) and nothing else asks it when it is dark: a check
+that needs it is then ``unknown`` with the reason, never a hang nor a crash — that is the day
+failover exists for. What a failover needs from the DR region is checked regardless. A check
+that cannot run for any other reason is ``unknown`` (nobody answered) or ``fail`` (AWS said
+no), with the error; ``--force`` gets past both.
 
 * ``dr-database``: the DR replica exists, is available and still replicates the primary.
 * ``replica-lag``: ``AWS/RDS ReplicaLag`` (worst of the last minutes) within the RPO budget.
@@ -12,6 +16,7 @@ exists for.
 * ``secret``: the database's master secret is replicated to the DR region.
 * ``dr-load-balancer``: the DR ALB and its target group exist.
 * ``dns``: the app's records point at both load balancers, with the primary's health check.
+* ``dns-switch``: the data-plane switch is prepared (its alarm in the DR region).
 """
 
 from __future__ import annotations
@@ -23,11 +28,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from configs.errors import AwsError, TierbookError, TransientAwsError
+from configs.errors import AwsError
 from configs.models import Config
 from configs.names import Role, names_for
-from tasks.core.aws import connect
-from tasks.core.retry import is_code
+from tasks.core.aws import RegionProbe, connect
+from tasks.core.retry import is_code, unreachable
 from tasks.resources.database.lookup import (
     describe_cluster,
     describe_instance,
@@ -40,10 +45,7 @@ from tasks.resources.dns import find_dns
 from tasks.resources.load_balancer import find_load_balancer
 from tasks.runbooks.failover.traffic_switch import arc_client
 
-Status = Literal["pass", "warn", "fail"]
-
-
-LAG_WINDOW = timedelta(minutes=5)
+Status = Literal["pass", "warn", "fail", "unknown"]
 
 
 class Finding(BaseModel):
@@ -51,6 +53,8 @@ class Finding(BaseModel):
     status: Status
     detail: str
     figures: dict[str, Any] = {}
+    # An ``unknown`` that does not hold a failover back: it needs the dark primary.
+    blocking: bool = True
 
 
 class Readiness(BaseModel):
@@ -59,17 +63,25 @@ class Readiness(BaseModel):
     findings: list[Finding]
     replica_lag_s: float | None = None
     primary_answers: bool = True
+    route53_answers: bool = True
+    probe: dict[str, str] = {}
     promoted_already: bool = False
     primary_counts: dict[str, int] = {}
 
     @property
     def failed(self) -> list[Finding]:
-        return [f for f in self.findings if f.status == "fail"]
+        """What refuses a run unless forced: failed checks, and unknown ones that block."""
+        return [
+            f for f in self.findings if f.status == "fail" or (f.status == "unknown" and f.blocking)
+        ]
 
     @property
     def status(self) -> Status:
         states = {f.status for f in self.findings}
-        return "fail" if "fail" in states else "warn" if "warn" in states else "pass"
+        for worst in ("fail", "unknown", "warn"):
+            if worst in states:
+                return worst  # type: ignore[return-value]
+        return "pass"
 
     def by_check(self) -> dict[str, Status]:
         return {f.check: f.status for f in self.findings}
@@ -82,11 +94,19 @@ def _client(cfg: Config, service: str, role: Role) -> Any:
     return connect(cfg).client(service, names_for(cfg, role).region, impaired=role == "primary")
 
 
-def _unreachable(exc: BaseException) -> bool:
-    """True for a region that does not answer (as opposed to one that says no)."""
-    if isinstance(exc, AwsError):
-        return isinstance(exc, TransientAwsError)
-    return not isinstance(exc, TierbookError)
+def not_run(check: str, why: str) -> Finding:
+    """A check that needs the dark primary: unknown, and no reason to refuse a failover."""
+    return Finding(check=check, status="unknown", detail=why, blocking=False)
+
+
+def guarded(check: str, fn: Callable[[], Any], fallback: Callable[[Finding], Any]) -> Any:
+    """``fn()``; when it raises, ``fallback`` of a finding saying why: ``unknown`` when
+    nobody answered, ``fail`` when AWS (or the world) said no. Readiness never crashes."""
+    try:
+        return fn()
+    except Exception as exc:
+        status: Status = "unknown" if unreachable(exc) else "fail"
+        return fallback(Finding(check=check, status=status, detail=f"could not check: {exc}"[:500]))
 
 
 def check_dr_database(cfg: Config) -> tuple[Finding, bool]:
@@ -126,13 +146,23 @@ def check_dr_database(cfg: Config) -> tuple[Finding, bool]:
 
 
 def replica_lag(cfg: Config) -> float | None:
-    """The newest ``ReplicaLag`` of the DR replica in the last minutes (None: no data)."""
+    """The worst ``ReplicaLag`` of the DR replica over the RPO window (None: no data)."""
     return replica_lag_of(cfg, "dr")
+
+
+def worst_lag(points: list[dict[str, Any]], *, aurora: bool = False) -> float | None:
+    """The maximum over every datapoint of the window, in seconds; None without data (an
+    unknown RPO is not a zero one). Pure."""
+    if not points:
+        return None
+    worst = max(float(p["Maximum"]) for p in points)
+    return worst / 1000 if aurora else worst  # Aurora reports milliseconds
 
 
 def replica_lag_of(cfg: Config, role: Role) -> float | None:
     names = names_for(cfg, role)
     cw = connect(cfg).client("cloudwatch", names.region)
+    window = timedelta(seconds=cfg.failover.rpo_window_seconds)
     end = datetime.now(UTC) + timedelta(minutes=1)  # the newest point may be this second
     dims = (
         [{"Name": "DBClusterIdentifier", "Value": names.db_cluster}]
@@ -143,16 +173,12 @@ def replica_lag_of(cfg: Config, role: Role) -> float | None:
         Namespace="AWS/RDS",
         MetricName="AuroraGlobalDBReplicationLag" if is_aurora(cfg) else "ReplicaLag",
         Dimensions=dims,
-        StartTime=end - LAG_WINDOW,
+        StartTime=end - window,
         EndTime=end,
         Period=60,
         Statistics=["Maximum"],
     )["Datapoints"]
-    if not points:
-        return None
-    newest = max(points, key=lambda p: p["Timestamp"])
-    worst = float(newest["Maximum"])
-    return worst / 1000 if is_aurora(cfg) else worst  # Aurora reports milliseconds
+    return worst_lag(points, aurora=is_aurora(cfg))
 
 
 def check_replica_lag(cfg: Config) -> tuple[Finding, float | None]:
@@ -162,9 +188,13 @@ def check_replica_lag(cfg: Config) -> tuple[Finding, float | None]:
         return (
             Finding(
                 check="replica-lag",
-                status="warn",
-                detail="no ReplicaLag data in the last 5 minutes: the RPO is unknown",
+                status="unknown",
+                detail=(
+                    f"no ReplicaLag data in the last {cfg.failover.rpo_window_seconds:g}s: "
+                    "the RPO is unknown"
+                ),
                 figures={"budget_s": budget},
+                blocking=False,
             ),
             None,
         )
@@ -174,7 +204,10 @@ def check_replica_lag(cfg: Config) -> tuple[Finding, float | None]:
             Finding(
                 check="replica-lag",
                 status="fail",
-                detail=f"replica lag {lag:g}s is over the RPO budget of {budget:g}s",
+                detail=(
+                    f"replica lag {lag:g}s is over the RPO budget of {budget:g}s "
+                    f"(the worst over the last {cfg.failover.rpo_window_seconds:g}s)"
+                ),
                 figures=figures,
             ),
             lag,
@@ -183,7 +216,10 @@ def check_replica_lag(cfg: Config) -> tuple[Finding, float | None]:
         Finding(
             check="replica-lag",
             status="pass",
-            detail=f"replica lag {lag:g}s within {budget:g}s",
+            detail=(
+                f"replica lag {lag:g}s within {budget:g}s "
+                f"(the worst over the last {cfg.failover.rpo_window_seconds:g}s)"
+            ),
             figures=figures,
         ),
         lag,
@@ -246,7 +282,7 @@ def check_services(cfg: Config, primary_answers: bool) -> tuple[list[Finding], d
             try:
                 primary_service, primary_image = running_image(cfg, "primary", svc)
             except Exception as exc:
-                if not _unreachable(exc):
+                if not unreachable(exc):
                     raise
                 primary_service, primary_image = None, None
             if primary_service is not None:
@@ -325,11 +361,16 @@ def check_load_balancer(cfg: Config) -> Finding:
     )
 
 
-def check_dns(cfg: Config) -> Finding:
+def check_dns(cfg: Config, route53_answers: bool = True) -> Finding:
+    """The records, read through Route 53's control plane (so ``unknown`` when it is dark)."""
     if cfg.edge is None:
         return Finding(check="dns", status="warn", detail="no edge block: no DNS to flip")
     if cfg.dns.strategy == "arc":
         return check_arc(cfg)
+    if not route53_answers:
+        return not_run(
+            "dns", "Route 53's control plane (us-east-1) does not answer: records not read"
+        )
     dns = find_dns(cfg)
     missing = [role for role in ("primary", "dr") if role not in dns["records"]]
     if missing:
@@ -342,6 +383,30 @@ def check_dns(cfg: Config) -> Finding:
         check="dns",
         status="pass",
         detail=f"{dns['name']} {cfg.dns.strategy} records for both regions, health check set",
+    )
+
+
+def check_dns_switch(cfg: Config, route53_answers: bool = True) -> Finding:
+    """The data-plane switch: its alarm in the DR region (read there, whatever the primary
+    does) and, when Route 53's control plane answers, the primary record following it."""
+    from tasks.resources.dns_switch import check_switch
+
+    if cfg.edge is None or cfg.dns.strategy == "arc":
+        return Finding(check="dns-switch", status="pass", detail="not used by this DNS strategy")
+    prepared, detail = check_switch(cfg, read_route53=route53_answers)
+    if prepared:
+        return Finding(check="dns-switch", status="pass", detail=detail)
+    if route53_answers:
+        # The record-rewriting fallback still works while the control plane answers.
+        return Finding(
+            check="dns-switch",
+            status="warn",
+            detail=f"{detail}; traffic would move by rewriting the records (control plane)",
+        )
+    return Finding(
+        check="dns-switch",
+        status="fail",
+        detail=f"{detail}, and Route 53's control plane does not answer: nothing can move traffic",
     )
 
 
@@ -376,31 +441,41 @@ def check_arc(cfg: Config, *, client_for: Callable[[str], Any] | None = None) ->
     )
 
 
-def primary_answers(cfg: Config) -> bool:
-    """Does the primary region's RDS endpoint answer at all (within the impaired deadline)?"""
-    try:
-        _client(cfg, "rds", "primary").describe_db_instances(MaxRecords=20)
-    except Exception as exc:
-        if _unreachable(exc):
-            return False
-        raise
-    return True
+def probe_primary(cfg: Config) -> RegionProbe:
+    """Probe the primary region once for this run (shared with the account guard)."""
+    return connect(cfg).probe_region(cfg.regions.primary)
+
+
+def _dark(cfg: Config, probe: RegionProbe) -> str:
+    return f"{cfg.regions.primary} does not answer ({probe.why()})"
 
 
 def evaluate(cfg: Config) -> Readiness:
-    """Run every check (in parallel: they are independent reads)."""
-    answers = primary_answers(cfg)
-    jobs: dict[str, Callable[[], Any]] = {
-        "dr-database": lambda: check_dr_database(cfg),
-        "replica-lag": lambda: check_replica_lag(cfg),
-        "services": lambda: check_services(cfg, answers),
-        "dr-load-balancer": lambda: check_load_balancer(cfg),
-        "dns": lambda: check_dns(cfg),
+    """Probe the primary once, then run every check in parallel (independent reads)."""
+    probe = probe_primary(cfg)
+    answers, r53 = probe.answers, probe.control_plane_answers
+    dark = _dark(cfg, probe)
+
+    def services() -> tuple[list[Finding], dict[str, int]]:
+        return check_services(cfg, answers)
+
+    def secret() -> Finding:
+        return check_secret(cfg) if answers else not_run("secret", f"{dark}: not read")
+
+    jobs: dict[str, tuple[Callable[[], Any], Callable[[Finding], Any]]] = {
+        "dr-database": (lambda: check_dr_database(cfg), lambda f: (f, False)),
+        "replica-lag": (lambda: check_replica_lag(cfg), lambda f: (f, None)),
+        "services": (services, lambda f: ([f.model_copy(update={"check": "dr-services"})], {})),
+        "secret": (secret, lambda f: f),
+        "dr-load-balancer": (lambda: check_load_balancer(cfg), lambda f: f),
+        "dns": (lambda: check_dns(cfg, r53), lambda f: f),
+        "dns-switch": (lambda: check_dns_switch(cfg, r53), lambda f: f),
     }
-    if answers:
-        jobs["secret"] = lambda: check_secret(cfg)
-    with ThreadPoolExecutor(len(jobs)) as pool:
-        futures = {name: pool.submit(job) for name, job in jobs.items()}
+    with ThreadPoolExecutor(len(jobs), thread_name_prefix="readiness") as pool:
+        futures = {
+            name: pool.submit(guarded, name, job, fallback)
+            for name, (job, fallback) in jobs.items()
+        }
         results = {name: f.result() for name, f in futures.items()}
     db_finding, promoted = results["dr-database"]
     lag_finding, lag = results["replica-lag"]
@@ -411,22 +486,20 @@ def evaluate(cfg: Config) -> Readiness:
             check="replica-lag", status="warn", detail="no replica any more: already promoted"
         )
         lag = None
-    findings += [lag_finding, *service_findings]
-    if answers:
-        findings.append(results["secret"])
-    else:
+    findings += [lag_finding, *service_findings, results["secret"]]
+    if not answers:
+        findings.append(not_run("primary-region", f"{dark}: checks needing it were skipped"))
+    elif not r53:
         findings.append(
-            Finding(
-                check="primary-region",
-                status="warn",
-                detail=f"{cfg.regions.primary} does not answer: checks needing it were skipped",
-            )
+            not_run("route53-control-plane", f"{dark}: Route 53's control plane is unreachable")
         )
-    findings += [results["dr-load-balancer"], results["dns"]]
+    findings += [results["dr-load-balancer"], results["dns"], results["dns-switch"]]
     return Readiness(
         findings=findings,
         replica_lag_s=lag,
         primary_answers=answers,
+        route53_answers=r53,
+        probe=dict(probe.services),
         promoted_already=promoted,
         primary_counts=counts,
     )

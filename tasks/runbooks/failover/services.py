@@ -78,6 +78,10 @@ def fence_services(cfg: Config, role: Role, *, timeout_s: float | None = None) -
     """Best effort, bounded: scale ``role``'s services to 0 so nothing writes there."""
     limit = timeout_s or cfg.failover.fence_timeout_seconds
     region = names_for(cfg, role).region
+    probe = connect(cfg).last_probe(region)
+    if probe is not None and not probe.answers:
+        # Probed dark this run: asking again would only spend the fence deadline.
+        return StepResult(skipped=f"{region} does not answer ({probe.why()}); not fenced")
     pool = ThreadPoolExecutor(1, thread_name_prefix="fence")
     future = pool.submit(_scale_to_zero, cfg, role)
     pool.shutdown(wait=False)

@@ -1,5 +1,10 @@
 """Sending the app's traffic to one region, by the config's DNS strategy.
 
+:func:`send_traffic` is the step the runbooks call. With ``failover`` or ``weighted`` records
+it flips the prepared data-plane switch (:mod:`tasks.resources.dns_switch`: a metric written
+in the DR region, no control-plane call); only when no switch is prepared, and Route 53's
+control plane answers, does it fall back to rewriting the records (:func:`flip_dns`):
+
 * ``failover``: the target region's alias record becomes the PRIMARY failover record, with a
   health check on its own load balancer; the other region's becomes the SECONDARY. Inverting
   the old primary's health check instead would send traffic back to it as soon as fencing
@@ -21,7 +26,7 @@ from configs.errors import NotFound, StepFailed
 from configs.models import Config
 from configs.names import Role, names_for
 from tasks.core.aws import connect
-from tasks.core.changes import StepResult, updated
+from tasks.core.changes import Change, StepResult, updated
 from tasks.core.retry import wait_for
 from tasks.core.steps import step
 from tasks.resources.dns import (
@@ -30,7 +35,16 @@ from tasks.resources.dns import (
     ensure_health_check,
     find_dns,
     find_health_check,
+    find_health_check_named,
     list_records,
+)
+from tasks.resources.dns_switch import (
+    METRIC,
+    NAMESPACE,
+    alarm_name,
+    find_alarm,
+    put_primary_active,
+    switch_check_ref,
 )
 from tasks.resources.load_balancer import find_load_balancer
 
@@ -82,20 +96,85 @@ def _routing(record: dict[str, Any]) -> dict[str, Any]:
     return {k: record.get(k) for k in ("Failover", "Weight", "HealthCheckId") if k in record}
 
 
+def control_plane_answers(cfg: Config) -> bool:
+    """Route 53's control plane, as this run's probe of the primary found it (asked when the
+    run has not probed)."""
+    aws = connect(cfg)
+    probe = aws.last_probe(cfg.regions.primary) or aws.probe_region(cfg.regions.primary)
+    return probe.control_plane_answers
+
+
 @step("send traffic to {to}")
+def send_traffic(cfg: Config, to: Role) -> StepResult:
+    """Send the app's traffic to ``to`` through a data plane wherever one is prepared."""
+    if cfg.dns.strategy == "arc":
+        return _flip_arc(cfg, to)
+    if cfg.edge is None:
+        return StepResult(skipped="no edge block: no DNS records to change")
+    alarm = find_alarm(cfg)
+    r53 = control_plane_answers(cfg)
+    if alarm is None:
+        if not r53:
+            raise StepFailed(
+                f"no DNS switch prepared (alarm {alarm_name(cfg)} in {cfg.regions.dr}) and "
+                "Route 53's control plane does not answer: run provision (or prepare) ahead"
+            )
+        return flip_dns.fn(cfg, to)
+    changes: list[Change] = []
+    notes = []
+    if to == "primary" and r53:
+        # A failover made by rewriting the records (no switch then) is undone the same way.
+        dns = find_dns(cfg)
+        if active_role(cfg, dns["records"]) == "dr":
+            rewritten = flip_dns.fn(cfg, "primary")
+            changes += rewritten.changes
+            notes.append(rewritten.detail)
+    changes += flip_switch(cfg, to, alarm)
+    notes.append(
+        f"{NAMESPACE}/{METRIC} in {cfg.regions.dr}: {alarm_name(cfg)} "
+        f"{'ALARM' if to == 'dr' else 'OK'}: Route 53 answers the {to} load balancer"
+    )
+    return StepResult(changes=changes, applied=True, detail="; ".join(n for n in notes if n))
+
+
+def flip_switch(cfg: Config, to: Role, alarm: dict[str, Any]) -> list[Change]:
+    """Write ``PrimaryActive`` in the DR region (a data-plane call) unless the alarm already
+    says so, then wait for the alarm to agree. Idempotent."""
+    want = "ALARM" if to == "dr" else "OK"
+    before = str(alarm.get("StateValue"))
+    changes: list[Change] = []
+    if before != want:
+        put_primary_active(cfg, to == "primary")
+        changes.append(
+            updated(
+                "cloudwatch:metric",
+                f"{NAMESPACE}/{METRIC} {cfg.stack}",
+                cfg.regions.dr,
+                {"alarm": before},
+                {"alarm": want, "value": 1 if to == "primary" else 0},
+            )
+        )
+    wait_for(
+        lambda: str((find_alarm(cfg) or {}).get("StateValue")),
+        until=lambda s: s == want,
+        what=f"alarm {alarm_name(cfg)} {want}",
+        timeout_s=cfg.failover.dns_timeout_seconds,
+        describe=str,
+    )
+    return changes
+
+
+@step("rewrite DNS records to {to}")
 def flip_dns(cfg: Config, to: Role) -> StepResult:
-    """Point the app's name at ``to``; waits for INSYNC and reads the records back."""
+    """Point the app's name at ``to`` by rewriting the records (Route 53's control plane);
+    waits for INSYNC and reads the records back."""
     if cfg.dns.strategy == "arc":
         return flip_arc(cfg, to)
     if cfg.edge is None:
         return StepResult(skipped="no edge block: no DNS records to change")
     dns = find_dns(cfg)
     lb = load_balancer(cfg, to)
-    hc = find_health_check(cfg, to)
-    if hc is None:
-        hc_id = ensure_health_check.fn(cfg, to, lb["DNSName"]).outputs["health_check_id"]
-    else:
-        hc_id = hc["Id"]
+    hc_id = record_check_id(cfg, to, lb["DNSName"])
     want = wanted_records(cfg, to, dns, hc_id)
     have = {r.get("SetIdentifier"): r for r in list_records(cfg, dns["zone_id"], dns["name"])}
     batch: list[dict[str, Any]] = [
@@ -141,6 +220,23 @@ def flip_dns(cfg: Config, to: Role) -> StepResult:
         applied=True,
         detail=f"{dns['name']} → {lb['DNSName']} (INSYNC, read back)",
     )
+
+
+def record_check_id(cfg: Config, to: Role, alb_dns_name: str) -> str:
+    """The check ``to``'s record carries when it takes the traffic: the primary's switch check
+    where prepared, else a check on ``to``'s own load balancer that matches the primary's
+    (protocol, port, path, thresholds), made when missing."""
+    if to == "primary":
+        switch = find_health_check_named(cfg, switch_check_ref(cfg))
+        if switch is not None:
+            return str(switch["Id"])
+    hc = find_health_check(cfg, to)
+    if hc is not None:
+        return str(hc["Id"])
+    primary = find_health_check(cfg, "primary") if to != "primary" else None
+    like = primary["HealthCheckConfig"] if primary else None
+    made = ensure_health_check.fn(cfg, to, alb_dns_name, like)
+    return str(made.outputs["health_check_id"])
 
 
 def arc_client(cfg: Config, endpoint: str) -> Any:
