@@ -56,12 +56,13 @@ def one_failover(endpoint: str, args: argparse.Namespace, *, dark: bool) -> dict
     from flows.failover import failover
     from flows.provision import provision
     from sandbox.control import SandboxControl
-    from tests.failover.conftest import push_images
-    from tests.provision.conftest import fresh_account
+    from sandbox.testing import fresh_account, push_images
+    from tasks.core.aws import forget_connections
 
     control = SandboxControl(endpoint)
     with pytest.MonkeyPatch.context() as mp:
         cfg = fresh_account(endpoint, mp)
+        forget_connections()
         provision(config=CONFIG)
         push_images(cfg)
         control.timings(

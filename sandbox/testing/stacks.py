@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from configs.models import Config
-from configs.names import Role, names_for
+from configs.names import Role, names_for, origin_name
 from sandbox.control import SandboxControl
 from sandbox.testing.accounts import plain
 

@@ -108,7 +108,7 @@ def control_plane_answers(cfg: Config) -> bool:
 def send_traffic(cfg: Config, to: Role) -> StepResult:
     """Send the app's traffic to ``to`` through a data plane wherever one is prepared."""
     if cfg.dns.strategy == "arc":
-        return _flip_arc(cfg, to)
+        return flip_arc(cfg, to)
     if cfg.edge is None:
         return StepResult(skipped="no edge block: no DNS records to change")
     alarm = find_alarm(cfg)
