@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from tests.conftest import ROOT
+from sandbox.testing import ROOT
 
 README_MAX_LINES = 150
 

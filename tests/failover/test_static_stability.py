@@ -15,14 +15,12 @@ from botocore.stub import Stubber
 
 from configs.names import names_for
 from flows.failover import failback, failover
+from sandbox.testing import CONFIG, ROOT, Stack, plain
 from tasks.core.retry import wait_for
-from tests.conftest import ROOT
-from tests.failover.conftest import CONFIG, Stack
 from tests.failover.test_failover_adopted import NAMES, RUNNING, every_name
 from tests.failover.test_failover_adopted import adopted as adopted  # the fixture
 from tests.failover.test_failover_e2e import assert_failed_over, assert_records_rewritten
 from tests.failover.test_real_api_calls import ARC
-from tests.provision.conftest import plain
 
 pytestmark = [pytest.mark.e2e]
 

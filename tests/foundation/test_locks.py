@@ -23,9 +23,9 @@ from cli.main import app
 from configs.errors import LockHeld
 from configs.models import Config
 from configs.names import names_for
+from sandbox.testing import ROOT
 from tasks.core.locks import hold
 from tasks.core.retry import wait_for
-from tests.conftest import ROOT
 
 CONFIG = str(ROOT / "configs" / "sandbox.yaml")
 LEASE_S = 1.5

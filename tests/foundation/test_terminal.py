@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import free_port
+from sandbox.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

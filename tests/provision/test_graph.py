@@ -19,8 +19,7 @@ from configs.names import names_for
 from flows.graph import Done, Graph, Inputs, Node, Ref, execute
 from flows.provision import provision, roles_for
 from flows.provision_graph import build
-from tests.conftest import ROOT, Sandbox
-from tests.provision.conftest import plain
+from sandbox.testing import ROOT, Sandbox, plain
 
 CONFIG = "configs/sandbox.yaml"
 CFG = load_config(ROOT / CONFIG)

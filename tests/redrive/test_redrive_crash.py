@@ -20,8 +20,8 @@ import pytest
 
 from configs.models import Config
 from configs.names import names_for
+from sandbox.testing import SandboxQueues, standard_messages
 from tasks.core.retry import wait_for
-from tests.redrive.conftest import SandboxQueues, standard_messages
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = str(ROOT / "configs" / "sandbox.yaml")
