@@ -346,9 +346,19 @@ def test_failover_records_point_at_both_regions(stack: dict) -> None:
     assert primary["AliasTarget"]["DNSName"].rstrip(".") == alb(cfg, "primary")["DNSName"]
     assert secondary["AliasTarget"]["DNSName"].rstrip(".") == alb(cfg, "dr")["DNSName"]
     assert primary["SetIdentifier"] != secondary["SetIdentifier"]
-    # the primary answers only while its health check, on the primary ALB, passes
-    check = r53.get_health_check(HealthCheckId=primary["HealthCheckId"])["HealthCheck"]
-    probe = check["HealthCheckConfig"]
+    # the primary answers only while its check passes: the DNS switch's calculated check,
+    # healthy only while both the check on the primary ALB and the DR alarm's check are
+    switch = r53.get_health_check(HealthCheckId=primary["HealthCheckId"])["HealthCheck"]
+    assert switch["HealthCheckConfig"]["Type"] == "CALCULATED"
+    children = [
+        r53.get_health_check(HealthCheckId=c)["HealthCheck"]["HealthCheckConfig"]
+        for c in switch["HealthCheckConfig"]["ChildHealthChecks"]
+    ]
+    assert switch["HealthCheckConfig"]["HealthThreshold"] == len(children) == 2
+    assert {c["Type"] for c in children} == {"HTTPS", "CLOUDWATCH_METRIC"}
+    alarm = next(c for c in children if c["Type"] == "CLOUDWATCH_METRIC")["AlarmIdentifier"]
+    assert alarm["Region"] == cfg.regions.dr
+    probe = next(c for c in children if c["Type"] == "HTTPS")
     assert probe["FullyQualifiedDomainName"] == alb(cfg, "primary")["DNSName"]
     assert probe["Type"] == "HTTPS" and probe["ResourcePath"] == cfg.dns.health_check.path
     assert probe["FailureThreshold"] == cfg.dns.health_check.failure_threshold
