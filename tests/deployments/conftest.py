@@ -1,4 +1,14 @@
-"""A real Prefect server and ``tierbook serve`` in subprocesses, for the UI-path tests."""
+"""A real Prefect server and ``tierbook serve`` in subprocesses, for the UI-path tests.
+
+The server runs on SQLite, which takes one writer at a time. An API call that reads and then
+writes in a deferred transaction (``POST /flow_runs/{id}/resume``, ``create_flow_run``) fails
+at once with "database is locked" if another connection commits in between, and Prefect
+answers that with a 503 its own client retries. So the test server starts with no background
+service the tests do not use (the scheduler would also insert a hundred runs per scheduled
+drill and start them while a test runs), every request goes through Prefect's own HTTP client
+(its retry of 429/502/503/408, nothing more), and the server counts as up once its database
+answers (``/ready``), not when the web app does.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prefect.client.base import PrefectHttpxSyncClient
 
 from tests.conftest import ROOT, free_port
 from tests.failover.conftest import stack  # noqa: F401  (a provisioned stack, for the failover)
@@ -77,15 +88,55 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=10)
 
 
-@pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
-    home = tmp_path_factory.mktemp("prefect-server")
-    port = free_port()
+# Background services of ``prefect server start``; each writes to the database on its own clock.
+SERVICES = (
+    "cancellation_cleanup",
+    "event_persister",
+    "event_logger",
+    "foreman",
+    "late_runs",
+    "scheduler",
+    "pause_expirations",
+    "repossessor",
+    "cleanup_reconciler",
+    "task_run_recorder",
+    "triggers",
+)
+
+
+def server_env(home: Path, *, services: tuple[str, ...] = ()) -> dict[str, str]:
+    """Environment for a test's Prefect server: its own database under ``home``, only the
+    named background services on, no analytics."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")},
         "PREFECT_HOME": str(home),
+        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_UI_ENABLED": "false",
     }
+    for name in SERVICES:
+        env[f"PREFECT_SERVER_SERVICES_{name.upper()}_ENABLED"] = str(name in services).lower()
+    return env
+
+
+def wait_ready(client: httpx.Client, proc: subprocess.Popen[bytes], log: Path) -> None:
+    """Until the server's database answers (``/ready``), or fail with the server's log."""
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            if client.get("/ready").status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"Prefect server did not start: {log.read_text()[-2000:]}")
+        time.sleep(0.5)
+
+
+def start_server(
+    home: Path, *, services: tuple[str, ...] = ()
+) -> tuple[subprocess.Popen[bytes], PrefectServer]:
+    port = free_port()
     log = (home / "server.log").open("wb")
     proc = subprocess.Popen(
         [
@@ -99,29 +150,30 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
             "--port",
             str(port),
         ],
-        env=env,
+        env=server_env(home, services=services),
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     api = f"http://127.0.0.1:{port}/api"
-    client = httpx.Client(base_url=api, timeout=30)
+    # Probing: plain httpx (a refused connection is expected until the server listens).
+    with httpx.Client(base_url=api, timeout=10) as probe:
+        try:
+            wait_ready(probe, proc, home / "server.log")
+        except BaseException:
+            _stop(proc)
+            raise
+    client = PrefectHttpxSyncClient(base_url=api, timeout=30, raise_on_all_errors=False)
+    return proc, PrefectServer(api=api, client=client)
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    proc, server = start_server(tmp_path_factory.mktemp("prefect-server"))
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if client.get("/health").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"Prefect server did not start: {(home / 'server.log').read_text()[-2000:]}"
-                )
-            time.sleep(1)
-        yield PrefectServer(api=api, client=client)
+        yield server
     finally:
-        client.close()
+        server.client.close()
         _stop(proc)
 
 
