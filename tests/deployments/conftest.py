@@ -44,12 +44,29 @@ class PrefectServer:
             time.sleep(1)
         raise TimeoutError(f"deployment {flow}/{deployment} never appeared")
 
-    def run(self, deployment_id: str, parameters: dict[str, Any] | None = None) -> str:
-        r = self.client.post(
-            f"/deployments/{deployment_id}/create_flow_run", json={"parameters": parameters or {}}
-        )
+    def run(self, deployment_id: str, parameters: dict[str, Any] | None = None, **body: Any) -> str:
+        r = self.create_run(deployment_id, parameters, **body)
         r.raise_for_status()
         return str(r.json()["id"])
+
+    def create_run(
+        self, deployment_id: str, parameters: dict[str, Any] | None = None, **body: Any
+    ) -> httpx.Response:
+        """``POST /deployments/{id}/create_flow_run`` as the UI's custom run form sends it."""
+        return self.client.post(
+            f"/deployments/{deployment_id}/create_flow_run",
+            json={"parameters": parameters or {}, **body},
+        )
+
+    def deployments(self) -> list[dict[str, Any]]:
+        r = self.client.post("/deployments/filter", json={})
+        r.raise_for_status()
+        return list(r.json())
+
+    def run_input(self, flow_run_id: str, key: str) -> Any:
+        r = self.client.get(f"/flow_runs/{flow_run_id}/input/{key}")
+        r.raise_for_status()
+        return r.json()
 
     def state(self, flow_run_id: str) -> dict[str, Any]:
         r = self.client.get(f"/flow_runs/{flow_run_id}")
@@ -78,7 +95,7 @@ class PrefectServer:
         return list(r.json())
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -161,7 +178,7 @@ def start_server(
         try:
             wait_ready(probe, proc, home / "server.log")
         except BaseException:
-            _stop(proc)
+            stop(proc)
             raise
     client = PrefectHttpxSyncClient(base_url=api, timeout=30, raise_on_all_errors=False)
     return proc, PrefectServer(api=api, client=client)
@@ -174,7 +191,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
         yield server
     finally:
         server.client.close()
-        _stop(proc)
+        stop(proc)
 
 
 @pytest.fixture(scope="session")
@@ -205,7 +222,7 @@ def served(
     try:
         yield home / "serve.log"
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 def resume(server: PrefectServer, flow_run_id: str, run_input: dict[str, Any]) -> dict[str, Any]:
