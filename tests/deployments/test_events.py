@@ -1,0 +1,65 @@
+"""Every mutating AWS call of a run is a ``tierbook.aws.*`` event for automations, whichever
+thread made it (the failover fences the primary's services from a worker thread of its own)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+from prefect.events.clients import AssertingEventsClient
+from prefect.events.worker import EventsWorker
+
+from flows.failover import failover
+from tasks.core.aws import QUIET_OPERATIONS, is_mutating
+from tests.deployments.conftest import SERVER_TEST_TIMEOUT_S
+from tests.failover.conftest import Stack
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(SERVER_TEST_TIMEOUT_S)]
+
+
+@pytest.fixture
+def events(monkeypatch: pytest.MonkeyPatch) -> Iterator[EventsWorker]:
+    """Every event emitted from any thread, kept in memory."""
+    AssertingEventsClient.reset()
+    worker = EventsWorker.instance(AssertingEventsClient)
+    monkeypatch.setattr(EventsWorker, "instance", lambda *_: worker)
+    yield worker
+    worker.drain()
+
+
+def mutations(before: dict[str, int], after: dict[str, int]) -> Counter[str]:
+    """The sandbox's count of mutating requests between two ``stats()``, by
+    ``region operation``."""
+    out: Counter[str] = Counter()
+    for key, n in after.items():
+        region, call = key.split(" ", 1)
+        operation = call.split(":", 1)[1]
+        if is_mutating(operation) and operation not in QUIET_OPERATIONS:
+            out[f"{region} {operation}"] += n - before.get(key, 0)
+    return +out
+
+
+def test_a_failovers_mutating_calls_are_all_events_of_its_run(
+    stack: Stack, events: EventsWorker
+) -> None:
+    before = stack.control.stats()["requests"]
+    report = failover(config="configs/sandbox.yaml", approved=True, reason="events")
+    after = stack.control.stats()["requests"]
+    assert report["outcome"] == "succeeded", report.get("error")
+    events.drain()
+
+    emitted = [
+        e
+        for client in AssertingEventsClient.all
+        for e in client.events
+        if e.event.startswith("tierbook.aws.")
+    ]
+    made = mutations(before, after)
+    assert made, "the failover changed nothing?"
+    seen = Counter(f"{e.payload['region']} {e.payload['operation']}" for e in emitted)
+    assert seen == made
+    fenced = f"{stack.cfg.regions.primary} UpdateService"
+    assert seen[fenced] >= 1  # scaled to 0 by the fence's own thread
+    runs = {r.id for e in emitted for r in e.related if r.id.startswith("prefect.flow-run.")}
+    assert len(runs) == 1  # all of them related to the failover's run
