@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.deployments.conftest import PrefectServer, resume
+from tests.deployments.conftest import SERVER_TEST_TIMEOUT_S, PrefectServer, resume
 from tests.failover.conftest import Stack
 from tests.failover.test_failover_e2e import assert_failed_over
 
-pytestmark = [pytest.mark.e2e]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(SERVER_TEST_TIMEOUT_S)]
 
 
 def test_failover_waits_for_a_typed_approval_and_completes_once_given(

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from deployments import RUNBOOKS
-from tests.deployments.conftest import PrefectServer
+from tests.deployments.conftest import SERVER_TEST_TIMEOUT_S, PrefectServer
+
+pytestmark = [pytest.mark.timeout(SERVER_TEST_TIMEOUT_S)]
 
 
 def test_triggered_deployment_completes_and_its_timeline_is_readable(

@@ -7,9 +7,12 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import ROOT, free_port
-from tests.deployments.conftest import server_env, stop, wait_ready
+from tests.deployments.conftest import SERVER_TEST_TIMEOUT_S, server_env, stop, wait_ready
+
+pytestmark = [pytest.mark.timeout(SERVER_TEST_TIMEOUT_S)]
 
 
 def test_the_ui_talks_to_the_api_of_the_server_it_came_with(tmp_path: Path) -> None:
