@@ -99,6 +99,7 @@ def form(
     for name, value in defaults_for(runbook).items():
         properties[name] = {**properties[name], "default": value}
     return ClosedParameterSchema(
+        additionalProperties=False,  # set explicitly: the schema is sent without defaults
         properties=properties,
         required=[name for name in schema.required if name in properties],
         definitions=schema.definitions,

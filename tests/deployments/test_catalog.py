@@ -15,7 +15,10 @@ CONFIG = str(ROOT / "configs" / "sandbox.yaml")
 
 @pytest.fixture(scope="module")
 def forms() -> dict[str, dict[str, Any]]:
-    return {d.name: d._parameter_openapi_schema.model_dump() for d in build(CONFIG)}
+    # As the runner sends it to the API: only the fields set.
+    return {
+        d.name: d._parameter_openapi_schema.model_dump(exclude_unset=True) for d in build(CONFIG)
+    }
 
 
 def test_every_runbook_is_deployed_under_its_name_and_the_environment(
