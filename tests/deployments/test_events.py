@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from typing import Any
 
+import botocore.session
 import pytest
 from prefect.events.clients import AssertingEventsClient
 from prefect.events.worker import EventsWorker
@@ -16,6 +18,9 @@ from tests.deployments.conftest import SERVER_TEST_TIMEOUT_S
 from tests.failover.conftest import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(SERVER_TEST_TIMEOUT_S)]
+
+REST = ("rest-json", "rest-xml")
+WRITES = ("POST", "PUT", "PATCH", "DELETE")
 
 
 @pytest.fixture
@@ -28,15 +33,26 @@ def events(monkeypatch: pytest.MonkeyPatch) -> Iterator[EventsWorker]:
     worker.drain()
 
 
-def mutations(before: dict[str, int], after: dict[str, int]) -> Counter[str]:
-    """The sandbox's count of mutating requests between two ``stats()``, by operation (by
-    region too would not do: a global service's requests are signed for us-east-1 whichever
-    region its client names)."""
+def label(service_model: Any, operation: str) -> str:
+    """How the sandbox names a call: by operation, or for a REST API (Route 53, S3…) by its
+    HTTP method, the only part of the request that names what it does."""
+    if service_model.protocol in REST:
+        return f"{service_model.signing_name} {service_model.operation_model(operation).http['method']}"
+    return f"{service_model.signing_name} {operation}"
+
+
+def sandbox_mutations(before: dict[str, int], after: dict[str, int]) -> Counter[str]:
+    """The mutating requests the sandbox answered between two ``stats()``, labelled as
+    :func:`label` does."""
     out: Counter[str] = Counter()
     for key, n in after.items():
-        operation = key.split(" ", 1)[1].split(":", 1)[1]
-        if is_mutating(operation) and operation not in QUIET_OPERATIONS:
-            out[operation] += n - before.get(key, 0)
+        service, operation = key.split(" ", 1)[1].split(":", 1)
+        verb = operation.split(" ", 1)[0]
+        if verb in ("GET", "HEAD", *WRITES):
+            if verb in WRITES:
+                out[f"{service} {verb}"] += n - before.get(key, 0)
+        elif is_mutating(operation) and operation not in QUIET_OPERATIONS:
+            out[f"{service} {operation}"] += n - before.get(key, 0)
     return +out
 
 
@@ -55,9 +71,14 @@ def test_a_failovers_mutating_calls_are_all_events_of_its_run(
         for e in client.events
         if e.event.startswith("tierbook.aws.")
     ]
-    made = mutations(before, after)
+    made = sandbox_mutations(before, after)
     assert made, "the failover changed nothing?"
-    assert Counter(e.payload["operation"] for e in emitted) == made
+    models = botocore.session.get_session()
+    seen = Counter(
+        label(models.get_service_model(e.payload["service"]), e.payload["operation"])
+        for e in emitted
+    )
+    assert seen == made
     fenced = [
         e
         for e in emitted
