@@ -94,9 +94,20 @@ def automation(spec: Spec, cfg: Config, block_id: UUID) -> AutomationCore:
     )
 
 
-def same(a: AutomationCore, b: AutomationCore) -> bool:
+def comparable(a: AutomationCore) -> dict[str, Any]:
+    """What defines an automation, with the trigger's sets (``expect``, ``after``,
+    ``for_each``) in one order: JSON keeps a set in whatever order it was iterated."""
     fields = {"name", "description", "enabled", "trigger", "actions"}
-    return a.model_dump(mode="json", include=fields) == b.model_dump(mode="json", include=fields)
+    dump = a.model_dump(mode="json", include=fields)
+    trigger = dump.get("trigger") or {}
+    for key in ("expect", "after", "for_each"):
+        if isinstance(trigger.get(key), list):
+            trigger[key] = sorted(trigger[key])
+    return dict(dump)
+
+
+def same(a: AutomationCore, b: AutomationCore) -> bool:
+    return comparable(a) == comparable(b)
 
 
 def apply(cfg: Config, webhook: str) -> dict[str, str]:

@@ -131,3 +131,17 @@ def test_automations_are_made_once_and_a_failed_readiness_check_reaches_the_webh
     text = receiver.received[0]["text"]
     assert "[shop-sandbox] a DR readiness check turned to fail" in text
     assert "tierbook.readiness.check-failed" in text
+
+
+def test_an_automation_read_back_with_its_sets_in_another_order_is_unchanged() -> None:
+    from prefect.events.schemas.automations import AutomationCore
+
+    from configs import resolve_config
+    from deployments.automations import automation, same, specs
+
+    cfg = resolve_config(str(ROOT / "configs" / "sandbox.yaml"))
+    for spec in specs(cfg):
+        wanted = automation(spec, cfg, uuid.uuid4())
+        stored = wanted.model_dump(mode="json")
+        stored["trigger"]["expect"] = list(reversed(stored["trigger"]["expect"]))
+        assert same(AutomationCore.model_validate(stored), wanted), spec.name
