@@ -54,9 +54,11 @@ OutputOpt = Annotated[
 
 
 def exit_code_for(exc: BaseException) -> int:
+    from prefect.exceptions import ParameterTypeError
+
     from configs.errors import BadInput, TierbookError
 
-    if isinstance(exc, BadInput):
+    if isinstance(exc, (BadInput, ParameterTypeError)):  # a value the flow's types refuse
         return BAD_INPUT
     if isinstance(exc, TierbookError):
         return exc.exit_code

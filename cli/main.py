@@ -48,6 +48,7 @@ def preflight(config: ConfigOpt = "configs/sandbox.yaml", output: OutputOpt = Ou
 def _register() -> None:
     from cli import (
         audit_cmd,
+        automations_cmd,
         config_cmd,
         demo_cmd,
         deploy_cmd,
@@ -65,6 +66,7 @@ def _register() -> None:
     app.command()(demo_cmd.demo)
     app.command()(serve_cmd.serve)
     app.command()(serve_cmd.server)
+    app.command()(automations_cmd.automations)
     app.add_typer(sandbox_cmd.app, name="sandbox")
     app.add_typer(config_cmd.app, name="config")
     redrive_cmd.register(app)

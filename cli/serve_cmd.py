@@ -9,11 +9,22 @@ from typing import Annotated
 
 import typer
 
-from cli.common import BAD_INPUT, ConfigOpt, console, err_console
+from cli.common import BAD_INPUT, console, err_console
+
+ConfigsOpt = Annotated[
+    list[str],
+    typer.Option(
+        "--config",
+        "-c",
+        help="An environment to serve: a config name (sandbox) or a YAML path. Repeat for "
+        "more; the UI's forms offer exactly these.",
+        envvar="TIERBOOK_CONFIG",
+    ),
+]
 
 
 def serve(
-    config: ConfigOpt = "configs/sandbox.yaml",
+    config: ConfigsOpt = ["configs/sandbox.yaml"],  # noqa: B006  (typer reads the default)
     limit: Annotated[int, typer.Option(help="Runs at most this many runbooks at once.")] = 4,
 ) -> None:
     """Serve every runbook deployment (and the drill schedules) against PREFECT_API_URL."""
@@ -27,9 +38,26 @@ def serve(
 
     from deployments import build
 
-    deployments = build(config)
-    console.print(f"serving {len(deployments)} runbook deployment(s) for {config}")
+    deployments = build(*config)
+    console.print(f"serving {len(deployments)} runbook deployment(s) for {', '.join(config)}")
     prefect_serve(*deployments, limit=limit, print_starting_message=True)
+
+
+def server_env(host: str, port: int, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The server's environment: its UI talks to the API this server serves, whatever
+    PREFECT_API_URL the shell exported (another server's, say)."""
+    env = dict(os.environ if base is None else base)
+    browse = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    env.pop("PREFECT_API_URL", None)
+    env.update(
+        {
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_SERVER_API_HOST": host,
+            "PREFECT_SERVER_API_PORT": str(port),
+            "PREFECT_UI_API_URL": f"http://{browse}:{port}/api",
+        }
+    )
+    return env
 
 
 def server(
@@ -37,9 +65,9 @@ def server(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
 ) -> None:
     """Start a local Prefect server with the UI (foreground; Ctrl-C stops it)."""
-    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env = server_env(host, port)
     console.print(
-        f"Prefect UI: http://{host}:{port}  ·  export PREFECT_API_URL=http://{host}:{port}/api"
+        f"Prefect UI: http://{host}:{port}  ·  export PREFECT_API_URL={env['PREFECT_UI_API_URL']}"
     )
     cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)]
     raise typer.Exit(subprocess.call(cmd, env=env))

@@ -1,35 +1,41 @@
-"""Which flows are deployed, with which schedules. Add a runbook here when it lands."""
+"""Which flows are deployed, with which schedules and forms. Add a runbook here when it lands."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from prefect.client.schemas.schedules import CronSchedule
 from prefect.deployments.runner import RunnerDeployment
+from prefect.utilities.callables import ParameterSchema
 
 from configs import Config, config_path, resolve_config
 from configs.models import Schedule
+from flows.approval import CLI_ONLY_PARAMETERS
 from flows.audit import audit
 from flows.deploy import deploy, rollback
+from flows.destroy import destroy
 from flows.drills import backup_drill, game_day
 from flows.failover import failback, failover
 from flows.preflight import preflight
+from flows.provision import provision
 from flows.readiness import readiness_drill
 from flows.redrive import redrive
 
 # deployment flow name -> flow
 RUNBOOKS: dict[str, Any] = {
     "preflight": preflight,
+    "provision": provision,
+    "deploy": deploy,
+    "rollback": rollback,
     "redrive": redrive,
     "failover": failover,
     "failback": failback,
     "drill-readiness": readiness_drill,
-    "deploy": deploy,
-    "rollback": rollback,
     "backup-drill": backup_drill,
     "game-day": game_day,
     "audit": audit,
+    "destroy": destroy,
 }
 
 # flow name -> the config's schedule for it
@@ -40,27 +46,92 @@ SCHEDULES: dict[str, Callable[[Config], Schedule]] = {
     "audit": lambda cfg: cfg.drills.audit,
 }
 
+# Runbooks whose form starts safe: a plan, until the operator unticks it.
+PLAN_FIRST = frozenset({"provision", "destroy"})
 
-def build(config: str) -> list[RunnerDeployment]:
-    """Every runbook's deployment for the environment ``config`` names, named after it."""
-    cfg = resolve_config(config)
+# Runbooks approved only in the paused run's form (a typed approval), never by a parameter.
+TYPED_APPROVAL = frozenset({"failover", "failback", "destroy"})
+
+SEPARATOR = " · "
+
+
+class ClosedParameterSchema(ParameterSchema):
+    """A parameter schema that names every parameter a run may pass: with schema
+    enforcement (on for these deployments) the API refuses any other."""
+
+    additionalProperties: bool = False  # the JSON Schema keyword
+
+
+def deployment_name(runbook: str, cfg: Config) -> str:
+    """What the UI's deployment list shows: the runbook and the environment."""
+    return f"{runbook}{SEPARATOR}{cfg.stack}"
+
+
+def config_ref(config: str) -> str:
+    """How a run finds the config, from any working directory: its name when it lives in
+    the configs directory, else its absolute path."""
     path = config_path(config).resolve()
-    # Runs may start in another working directory: pass an env name or an absolute path.
-    ref = path.stem if path.parent == config_path(path.stem).resolve().parent else str(path)
+    return path.stem if path.parent == config_path(path.stem).resolve().parent else str(path)
+
+
+def summary(flow: Any) -> str | None:
+    """The flow's docstring up to its ``Args:`` section (the section feeds the form)."""
+    text = (flow.description or "").split("\nArgs:")[0].strip()
+    return text or None
+
+
+def form(
+    schema: ParameterSchema, *, runbook: str, ref: str, served: Sequence[str]
+) -> ClosedParameterSchema:
+    """The deployment's form: no up-front approval where the pause must approve, the
+    environment picked from those this process serves, nothing else accepted."""
+    properties = dict(schema.properties)
+    if runbook in TYPED_APPROVAL:
+        for name in CLI_ONLY_PARAMETERS:
+            properties.pop(name, None)
+    properties["config"] = {
+        **properties["config"],
+        "title": "environment",
+        "description": "The environment to act on (one this server serves).",
+        "enum": list(served),
+        "default": ref,
+    }
+    for name, value in defaults_for(runbook).items():
+        properties[name] = {**properties[name], "default": value}
+    return ClosedParameterSchema(
+        additionalProperties=False,  # set explicitly: the schema is sent without defaults
+        properties=properties,
+        required=[name for name in schema.required if name in properties],
+        definitions=schema.definitions,
+    )
+
+
+def defaults_for(runbook: str) -> dict[str, Any]:
+    return {"plan": True} if runbook in PLAN_FIRST else {}
+
+
+def build(*configs: str) -> list[RunnerDeployment]:
+    """Every runbook's deployment for each environment ``configs`` name, named after both."""
+    loaded = [(resolve_config(config), config_ref(config)) for config in configs]
+    served = [ref for _, ref in loaded]
     deployments = []
-    for flow_name, flow in RUNBOOKS.items():
-        schedule = SCHEDULES[flow_name](cfg) if flow_name in SCHEDULES else None
-        deployments.append(
-            flow.to_deployment(
-                name=cfg.stack,
-                parameters={"config": ref},
+    for cfg, ref in loaded:
+        for runbook, flow in RUNBOOKS.items():
+            schedule = SCHEDULES[runbook](cfg) if runbook in SCHEDULES else None
+            deployment = flow.to_deployment(
+                name=deployment_name(runbook, cfg),
+                parameters={"config": ref, **defaults_for(runbook)},
                 tags=["tierbook", cfg.stack, f"app:{cfg.app}", f"env:{cfg.env}"],
-                description=(flow.description or "").strip() or None,
+                description=summary(flow),
+                enforce_parameter_schema=True,
                 schedules=(
                     [CronSchedule(cron=schedule.cron, timezone=schedule.timezone)]
                     if schedule and schedule.cron
                     else None
                 ),
             )
-        )
+            deployment._parameter_openapi_schema = form(
+                deployment._parameter_openapi_schema, runbook=runbook, ref=ref, served=served
+            )
+            deployments.append(deployment)
     return deployments

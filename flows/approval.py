@@ -3,11 +3,17 @@ for a run started from a deployment, a Prefect pause that waits for a form in th
 
 A run outside a deployment never pauses: nobody could resume it, and at 3 a.m. on the CLI
 with the Prefect server down it would hang. It refuses instead.
+
+A typed approval (region moves, destroy) run from a deployment is given only in its paused
+run's form. The up-front yes is the CLI's: a flow parameter the deployments do not offer
+(:data:`CLI_ONLY_PARAMETERS`) and that a deployment run ignores, so neither the UI's form nor
+an API call's ``parameters`` can skip the pause.
 """
 
 from __future__ import annotations
 
 from prefect.input import RunInput
+from pydantic import Field
 
 from configs.errors import Refused
 from configs.models import Config
@@ -15,18 +21,34 @@ from flows.report import Timeline
 
 PAUSE_TIMEOUT_S = 3600
 
+# Flow parameters that approve up front: set by the CLI (``--yes``), never by a deployment.
+CLI_ONLY_PARAMETERS = frozenset({"approved", "yes"})
+
 
 class Approval(RunInput):
-    """A plain yes (redrive on a protected environment)."""
+    """A plain yes (a change to a protected environment)."""
 
-    approve: bool = False
+    approve: bool = Field(
+        default=False,
+        title="Approve",
+        description="Tick, then resume: the run goes on and acts. Resumed unticked, it stops "
+        "and changes nothing.",
+    )
 
 
 class TypedApproval(RunInput):
     """Type the environment's name and say why: a region move is not a click-through."""
 
-    environment: str = ""
-    reason: str = ""
+    environment: str = Field(
+        min_length=1,
+        title="Environment",
+        description="The environment's name, typed out (e.g. shop-sandbox), to confirm.",
+    )
+    reason: str = Field(
+        min_length=1,
+        title="Reason",
+        description="Why, in a sentence: it goes into the run's report.",
+    )
 
 
 def in_deployment() -> bool:
@@ -62,17 +84,17 @@ def approve_typed(
         if not needed:
             info["detail"] = "approval not required by the config"
             return reason
-        if approved:
+        if not in_deployment():
+            if not approved:
+                raise Refused(f"{stack}: {what} needs approval (--yes on the command line)")
             info["detail"] = "approved up front (--yes)" + (f": {reason}" if reason else "")
             return reason
-        if not in_deployment():
-            raise Refused(f"{stack}: {what} needs approval (--yes on the command line)")
+        # From a deployment only the form approves, whatever the run's parameters say.
         from prefect.flow_runs import pause_flow_run
 
         answer = pause_flow_run(
             wait_for_input=TypedApproval.with_initial_data(
-                description=f"{what}. Type the environment's name ({stack}) and a reason.",
-                reason=reason,
+                description=approval_prompt(what, stack, reason),
             ),
             timeout=PAUSE_TIMEOUT_S,
         )
@@ -84,6 +106,20 @@ def approve_typed(
             raise Refused("approval given without a reason")
         info["detail"] = f"approved in the UI: {answer.reason.strip()}"
         return answer.reason.strip()
+
+
+def approval_prompt(what: str, stack: str, reason: str = "") -> str:
+    """The paused run's form text: what is about to happen, what to type, what comes next."""
+    lines = [
+        f"**Approval needed: {what}.**",
+        "",
+        f"Type the environment's name (`{stack}`) and a reason, then resume: the run goes on "
+        "at once and acts. Any other name refuses (the run fails, nothing is changed). Not "
+        f"resumed within {PAUSE_TIMEOUT_S // 60} minutes, the run fails and changes nothing.",
+    ]
+    if reason:
+        lines += ["", f"Reason given when the run was started: {reason}"]
+    return "\n".join(lines)
 
 
 def approve_protected(tl: Timeline, cfg: Config, approved: bool, what: str) -> None:

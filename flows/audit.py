@@ -53,7 +53,11 @@ def publish_findings(environment: str, findings: list[Finding]) -> None:
 
 @flow(name="audit", persist_result=False)
 def audit(config: str = "sandbox") -> dict[str, Any]:
-    """Check the live stack against the anti-patterns; fail on any high-severity finding."""
+    """Check the live stack against the anti-patterns; fail on any high-severity finding.
+
+    Args:
+        config: The environment: its config's name under configs/ or a path to its YAML file.
+    """
     cfg = resolve_config(config)
     with runbook("audit", cfg.stack) as tl:
         vpcs: dict[Role, str | None] = {}

@@ -23,7 +23,7 @@ and makes no mutating call.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from prefect import flow
 
@@ -105,7 +105,7 @@ def deploy(
     config: str = "sandbox",
     service: str = "web",
     tag: str = "",
-    source: str = "pushed",
+    source: Literal["pushed", "codebuild", "docker"] = "pushed",
     context: str = ".",
     build_source: str | None = None,
     build_version: str | None = None,
@@ -118,7 +118,28 @@ def deploy(
     plan: bool = False,
     approved: bool = False,
 ) -> dict[str, Any]:
-    """Roll a service onto a new image, verify it, roll back on failure, keep DR in step."""
+    """Roll a service onto a new image, verify it, roll back on failure, keep DR in step.
+
+    Args:
+        config: The environment: its config's name under configs/ or a path to its YAML file.
+        service: The service to deploy (web, worker…), or ``all`` (web first).
+        tag: The image tag to roll out (required).
+        source: pushed: CI already pushed the tag to ECR; codebuild: build it with the
+            stack's CodeBuild project; docker: build it here with Docker.
+        context: Build context directory, for source docker.
+        build_source: CodeBuild source override (``s3://…`` or a repository URL).
+        build_version: Branch, tag or commit to build (CodeBuild).
+        environment: Environment variables to set, by name (a null value removes one).
+        secrets: Secret ARNs to inject, by variable name (a null value removes one).
+        max_findings: Refuse an image with more critical+high scan findings than this
+            (empty: the config's limit).
+        smoke_url: A URL that must answer 2xx/3xx after the rollout (empty: none).
+        timeout_s: Roll back if the rollout has not finished after this many seconds.
+        dr: Keep the DR region's task definition in step.
+        plan: Show the task-definition changes; change nothing.
+        approved: Approval given up front for a protected environment (``--yes``);
+            otherwise a run from a deployment pauses for approval.
+    """
     cfg = resolve_config(config)
     svcs = services_for(cfg, service)
     env, sec = dict(environment or {}), dict(secrets or {})
@@ -257,7 +278,17 @@ def rollback(
     timeout_s: float = ROLLOUT_TIMEOUT_S,
     approved: bool = False,
 ) -> dict[str, Any]:
-    """Return a service to its previous revision (or ``to``: a number or an ARN) and verify."""
+    """Return a service to its previous revision (or ``to``: a number or an ARN) and verify.
+
+    Args:
+        config: The environment: its config's name under configs/ or a path to its YAML file.
+        service: The service to roll back (web, worker…), or ``all``.
+        to: The revision to return to: a number or a task-definition ARN (empty: the
+            previous one).
+        timeout_s: Fail if the rollout has not finished after this many seconds.
+        approved: Approval given up front for a protected environment (``--yes``);
+            otherwise a run from a deployment pauses for approval.
+    """
     cfg = resolve_config(config)
     svcs = services_for(cfg, service)
     if to is not None and len(svcs) != 1:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 from prefect import flow
 
@@ -182,12 +182,24 @@ def summarize(tl: Timeline, run: Teardown, roles: list[Role]) -> None:
 def destroy(
     config: str = "sandbox",
     plan: bool = False,
-    region: str = "both",
+    region: Literal["both", "primary", "dr"] = "both",
     yes: bool = False,
     skip_final_snapshot: bool = False,
     disable_deletion_protection: bool = False,
 ) -> dict[str, Any]:
-    """Delete every resource of the stack in ``region``; with ``plan``, only list them."""
+    """Delete every resource of the stack in ``region``; with ``plan``, only list them.
+
+    Args:
+        config: The environment: its config's name under configs/ or a path to its YAML file.
+        plan: Only list what would be deleted; delete nothing. Untick to delete: the run
+            then pauses for a typed approval (the environment's name and a reason).
+        region: Where to delete: both regions, primary only, or dr (the warm standby) only.
+        yes: Approval given up front on the command line (``--yes``). Not offered by the
+            deployments, and ignored in a run started from one: it always pauses for the form.
+        skip_final_snapshot: Delete the database without taking a final snapshot first.
+        disable_deletion_protection: Turn deletion protection off where it is on; without
+            it, protected resources make the run refuse.
+    """
     cfg: Config = resolve_config(config)
     roles = roles_for(region)
     with runbook("destroy", cfg.stack) as tl:

@@ -25,7 +25,7 @@ Reports the snapshot's age when the restore began, the copy time and the restore
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from prefect import flow
 
@@ -84,12 +84,19 @@ def _cleanup(tl: Timeline, cfg: Any, instance: str, failing: bool) -> None:
 @flow(name="backup-drill", persist_result=False)
 def backup_drill(
     config: str = "sandbox",
-    source: str = "new",
+    source: Literal["new", "automated"] = "new",
     restore_timeout_s: float = RESTORE_TIMEOUT_S,
     plan: bool = False,
 ) -> dict[str, Any]:
     """Restore the primary database's backup in the DR region, check it, measure, clean up.
-    With ``plan``, only list what it would make and delete."""
+    With ``plan``, only list what it would make and delete.
+
+    Args:
+        config: The environment: its config's name under configs/ or a path to its YAML file.
+        source: new: take a snapshot now; automated: the newest automated backup.
+        restore_timeout_s: Give up on the restore after this many seconds.
+        plan: Only list what the drill would make and delete; change nothing.
+    """
     if source not in SOURCES:
         raise BadInput(f"source must be one of {', '.join(SOURCES)} (got {source!r})")
     if restore_timeout_s <= 0:
@@ -136,7 +143,17 @@ def game_day(
     plan: bool = False,
 ) -> dict[str, Any]:
     """Fail the database and cache over and stop one AZ's tasks; time the recovery.
-    With ``plan``, only list the faults it would inject."""
+    With ``plan``, only list the faults it would inject.
+
+    Args:
+        config: The environment: its config's name under configs/ or a path to its YAML file.
+        az: The Availability Zone to lose (empty: the one running the most tasks).
+        yes: Approval given up front for a protected environment (``--yes``); from a
+            deployment, a protected environment's run pauses for approval instead.
+        recovery_timeout_s: Give up waiting for recovery after this many seconds (empty:
+            the config's value).
+        plan: Only list the faults the drill would inject; change nothing.
+    """
     cfg = resolve_config(config)
     zones = cfg.network.primary.azs
     if az is not None and az not in zones:

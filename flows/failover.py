@@ -183,8 +183,20 @@ def failover(
 ) -> dict[str, Any]:
     """Move the environment to its DR region: promote, scale up, flip DNS, verify.
 
-    ``prepare``: only prepare the data-plane DNS switch, ahead of the day it is needed (for a
-    stack tierbook did not build; provision prepares its own). With ``plan``, print it."""
+    Args:
+        config: The environment: its config's name under configs/ or a path to its YAML file.
+        plan: Run the readiness checks and show the steps; change nothing.
+        approved: Approval given up front on the command line (``--yes``). Not offered by
+            the deployments, and ignored in a run started from one: it always pauses for a
+            typed approval (the environment's name and a reason).
+        reason: Why the region moves; shown in the approval form and kept in the report.
+        force: Go on although readiness checks failed: give the reason (empty: refuse).
+        http_check_url: A URL that must answer 2xx/3xx once DNS points at the DR region
+            (empty: no HTTP check).
+        prepare: Only prepare the data-plane DNS switch, ahead of the day it is needed (for
+            a stack tierbook did not build; provision prepares its own). With ``plan``, print
+            it.
+    """
     cfg = resolve_config(config)
     started = time.monotonic()
     with runbook("failover", cfg.stack) as tl:
@@ -230,7 +242,18 @@ def failback(
     max_lag_s: float = 1.0,
     http_check_url: str = "",
 ) -> dict[str, Any]:
-    """Bring a failed-over environment home: replicate back, switch over, DR to warm standby."""
+    """Bring a failed-over environment home: replicate back, switch over, DR to warm standby.
+
+    Args:
+        config: The environment: its config's name under configs/ or a path to its YAML file.
+        approved: Approval given up front on the command line (``--yes``). Not offered by
+            the deployments, and ignored in a run started from one: it always pauses for a
+            typed approval (the environment's name and a reason).
+        reason: Why now; shown in the approval form and kept in the report.
+        max_lag_s: Switch over only once the reverse replica lags less than this (seconds).
+        http_check_url: A URL that must answer 2xx/3xx once DNS points home again
+            (empty: no HTTP check).
+    """
     cfg = resolve_config(config)
     if max_lag_s <= 0:
         raise BadInput(f"max_lag_s must be > 0 (got {max_lag_s:g})")

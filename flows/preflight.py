@@ -13,7 +13,11 @@ from tasks.runbooks.preflight import check_account, check_region
 
 @flow(name="preflight", persist_result=False)
 def preflight(config: str = "sandbox") -> dict[str, Any]:
-    """Check the account and that both regions answer."""
+    """Check the account and that both regions answer.
+
+    Args:
+        config: The environment: its config's name under configs/ or a path to its YAML file.
+    """
     cfg = resolve_config(config)
     with runbook("preflight", cfg.stack) as tl:
         check_account(cfg)

@@ -44,10 +44,17 @@ Regions = Literal["primary", "dr", "both"]
 def provision(
     config: str = "sandbox",
     plan: bool = False,
-    region: str = "both",
+    region: Literal["both", "primary", "dr"] = "both",
     sequential: bool = False,
 ) -> dict[str, Any]:
-    """Build or converge the stack; with ``plan``, only say what would change."""
+    """Build or converge the stack; with ``plan``, only say what would change.
+
+    Args:
+        config: The environment: its config's name under configs/ or a path to its YAML file.
+        plan: Only list what would change (a table artifact); change nothing. Untick to build.
+        region: Which region to build: both, primary, or dr (the warm standby).
+        sequential: One step at a time instead of in parallel (slower; easier to follow).
+    """
     cfg: Config = resolve_config(config)
     roles = roles_for(region)
     with runbook("provision", cfg.stack) as tl:

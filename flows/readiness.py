@@ -18,7 +18,11 @@ from tasks.runbooks.drills.scorecard import emit_failed, swap, turned_failed
 
 @flow(name="drill-readiness", persist_result=False)
 def readiness_drill(config: str = "sandbox") -> dict[str, Any]:
-    """Evaluate DR readiness and keep score; fail when any check fails."""
+    """Evaluate DR readiness and keep score; fail when any check fails.
+
+    Args:
+        config: The environment: its config's name under configs/ or a path to its YAML file.
+    """
     cfg = resolve_config(config)
     with runbook("drill-readiness", cfg.stack) as tl:
         ready = check_readiness(cfg)

@@ -175,7 +175,29 @@ def redrive(
     visibility_timeout_s: int = DEFAULT_VISIBILITY_S,
     approved: bool = False,
 ) -> dict[str, Any]:
-    """Move a DLQ's messages back to their source queue (or ``to``)."""
+    """Move a DLQ's messages back to their source queue (or ``to``).
+
+    Args:
+        config: The environment: its config's name under configs/ or a path to its YAML file.
+        queue: The dead-letter queue: a config queue name (orders), a queue URL or an ARN.
+        to: Destination queue (name, URL or ARN) instead of the source (empty: the source).
+        dry_run: Show what would move; change nothing.
+        filters: Move only messages matching all of these: ``attr.NAME=VALUE``,
+            ``body.PATH=VALUE`` (globs ``*`` ``?``), ``!=``; ``age>5m``, ``receives>=3``
+            (empty: all).
+        max_messages: Stop after this many messages (empty: all of them).
+        rate: At most this many messages a second (empty: no limit).
+        workers: Parallel workers, engine mode (empty: 4).
+        archive: ``s3://BUCKET/PREFIX``: keep every moved message as JSON (empty: none).
+        mode: engine: tierbook moves them (filters, archive, dry run); native: SQS's own
+            message move task.
+        canary: Move this many first; stop if they come back (0: no canary).
+        canary_wait_s: How long to watch the canary messages (seconds).
+        visibility_timeout_s: Seconds a received message stays hidden; after a crash it is
+            back this soon.
+        approved: Approval given up front for a protected environment (``--yes``);
+            otherwise a run from a deployment pauses for approval.
+    """
     cfg = resolve_config(config)
     parsed = tuple(parse_filters(filters or []))
     target = parse_s3_url(archive) if archive else None

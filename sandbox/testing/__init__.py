@@ -12,7 +12,7 @@ made. Every setting is a value the caller applies on purpose and can print.
 * stacks: :func:`push`, :func:`push_images`, :class:`Stack` and its readers;
 * calls: :class:`Calls`, :func:`watch`, :func:`plan_build_rerun`;
 * queues: :func:`make_queues` and message makers;
-* Prefect: :func:`prefect_server_process`, :func:`served_process`, :func:`resume`.
+* Prefect: :func:`start_server` (a test server with only the services it needs), :func:`resume`.
 
 sandbox/ does not import tasks/ or flows/: what is needed from them (tierbook's boto3 session,
 the rule for what mutates, the provision flow) is passed in by the caller.
@@ -41,7 +41,7 @@ from sandbox.testing.environment import (
     restore_environment,
     set_environment,
 )
-from sandbox.testing.prefect import PrefectServer, prefect_server_process, resume, served_process
+from sandbox.testing.prefect import SERVER_TEST_TIMEOUT_S, PrefectServer, resume, start_server
 from sandbox.testing.queues import (
     Pair,
     SandboxQueues,
@@ -74,6 +74,7 @@ __all__ = [
     "CONFIG",
     "MANIFEST",
     "ROOT",
+    "SERVER_TEST_TIMEOUT_S",
     "TEST_POLL_SCALE",
     "TEST_TIMINGS",
     "ZONE",
@@ -99,7 +100,6 @@ __all__ = [
     "plan_build_rerun",
     "poll_environment",
     "poll_scale",
-    "prefect_server_process",
     "push",
     "push_images",
     "reset_aws",
@@ -109,11 +109,11 @@ __all__ = [
     "running_sandbox",
     "sandbox_process",
     "sent_shape",
-    "served_process",
     "service",
     "set_environment",
     "shape",
     "standard_messages",
+    "start_server",
     "status_server",
     "taskdef",
     "watch",

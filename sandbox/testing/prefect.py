@@ -1,5 +1,14 @@
-"""A real Prefect server and ``tierbook serve`` in subprocesses, for the tests that go the way
-the UI does (deployments, paused runs resumed with input)."""
+"""A real Prefect server in a subprocess, for the tests that go the way the UI does.
+
+The server runs on SQLite, which takes one writer at a time. An API call that reads and then
+writes in a deferred transaction (``POST /flow_runs/{id}/resume``, ``create_flow_run``) fails
+at once with "database is locked" if another connection commits in between, and Prefect
+answers that with a 503 its own client retries. So the test server starts with no background
+service the tests do not use (the scheduler would also insert a hundred runs per scheduled
+drill and start them while a test runs), every request goes through Prefect's own HTTP client
+(its retry of 429/502/503/408, nothing more), and the server counts as up once its database
+answers (``/ready``), not when the web app does.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +17,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from sandbox.testing.environment import CONFIG, ROOT, TEST_POLL_SCALE, free_port
-
-START_TIMEOUT_S = 180.0
+from sandbox.testing.environment import free_port
 
 
 @dataclass
@@ -26,7 +31,7 @@ class PrefectServer:
     api: str
     client: httpx.Client
 
-    def deployment_id(self, flow: str, deployment: str, timeout_s: float = 120) -> str:
+    def deployment_id(self, flow: str, deployment: str, timeout_s: float = 300) -> str:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             r = self.client.get(f"/deployments/name/{flow}/{deployment}")
@@ -35,12 +40,29 @@ class PrefectServer:
             time.sleep(1)
         raise TimeoutError(f"deployment {flow}/{deployment} never appeared")
 
-    def run(self, deployment_id: str, parameters: dict[str, Any] | None = None) -> str:
-        r = self.client.post(
-            f"/deployments/{deployment_id}/create_flow_run", json={"parameters": parameters or {}}
-        )
+    def run(self, deployment_id: str, parameters: dict[str, Any] | None = None, **body: Any) -> str:
+        r = self.create_run(deployment_id, parameters, **body)
         r.raise_for_status()
         return str(r.json()["id"])
+
+    def create_run(
+        self, deployment_id: str, parameters: dict[str, Any] | None = None, **body: Any
+    ) -> httpx.Response:
+        """``POST /deployments/{id}/create_flow_run`` as the UI's custom run form sends it."""
+        return self.client.post(
+            f"/deployments/{deployment_id}/create_flow_run",
+            json={"parameters": parameters or {}, **body},
+        )
+
+    def deployments(self) -> list[dict[str, Any]]:
+        r = self.client.post("/deployments/filter", json={})
+        r.raise_for_status()
+        return list(r.json())
+
+    def run_input(self, flow_run_id: str, key: str) -> Any:
+        r = self.client.get(f"/flow_runs/{flow_run_id}/input/{key}")
+        r.raise_for_status()
+        return r.json()
 
     def state(self, flow_run_id: str) -> dict[str, Any]:
         r = self.client.get(f"/flow_runs/{flow_run_id}")
@@ -48,7 +70,7 @@ class PrefectServer:
         return dict(r.json()["state"] or {})
 
     def wait_state(
-        self, flow_run_id: str, types: set[str], timeout_s: float = 240
+        self, flow_run_id: str, types: set[str], timeout_s: float = 420
     ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout_s
         state: dict[str, Any] = {}
@@ -69,15 +91,7 @@ class PrefectServer:
         return list(r.json())
 
 
-def resume(server: PrefectServer, flow_run_id: str, run_input: dict[str, Any]) -> dict[str, Any]:
-    """What the UI's form does: resume a paused run with its input."""
-    r = server.client.post(f"/flow_runs/{flow_run_id}/resume", json={"run_input": run_input})
-    r.raise_for_status()
-    return dict(r.json())
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """The process group: the server's own workers go with it."""
+def stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -87,19 +101,59 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=10)
 
 
-def _without_prefect() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+# Starting a Prefect server (migrations on a fresh database) is part of a server-backed test's
+# setup; on a loaded two-core machine it alone can take minutes.
+SERVER_TEST_TIMEOUT_S = 900
+
+# Background services of ``prefect server start``; each writes to the database on its own clock.
+SERVICES = (
+    "cancellation_cleanup",
+    "event_persister",
+    "event_logger",
+    "foreman",
+    "late_runs",
+    "scheduler",
+    "pause_expirations",
+    "repossessor",
+    "cleanup_reconciler",
+    "task_run_recorder",
+    "triggers",
+)
 
 
-@contextmanager
-def prefect_server_process(home: Path) -> Iterator[PrefectServer]:
-    """``prefect server start`` on a free port with its state under ``home``."""
-    port = free_port()
+def server_env(home: Path, *, services: tuple[str, ...] = ()) -> dict[str, str]:
+    """Environment for a test's Prefect server: its own database under ``home``, only the
+    named background services on, no analytics."""
     env = {
-        **_without_prefect(),
+        **{k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")},
         "PREFECT_HOME": str(home),
+        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_UI_ENABLED": "false",
     }
+    for name in SERVICES:
+        env[f"PREFECT_SERVER_SERVICES_{name.upper()}_ENABLED"] = str(name in services).lower()
+    return env
+
+
+def wait_ready(client: httpx.Client, proc: subprocess.Popen[bytes], log: Path) -> None:
+    """Until the server's database answers (``/ready``), or fail with the server's log."""
+    deadline = time.monotonic() + SERVER_TEST_TIMEOUT_S / 2
+    while True:
+        try:
+            if client.get("/ready").status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"Prefect server did not start: {log.read_text()[-2000:]}")
+        time.sleep(0.5)
+
+
+def start_server(
+    home: Path, *, services: tuple[str, ...] = ()
+) -> tuple[subprocess.Popen[bytes], PrefectServer]:
+    port = free_port()
     log = (home / "server.log").open("wb")
     proc = subprocess.Popen(
         [
@@ -111,62 +165,31 @@ def prefect_server_process(home: Path) -> Iterator[PrefectServer]:
             "--host",
             "127.0.0.1",
             "--port",
-            f"{port}",
+            str(port),
         ],
-        env=env,
+        env=server_env(home, services=services),
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     api = f"http://127.0.0.1:{port}/api"
-    client = httpx.Client(base_url=api, timeout=30)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            try:
-                if client.get("/health").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"Prefect server did not start: {(home / 'server.log').read_text()[-2000:]}"
-                )
-            time.sleep(1)
-        yield PrefectServer(api=api, client=client)
-    finally:
-        client.close()
-        _stop(proc)
-        log.close()
+    # Probing: plain httpx (a refused connection is expected until the server listens).
+    with httpx.Client(base_url=api, timeout=10) as probe:
+        try:
+            wait_ready(probe, proc, home / "server.log")
+        except BaseException:
+            stop(proc)
+            raise
+    # Prefect's own client: its retries of 429/502/503/408, nothing more. Imported here so
+    # that importing the test support loads no Prefect.
+    from prefect.client.base import PrefectHttpxSyncClient
+
+    client = PrefectHttpxSyncClient(base_url=api, timeout=30, raise_on_all_errors=False)
+    return proc, PrefectServer(api=api, client=client)
 
 
-@contextmanager
-def served_process(
-    home: Path, api: str, aws_endpoint: str, *, poll_scale: float = TEST_POLL_SCALE
-) -> Iterator[Path]:
-    """``tierbook serve`` for the sandbox config against the Prefect API ``api`` and the
-    emulator at ``aws_endpoint``; yields its log file."""
-    env = {
-        **_without_prefect(),
-        "PREFECT_API_URL": api,
-        "PREFECT_HOME": str(home / "prefect"),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "TIERBOOK_AWS_ENDPOINT_URL": aws_endpoint,
-        "TIERBOOK_HOME": str(home / "tierbook"),
-        "TIERBOOK_POLL_SCALE": str(poll_scale),
-        "PYTHONPATH": str(ROOT),
-    }
-    log = (home / "serve.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cli", "serve", "-c", CONFIG],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        yield home / "serve.log"
-    finally:
-        _stop(proc)
-        log.close()
+def resume(server: PrefectServer, flow_run_id: str, run_input: dict[str, Any]) -> dict[str, Any]:
+    """What the UI's form does: resume a paused run with its input."""
+    r = server.client.post(f"/flow_runs/{flow_run_id}/resume", json={"run_input": run_input})
+    r.raise_for_status()
+    return dict(r.json())

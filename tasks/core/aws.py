@@ -30,7 +30,7 @@ from configs.errors import AccountMismatch, TransientAwsError
 from configs.models import Config
 from configs.names import Role, names_for
 from tasks.core import retry
-from tasks.core.events import emit_mutation
+from tasks.core.events import current_run, emit_mutation
 
 if TYPE_CHECKING:
     from mypy_boto3_sts import STSClient
@@ -327,6 +327,7 @@ def install_retries(
     region = client.meta.region_name
 
     def _make_api_call(operation: str, params: dict[str, Any]) -> Any:
+        run = current_run()  # before the call: the thread may be a step's own worker
         mutating = is_mutating(operation)
         if mutating and not (service == "sts" and operation == "AssumeRole"):
             before_mutation()
@@ -339,7 +340,12 @@ def install_retries(
         )
         if mutating and operation not in QUIET_OPERATIONS:
             emit_mutation(
-                env=env, service=service, region=region, operation=operation, params=params
+                env=env,
+                service=service,
+                region=region,
+                operation=operation,
+                params=params,
+                run=run,
             )
         return result
 

@@ -1,12 +1,52 @@
-"""Prefect events for every AWS mutation, so automations can alert on them."""
+"""Prefect events for every AWS mutation, so automations can alert on them.
+
+A mutation is attributed to the flow run that made it, whichever thread made the call: steps
+hand work to their own threads (the failover's fence scales services in a bounded worker
+thread), and those threads carry no Prefect context. The run is taken from the calling
+thread's context when there is one and remembered for the process; a thread without one
+gets the run remembered last. A process runs one runbook at a time (the CLI's, or a served
+run's own subprocess), so that is the run the thread works for.
+"""
 
 from __future__ import annotations
 
+import threading
+from dataclasses import dataclass
 from typing import Any
 
 from tasks.core.log import logger
 
 _ID_SUFFIXES = ("Identifier", "Name", "Arn", "ARN", "Id", "Url")
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """The flow run a call works for, and whether the calling thread has its context (then
+    Prefect relates the event to the run itself)."""
+
+    flow_run_id: str
+    flow_run_name: str
+    in_context: bool
+
+
+_last_run: RunRef | None = None
+_last_run_lock = threading.Lock()
+
+
+def current_run() -> RunRef | None:
+    """The flow run of the calling thread, else the one the process ran last, else ``None``
+    (no runbook is running: nothing to emit)."""
+    global _last_run
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    if ctx is not None and ctx.flow_run is not None:
+        ref = RunRef(str(ctx.flow_run.id), ctx.flow_run.name, in_context=True)
+        with _last_run_lock:
+            _last_run = RunRef(ref.flow_run_id, ref.flow_run_name, in_context=False)
+        return ref
+    with _last_run_lock:
+        return _last_run
 
 
 def resource_hint(params: dict[str, Any]) -> str:
@@ -18,14 +58,30 @@ def resource_hint(params: dict[str, Any]) -> str:
 
 
 def emit_mutation(
-    *, env: str, service: str, region: str, operation: str, params: dict[str, Any]
+    *,
+    env: str,
+    service: str,
+    region: str,
+    operation: str,
+    params: dict[str, Any],
+    run: RunRef | None,
 ) -> None:
-    """Emit ``tierbook.aws.<service>.<Operation>``; never let telemetry break a runbook."""
-    from prefect.context import FlowRunContext
-
-    if FlowRunContext.get() is None:
+    """Emit ``tierbook.aws.<service>.<Operation>`` for ``run``; never let telemetry break a
+    runbook."""
+    if run is None:
         return
     target = resource_hint(params)
+    related = [
+        {"prefect.resource.id": f"tierbook.env.{env}", "prefect.resource.role": "environment"}
+    ]
+    if not run.in_context:
+        related.append(
+            {
+                "prefect.resource.id": f"prefect.flow-run.{run.flow_run_id}",
+                "prefect.resource.role": "flow-run",
+                "prefect.resource.name": run.flow_run_name,
+            }
+        )
     try:
         from prefect.events import emit_event
 
@@ -36,12 +92,7 @@ def emit_mutation(
                 "prefect.resource.name": target or operation,
                 "aws.region": region,
             },
-            related=[
-                {
-                    "prefect.resource.id": f"tierbook.env.{env}",
-                    "prefect.resource.role": "environment",
-                }
-            ],
+            related=related,
             payload={
                 "operation": operation,
                 "service": service,

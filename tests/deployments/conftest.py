@@ -1,21 +1,39 @@
-"""A real Prefect server and ``tierbook serve`` in subprocesses, for the UI-path tests
-(``sandbox.testing.prefect_server_process`` and ``served_process``)."""
+"""Fixtures for the UI-path tests: a real Prefect server (``sandbox.testing.prefect``) and
+``tierbook serve`` in subprocesses."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from sandbox.testing import PrefectServer, Stack, prefect_server_process, served_process
-from tests.support import provisioned_stack
+from sandbox.testing import ROOT
+from sandbox.testing.prefect import PrefectServer, start_server, stop
+from tests.failover.conftest import stack  # noqa: F401  (a provisioned stack, for the failover)
 
 
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
-    with prefect_server_process(tmp_path_factory.mktemp("prefect-server")) as server:
+    proc, server = start_server(tmp_path_factory.mktemp("prefect-server"))
+    try:
         yield server
+    finally:
+        server.client.close()
+        stop(proc)
+
+
+@pytest.fixture(scope="session")
+def prefect_harness(prefect_server: PrefectServer) -> Iterator[None]:
+    """Flows run in this process (the ``stack`` fixture's provision) report to the same test
+    server: one Prefect server per session here, not two on a loaded machine."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: prefect_server.api}):
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -23,11 +41,27 @@ def served(
     prefect_server: PrefectServer, aws_endpoint: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Path]:
     """``tierbook serve`` for the sandbox config, against the real server and the session AWS."""
-    with served_process(tmp_path_factory.mktemp("served"), prefect_server.api, aws_endpoint) as log:
-        yield log
-
-
-@pytest.fixture
-def stack(aws_endpoint: str, prefect_harness: None, monkeypatch: pytest.MonkeyPatch) -> Stack:
-    """A fresh account, provisioned in both regions, images pushed (for the failover)."""
-    return provisioned_stack(aws_endpoint, monkeypatch)
+    home = tmp_path_factory.mktemp("served")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")},
+        "PREFECT_API_URL": prefect_server.api,
+        "PREFECT_HOME": str(home / "prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "TIERBOOK_AWS_ENDPOINT_URL": aws_endpoint,
+        "TIERBOOK_HOME": str(home / "tierbook"),
+        "TIERBOOK_POLL_SCALE": "0.02",
+        "PYTHONPATH": str(ROOT),
+    }
+    log = (home / "serve.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli", "serve", "-c", "configs/sandbox.yaml"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        yield home / "serve.log"
+    finally:
+        stop(proc)

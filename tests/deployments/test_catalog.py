@@ -1,0 +1,71 @@
+"""The deployments' forms, as ``tierbook serve`` registers them (no server needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deployments import RUNBOOKS, build
+from sandbox.testing import ROOT
+
+CONFIG = str(ROOT / "configs" / "sandbox.yaml")
+
+
+@pytest.fixture(scope="module")
+def forms() -> dict[str, dict[str, Any]]:
+    # As the runner sends it to the API: only the fields set.
+    return {
+        d.name: d._parameter_openapi_schema.model_dump(exclude_unset=True) for d in build(CONFIG)
+    }
+
+
+def test_every_runbook_is_deployed_under_its_name_and_the_environment(
+    forms: dict[str, dict[str, Any]],
+) -> None:
+    assert set(forms) == {f"{runbook} · shop-sandbox" for runbook in RUNBOOKS}
+    assert {"provision", "destroy"} <= set(RUNBOOKS)
+
+
+@pytest.mark.parametrize("runbook", ["failover", "failback", "destroy"])
+def test_no_parameter_approves_a_region_move_or_destroy_up_front(
+    forms: dict[str, dict[str, Any]],
+    runbook: str,
+) -> None:
+    schema = forms[f"{runbook} · shop-sandbox"]
+    assert not {"approved", "yes"} & set(schema["properties"])
+    assert schema["additionalProperties"] is False  # so the API refuses them too
+
+
+def test_every_parameter_says_what_it_does_and_the_environment_is_a_choice(
+    forms: dict[str, dict[str, Any]],
+    tmp_path: Path,
+) -> None:
+    for name, schema in forms.items():
+        undescribed = [p for p, s in schema["properties"].items() if not s.get("description")]
+        assert not undescribed, (name, undescribed)
+        assert schema["properties"]["config"]["enum"] == [CONFIG], name
+
+
+def test_the_environment_choice_is_every_served_environment(tmp_path: Path) -> None:
+    other = tmp_path / "staging.yaml"
+    other.write_text(
+        (ROOT / "configs" / "sandbox.yaml").read_text().replace("env: sandbox", "env: staging")
+    )
+    deployments = build(CONFIG, str(other))
+    names = {d.name for d in deployments}
+    assert {"failover · shop-sandbox", "failover · shop-staging"} <= names
+    for d in deployments:
+        config = d._parameter_openapi_schema.properties["config"]
+        assert config["enum"] == [CONFIG, str(other)]
+        assert config["default"] == d.parameters["config"]
+
+
+def test_provision_and_destroy_plan_unless_told_otherwise(
+    forms: dict[str, dict[str, Any]],
+) -> None:
+    for runbook in ("provision", "destroy"):
+        schema = forms[f"{runbook} · shop-sandbox"]
+        assert schema["properties"]["plan"]["default"] is True
+        assert schema["properties"]["region"]["enum"] == ["both", "primary", "dr"]
