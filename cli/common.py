@@ -117,6 +117,7 @@ def prepare(config: str, output: Output) -> Config:
     from tasks.core.reach import Unreachable, probe
     from tasks.core.retry import FAIL_FAST
 
+    FAIL_FAST.clear()  # what an earlier probe of this process found holds for its own run only
     try:
         probe(cfg)
     except Unreachable as exc:

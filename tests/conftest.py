@@ -93,3 +93,14 @@ def moto_as_aws(aws_endpoint: str) -> Iterator[pytest.MonkeyPatch]:
 def queues(sandbox_cfg: Config, clean_aws: str) -> testing.SandboxQueues:
     """The sandbox config's queues and their DLQs, made with plain boto3."""
     return testing.make_queues(sandbox_cfg, clean_aws)
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_interrupt() -> Iterator[None]:
+    """The CLI's per-process flags (Ctrl-C seen, AWS unreachable) end with the test that set
+    them: in-process CLI runs share one process."""
+    yield
+    from tasks.core.retry import FAIL_FAST, STOPPING
+
+    FAIL_FAST.clear()
+    STOPPING.clear()

@@ -189,8 +189,6 @@ class Aws:
         """Probe ``region`` once: every probe call in parallel under one deadline. A call
         that neither answered nor failed by the deadline counts as not answering. The result
         is kept (:meth:`last_probe`) for the rest of the run."""
-        from configs import defaults
-
         limit = deadline_s if deadline_s is not None else defaults.REGION_PROBE_DEADLINE_S
         calls = _probe_calls(region)
         started = time.monotonic()

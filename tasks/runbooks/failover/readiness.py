@@ -42,6 +42,7 @@ from tasks.resources.database.lookup import (
     writes,
 )
 from tasks.resources.dns import find_dns
+from tasks.resources.dns_switch import check_switch
 from tasks.resources.load_balancer import find_load_balancer
 from tasks.runbooks.failover.traffic_switch import arc_client
 
@@ -389,8 +390,6 @@ def check_dns(cfg: Config, route53_answers: bool = True) -> Finding:
 def check_dns_switch(cfg: Config, route53_answers: bool = True) -> Finding:
     """The data-plane switch: its alarm in the DR region (read there, whatever the primary
     does) and, when Route 53's control plane answers, the primary record following it."""
-    from tasks.resources.dns_switch import check_switch
-
     if cfg.edge is None or cfg.dns.strategy == "arc":
         return Finding(check="dns-switch", status="pass", detail="not used by this DNS strategy")
     prepared, detail = check_switch(cfg, read_route53=route53_answers)
