@@ -56,8 +56,6 @@ OutputOpt = Annotated[
 def exit_code_for(exc: BaseException) -> int:
     from prefect.exceptions import ParameterTypeError
 
-    from configs.errors import BadInput, TierbookError
-
     if isinstance(exc, (BadInput, ParameterTypeError)):  # a value the flow's types refuse
         return BAD_INPUT
     if isinstance(exc, TierbookError):
@@ -182,7 +180,9 @@ def _run_watched(flow_fn: Callable[..., Any], output: Output, params: dict[str, 
             from cli.fixes import fixes
 
             hints = report["fixes"] = fixes(report, cfg.regions.primary, cfg.regions.dr)
-        if _unreachable and not isinstance(exc, BadInput):
+        if _unreachable:
+            # Whatever the runbook made of it (a failure, or checks it could not run and so
+            # refused on), the cause is that AWS did not answer: say so, with the fix.
             hints.append(f"AWS did not answer: {_unreachable[-1]}")
             if report is not None:
                 report["fixes"] = hints

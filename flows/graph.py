@@ -25,7 +25,7 @@ from typing import Any, Generic, Literal, TypeVar, cast, overload
 from prefect import Task
 from pydantic import BaseModel
 
-from configs.errors import StepFailed, TierbookError
+from configs.errors import Interrupted, StepFailed, TierbookError
 from configs.models import Config
 from configs.names import Role
 from tasks.core.changes import Change, StepResult
@@ -299,10 +299,18 @@ class _Now:
         return self.value
 
 
-def _failure(graph: Graph, failed: dict[str, BaseException], started: list[str]) -> StepFailed:
+def _failure(graph: Graph, failed: dict[str, BaseException], started: list[str]) -> TierbookError:
     """One error naming every failed node and what it kept from starting; it keeps the first
-    failure's exit code (a refusal stays a refusal) and is raised from it."""
+    failure's exit code (a refusal stays a refusal) and is raised from it. A Ctrl-C is not a
+    failure: when nodes stopped because of one, the run is interrupted."""
     held = sorted(k for k in graph.nodes if k not in started)
+    interrupted = [e for e in failed.values() if isinstance(e, Interrupted)]
+    if interrupted:
+        stopped = Interrupted(
+            f"interrupted: {len(failed)} step(s) stopped, {len(held)} not started"
+        )
+        stopped.__cause__ = interrupted[0]
+        return stopped
     text = "; ".join(f"{k} failed: {type(e).__name__}: {e}" for k, e in failed.items())
     if held:
         text += f" (not started: {', '.join(held)})"

@@ -124,7 +124,7 @@ def test_arc_routing_controls_flip_through_a_cluster_endpoint_with_the_primary_d
     stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """moto has no ARC: the routing-control data plane is a Stubber checking AWS's shapes."""
-    from tasks.runbooks.failover import traffic_switch
+    from tasks.runbooks.failover import readiness, traffic_switch
 
     arc = boto3.client(
         "route53-recovery-cluster",
@@ -154,6 +154,7 @@ def test_arc_routing_controls_flip_through_a_cluster_endpoint_with_the_primary_d
             {"RoutingControlArn": s["RoutingControlArn"]},
         )
     monkeypatch.setattr(traffic_switch, "arc_client", lambda _cfg, _endpoint: arc)
+    monkeypatch.setattr(readiness, "arc_client", lambda _cfg, _endpoint: arc)
     dark(stack)
     try:
         with stub:
