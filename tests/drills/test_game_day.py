@@ -217,12 +217,19 @@ def test_no_recovery_within_the_timeout_fails_and_says_what_is_down(
     provisioned: Config, aws_endpoint: str
 ) -> None:
     cfg = provisioned
-    # A new deployment of each places its tasks afresh from the first subnet (earlier game days
-    # left replacements wherever they landed): the first AZ then runs both services, so losing
-    # it takes both below their desired count.
+    # Both services run as many tasks as the AZs they span (two), a task in every AZ: losing
+    # one AZ takes both below their desired count.
     ecs = plain(cfg, "ecs")
-    for svc in ("shop-sandbox-web", "shop-sandbox-worker"):
-        ecs.update_service(cluster="shop-sandbox", service=svc, forceNewDeployment=True)
+    desired = {
+        s["serviceName"]: s["desiredCount"]
+        for s in ecs.describe_services(
+            cluster="shop-sandbox", services=["shop-sandbox-web", "shop-sandbox-worker"]
+        )["services"]
+    }
+    for svc in desired:
+        ecs.update_service(
+            cluster="shop-sandbox", service=svc, desiredCount=2, forceNewDeployment=True
+        )
     wait_steady(cfg)
     shared = task_zones(cfg, "shop-sandbox-web") & task_zones(cfg, "shop-sandbox-worker")
     assert shared, "no AZ runs both services"
@@ -246,6 +253,9 @@ def test_no_recovery_within_the_timeout_fails_and_says_what_is_down(
     assert "web=down" in error and "worker=down" in error, error
     for svc in services:
         assert svc["runningCount"] < svc["desiredCount"], svc["serviceName"]
+    wait_steady(cfg)
+    for svc, count in desired.items():
+        ecs.update_service(cluster="shop-sandbox", service=svc, desiredCount=count)
     wait_steady(cfg)
 
 

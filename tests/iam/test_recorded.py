@@ -96,10 +96,9 @@ def test_a_run_calls_only_what_its_policy_allows(runbook: str, recorded: dict[st
 
 
 def test_the_hook_sees_the_region_move(recorded: dict[str, Ops]) -> None:
-    """The recorder is live: the failover's own mutating calls are among what it saw."""
-    assert {("rds", "PromoteReadReplica"), ("route53", "ChangeResourceRecordSets")} <= recorded[
-        "failover"
-    ]
+    """The recorder is live: the failover's own mutating calls are among what it saw (traffic
+    moves through the prepared DNS switch: a metric written in the DR region)."""
+    assert {("rds", "PromoteReadReplica"), ("cloudwatch", "PutMetricData")} <= recorded["failover"]
     assert ("elbv2", "DescribeTargetHealth") in recorded["failover"]
 
 
