@@ -7,21 +7,23 @@
     │   ├── ConfigError           a config file is malformed or dangerous; carries every problem
     │   ├── NotFound              a resource the runbook needs does not exist
     │   └── Refused               a safety rule said no (wrong account, lock held, not approved,
-    │       ├── AccountMismatch     readiness failed, protected environment)
-    │       └── LockHeld
-    ├── AwsError                  an AWS call failed; carries the AWS error code and operation
-    │   ├── TransientAwsError     throttling, 5xx, connection trouble: retried by tasks.retry
+    │       ├── AccountMismatch     readiness failed, protected environment)   tasks.core.errors
+    │       └── LockHeld                                                         tasks.core.errors
+    ├── AwsError                  an AWS call failed (code, operation)            tasks.core.errors
+    │   ├── TransientAwsError     throttling, 5xx, connection trouble: retried
     │   └── PermanentAwsError     everything else: fails at once
     ├── DeadlineExceeded          a wait_for poll ran out of time
     └── StepFailed                a runbook step found the world in a state it cannot fix
 
-Foreign errors (botocore's) are mapped to these in exactly one place, ``tasks.retry``, and
-re-raised ``from`` the original.
+The root and the errors of input and of runbooks live here, where every layer can import them;
+the errors of AWS access (the account, the lock, an AWS call) live with the code that raises
+them, in :mod:`tasks.core.errors`. Foreign errors (botocore's) are mapped to these in exactly
+one place, ``tasks.core.retry``, and re-raised ``from`` the original.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 class TierbookError(Exception):
@@ -76,56 +78,6 @@ class NotFound(BadInput):
 
 class Refused(BadInput):
     """A safety rule refused the action."""
-
-
-class AccountMismatch(Refused):
-    """The credentials reach another AWS account than the config names."""
-
-
-class LockHeld(Refused):
-    """Another run holds the lock this runbook needs."""
-
-
-@dataclass
-class _AwsErrorInfo:
-    code: str
-    operation: str = ""
-    service: str = ""
-    region: str = ""
-    status: int | None = None
-    extra: dict[str, object] = field(default_factory=dict)
-
-
-class AwsError(TierbookError):
-    """An AWS call failed. ``code`` is the AWS error code (e.g. ``AccessDenied``)."""
-
-    def __init__(
-        self,
-        code: str,
-        message: str,
-        *,
-        operation: str = "",
-        service: str = "",
-        region: str = "",
-        status: int | None = None,
-    ) -> None:
-        self.code = code
-        self.operation = operation
-        self.service = service
-        self.region = region
-        self.status = status
-        where = f"{service}:{operation}" if operation else service
-        if region:
-            where = f"{where} in {region}"
-        super().__init__(f"{code}: {message} ({where})" if where else f"{code}: {message}")
-
-
-class TransientAwsError(AwsError):
-    """Worth retrying: throttling, a 5xx answer, a dropped or timed-out connection."""
-
-
-class PermanentAwsError(AwsError):
-    """Not worth retrying: access denied, validation, not found, conflicts…"""
 
 
 class DeadlineExceeded(TierbookError):

@@ -4,7 +4,7 @@
   their own), or static sandbox credentials when the config points at an endpoint.
 * botocore's own retries are off; every call goes through :func:`tasks.retry.call` once.
 * Before the first mutating call of a process, the caller's account must equal the config's
-  ``account_id`` (:class:`configs.errors.AccountMismatch` otherwise, and nothing was changed).
+  ``account_id`` (:class:`tasks.core.errors.AccountMismatch` otherwise, and nothing was changed).
 * Every mutating call that succeeds emits a Prefect event (:mod:`tasks.events`).
 * A region that may be dark is probed once (:meth:`Aws.probe_region`): a few cheap reads in
   parallel under one deadline. The answer is kept for the run: the account guard asks the DR
@@ -26,10 +26,10 @@ from botocore.config import Config as BotoConfig
 from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
 
 from configs import defaults
-from configs.errors import AccountMismatch, TransientAwsError
 from configs.models import Config
 from configs.names import Role, names_for
 from tasks.core import retry
+from tasks.core.errors import AccountMismatch, TransientAwsError
 from tasks.core.events import current_run, emit_mutation
 
 if TYPE_CHECKING:

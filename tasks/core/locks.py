@@ -38,11 +38,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from configs import defaults
-from configs.errors import AwsError, LockHeld, NotFound, PermanentAwsError, Refused
+from configs.errors import NotFound, Refused
 from configs.models import Config
 from configs.names import Role, names_for
 from tasks.core.aws import connect
 from tasks.core.changes import StepResult, deleted, result
+from tasks.core.errors import AwsError, LockHeld, PermanentAwsError
 from tasks.core.log import logger
 from tasks.core.retry import absent, wait_for
 from tasks.core.steps import step

@@ -23,9 +23,9 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from configs.errors import AccountMismatch, AwsError
 from configs.models import Config
 from tasks.core.aws import connect
+from tasks.core.errors import AccountMismatch, AwsError
 
 PROBE_CONNECT_TIMEOUT_S = 1.5
 PROBE_READ_TIMEOUT_S = 2.0

@@ -41,15 +41,9 @@ from tenacity import (
 )
 
 from configs import defaults
-from configs.errors import (
-    AwsError,
-    DeadlineExceeded,
-    Interrupted,
-    PermanentAwsError,
-    StepFailed,
-    TransientAwsError,
-)
+from configs.errors import DeadlineExceeded, Interrupted, StepFailed
 from tasks.core.changes import GONE_TIMEOUT_S
+from tasks.core.errors import AwsError, PermanentAwsError, TransientAwsError
 from tasks.core.log import logger
 
 T = TypeVar("T")

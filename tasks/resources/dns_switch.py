@@ -32,11 +32,12 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from configs.errors import AwsError, NotFound
+from configs.errors import NotFound
 from configs.models import Config
 from configs.names import names_for
 from tasks.core.aws import connect
 from tasks.core.changes import Change, StepResult, created, placeholder, updated
+from tasks.core.errors import AwsError
 from tasks.core.retry import is_code
 from tasks.core.steps import step
 from tasks.core.tags import tag_list

@@ -12,11 +12,11 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from configs.errors import AwsError
 from configs.models import Config
 from configs.names import Role, names_for
 from tasks.core.aws import connect, role_client
 from tasks.core.changes import Change, StepResult, created, deleted, result, tag_change, updated
+from tasks.core.errors import AwsError
 from tasks.core.retry import absent, is_code
 from tasks.core.steps import step
 from tasks.core.tags import missing_tags, tag_dict, tag_list

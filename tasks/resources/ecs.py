@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from configs.errors import AwsError, NotFound
+from configs.errors import NotFound
 from configs.models import Config
 from configs.names import Role, names_for
 from tasks.core.aws import connect, role_client
@@ -25,6 +25,7 @@ from tasks.core.changes import (
     tag_change,
     updated,
 )
+from tasks.core.errors import AwsError
 from tasks.core.retry import absent, is_code, wait_gone
 from tasks.core.steps import step
 from tasks.core.tags import missing_tags, tag_dict, tag_list

@@ -14,11 +14,11 @@ import json
 from functools import partial
 from typing import Any
 
-from configs.errors import AwsError
 from configs.models import Config
 from configs.names import Role, names_for
 from tasks.core.aws import connect
 from tasks.core.changes import Change, StepResult, created, deleted, result, tag_change, updated
+from tasks.core.errors import AwsError
 from tasks.core.policies import same_policy
 from tasks.core.retry import absent, is_code
 from tasks.core.steps import step

@@ -12,7 +12,6 @@ import json
 from functools import partial
 from typing import Any
 
-from configs.errors import AwsError
 from configs.models import Config, Queue
 from configs.names import Role, names_for
 from tasks.core.aws import connect, role_client
@@ -26,6 +25,7 @@ from tasks.core.changes import (
     tag_change,
     updated,
 )
+from tasks.core.errors import AwsError
 from tasks.core.policies import policy_doc
 from tasks.core.retry import absent, is_code
 from tasks.core.steps import step

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from configs.errors import AwsError
 from configs.models import Config
 from configs.names import Role, names_for
 from tasks.core.aws import connect
@@ -22,6 +21,7 @@ from tasks.core.changes import (
     tag_change,
     updated,
 )
+from tasks.core.errors import AwsError
 from tasks.core.retry import is_code
 from tasks.core.steps import step
 from tasks.core.tags import missing_tags, tag_dict, tag_list

@@ -270,7 +270,7 @@ def test_all_services_then_a_dr_failure_rolls_dr_back_and_keeps_primary(
 
 
 def test_a_deploy_already_running_on_the_service_is_refused(stack: Config) -> None:
-    from configs.errors import LockHeld
+    from tasks.core.errors import LockHeld
     from tasks.core.locks import hold
 
     cfg = stack

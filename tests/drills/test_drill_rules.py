@@ -15,9 +15,9 @@ from botocore.exceptions import ClientError
 from botocore.parsers import ResponseParserError
 from botocore.stub import Stubber
 
-from configs.errors import PermanentAwsError
 from tasks.core import retry
 from tasks.core.aws import install_retries
+from tasks.core.errors import PermanentAwsError
 from tasks.runbooks.drills import backup
 from tasks.runbooks.drills import game_day as gameday
 

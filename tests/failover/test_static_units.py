@@ -14,10 +14,10 @@ import yaml
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 from botocore.stub import ANY, Stubber
 
-from configs.errors import TransientAwsError
 from configs.loader import parse_config
 from configs.models import Config
 from tasks.core import retry
+from tasks.core.errors import TransientAwsError
 from tasks.resources.dns import health_check_config
 from tasks.resources.dns_switch import (
     alarm_check_config,

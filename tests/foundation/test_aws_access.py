@@ -14,14 +14,9 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 
-from configs.errors import (
-    AccountMismatch,
-    DeadlineExceeded,
-    PermanentAwsError,
-    StepFailed,
-    TransientAwsError,
-)
+from configs.errors import DeadlineExceeded, StepFailed
 from tasks.core.aws import connect, is_mutating
+from tasks.core.errors import AccountMismatch, PermanentAwsError, TransientAwsError
 from tasks.core.retry import wait_for
 
 THROTTLE = "Throttling"

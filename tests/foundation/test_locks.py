@@ -20,10 +20,10 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from configs.errors import LockHeld
 from configs.models import Config
 from configs.names import names_for
 from sandbox.testing import ROOT
+from tasks.core.errors import LockHeld
 from tasks.core.locks import hold
 from tasks.core.retry import wait_for
 

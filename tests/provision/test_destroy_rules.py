@@ -8,10 +8,10 @@ import pytest
 from botocore.stub import Stubber
 
 from configs import load_config
-from configs.errors import PermanentAwsError
 from configs.names import names_for
 from sandbox.testing import ROOT
 from tasks.core.aws import connect, forget_connections
+from tasks.core.errors import PermanentAwsError
 from tasks.resources.cache import ensure_cache_deleted
 from tasks.resources.database.lookup import database_identifiers
 from tasks.resources.database.postgres import final_snapshot_id

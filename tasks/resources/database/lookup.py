@@ -6,11 +6,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from configs.errors import AwsError
 from configs.models import Config
 from configs.names import Role, names_for
 from tasks.core.aws import connect
 from tasks.core.changes import placeholder
+from tasks.core.errors import AwsError
 from tasks.core.retry import is_code
 from tasks.core.steps import step
 

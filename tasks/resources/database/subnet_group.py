@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from configs.errors import AwsError
 from configs.models import Config
 from configs.names import Role, names_for
 from tasks.core.changes import (
@@ -12,6 +11,7 @@ from tasks.core.changes import (
     result,
     updated,
 )
+from tasks.core.errors import AwsError
 from tasks.core.retry import absent, is_code
 from tasks.core.steps import step
 from tasks.core.tags import tag_list

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from configs.errors import PermanentAwsError
 from configs.models import Config
 from configs.names import Role, names_for
 from tasks.core.aws import connect
 from tasks.core.changes import Change, StepResult, created, deleted, is_placeholder, result, updated
+from tasks.core.errors import PermanentAwsError
 from tasks.core.policies import same_policy
 from tasks.core.retry import absent, is_code
 from tasks.core.steps import step

@@ -17,7 +17,6 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from configs.errors import AwsError
 from configs.layout import subnet_plan
 from configs.models import Config
 from configs.names import TIERS, Role, StackNames, Tier, names_for
@@ -33,6 +32,7 @@ from tasks.core.changes import (
     tag_change,
     updated,
 )
+from tasks.core.errors import AwsError
 from tasks.core.retry import wait_for
 from tasks.core.steps import step
 from tasks.core.tags import missing_tags, tag_dict, tag_list

@@ -14,11 +14,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from configs.errors import AwsError
 from configs.models import Config
 from configs.names import Role, names_for
 from tasks.core.aws import connect
 from tasks.core.changes import StepResult
+from tasks.core.errors import AwsError
 from tasks.core.retry import is_code
 from tasks.core.steps import step
 from tasks.runbooks.audit import rules as audit

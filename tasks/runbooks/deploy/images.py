@@ -22,11 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from configs.errors import AwsError, BadInput, NotFound, Refused, StepFailed
+from configs.errors import BadInput, NotFound, Refused, StepFailed
 from configs.models import Config
 from configs.names import Role, names_for
 from tasks.core.aws import connect
 from tasks.core.changes import Action, Change, StepResult
+from tasks.core.errors import AwsError
 from tasks.core.log import logger
 from tasks.core.retry import is_code, wait_for
 from tasks.core.steps import step

@@ -16,11 +16,12 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from configs.errors import AwsError, NotFound, StepFailed
+from configs.errors import NotFound, StepFailed
 from configs.models import Config
 from configs.names import Role, names_for
 from tasks.core.aws import connect
 from tasks.core.changes import Change, StepResult, updated
+from tasks.core.errors import AwsError
 from tasks.core.retry import is_code, wait_for
 from tasks.core.steps import step
 from tasks.resources.ecs import describe_service

@@ -21,11 +21,12 @@ import subprocess
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from configs.errors import AwsError, NotFound, Refused, StepFailed
+from configs.errors import NotFound, Refused, StepFailed
 from configs.models import Config
 from configs.names import names_for
 from tasks.core.aws import connect
 from tasks.core.changes import Action, Change, StepResult, created
+from tasks.core.errors import AwsError
 from tasks.core.retry import is_code, wait_for
 from tasks.core.steps import step
 from tasks.core.tags import tag_list

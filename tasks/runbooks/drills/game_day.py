@@ -17,11 +17,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from configs.errors import AwsError, BadInput, Refused, StepFailed
+from configs.errors import BadInput, Refused, StepFailed
 from configs.models import Config
 from configs.names import names_for
 from tasks.core.aws import connect
 from tasks.core.changes import Action, Change, StepResult
+from tasks.core.errors import AwsError
 from tasks.core.retry import TRANSIENT_CODES, is_code, wait_for
 from tasks.core.steps import step
 

@@ -28,10 +28,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from configs.errors import AwsError
 from configs.models import Config
 from configs.names import Role, names_for
 from tasks.core.aws import RegionProbe, connect
+from tasks.core.errors import AwsError
 from tasks.core.retry import is_code, unreachable
 from tasks.resources.database.lookup import (
     describe_cluster,

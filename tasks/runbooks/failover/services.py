@@ -15,11 +15,12 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-from configs.errors import AwsError, NotFound
+from configs.errors import NotFound
 from configs.models import Config
 from configs.names import Role, names_for
 from tasks.core.aws import connect
 from tasks.core.changes import Change, StepResult, updated
+from tasks.core.errors import AwsError
 from tasks.core.retry import is_code, wait_for
 from tasks.core.steps import step
 from tasks.resources.autoscaling import DIMENSION
