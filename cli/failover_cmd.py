@@ -48,12 +48,20 @@ def failover(
     http_check: Annotated[
         str, typer.Option("--http-check", help="URL that must answer 2xx/3xx afterwards.")
     ] = "",
+    prepare: Annotated[
+        bool,
+        typer.Option(
+            "--prepare",
+            help="Only prepare the data-plane DNS switch ahead of time (a stack tierbook did "
+            "not build); moves nothing. With --plan, print it.",
+        ),
+    ] = False,
     output: OutputOpt = Output.text,
 ) -> None:
     """Cross-region DR: fence the primary, promote the DR replica, scale DR up, flip DNS."""
     flow = "flows.failover:failover"
 
-    approved = plan or _confirm(config, "Fail over", yes)
+    approved = plan or prepare or _confirm(config, "Fail over", yes)
     run_flow(
         flow,
         output,
@@ -63,6 +71,7 @@ def failover(
         reason=reason,
         force=force,
         http_check_url=http_check,
+        prepare=prepare,
     )
 
 

@@ -103,3 +103,15 @@ def test_a_primary_region_that_does_not_answer_is_not_fenced_and_failover_comple
     assert stack.answers() == [stack.alb_dns("dr").lower()]  # through the prepared switch
     assert stack.service("dr", "web")["runningCount"] == 2
     assert stack.service("primary", "web")["desiredCount"] == 2  # never reached
+
+
+def test_prepare_on_a_provisioned_stack_plans_nothing_and_moves_nothing(
+    stack: Stack, aws_endpoint: str, tmp_path: Path
+) -> None:
+    """Provision prepared the DNS switch already: ``--prepare`` (here as a plan and then for
+    real) finds nothing to do, asks no approval and moves no traffic."""
+    for args in (["--prepare", "--plan"], ["--prepare"]):
+        done = run_cli(["failover", *args, "-o", "json"], aws_endpoint, tmp_path)
+        assert done.returncode == 0, said(done)
+        assert json.loads(done.stdout)["changes"] == [], done.stdout
+    untouched(stack)
