@@ -3,6 +3,7 @@ thread made it (the failover fences the primary's services from a worker thread 
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -50,6 +51,8 @@ def sandbox_mutations(before: dict[str, int], after: dict[str, int]) -> Counter[
     out: Counter[str] = Counter()
     for key, n in after.items():
         service, operation = key.split(" ", 1)[1].split(":", 1)
+        if service == "route53" and re.fullmatch(r"POST /2013-04-01/tags/[a-z]+", operation):
+            continue  # ListTagsForResources: a read that Route 53's REST API sends as a POST
         verb = operation.split(" ", 1)[0]
         if service in REST_SERVICES and verb not in ("GET", "HEAD", *WRITES):
             verb = MODELS.get_service_model(service).operation_model(operation).http["method"]
@@ -87,7 +90,7 @@ def test_a_failovers_mutating_calls_are_all_events_of_its_run(
     # Every kind of mutating call the sandbox answered is an event, and no event is without
     # its request. Not equal counts: the sandbox also counts a request that failed or timed
     # out and was retried (short timeouts on the region being fenced), which is no mutation.
-    assert set(seen) == set(made)
+    assert set(seen) == set(made), (seen, made)
     assert all(seen[k] <= made[k] for k in seen), (seen, made)
     fenced = [
         e
