@@ -3,32 +3,26 @@
 A runbook's own calls retry transient failures for up to a minute and a half — right for a
 throttled API, wrong for an endpoint that is simply not there (the sandbox not started, no
 credentials, no network). :func:`probe` asks STS once per region with short timeouts and no
-retries, and turns the answer into the likely fix. Used by the CLI before Prefect starts.
+retries of a hang (the client factory's probe clients), and turns the answer into the likely
+fix. Used by the CLI before Prefect starts.
 """
 
 from __future__ import annotations
 
 import socket
-from typing import Any
 from urllib.parse import urlsplit
 
-from botocore.config import Config as BotoConfig
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    ProfileNotFound,
-    ReadTimeoutError,
-)
+from botocore.exceptions import ProfileNotFound
 
 from configs.models import Config
+from tasks.core import retry
 from tasks.core.aws import connect
 from tasks.core.errors import AccountMismatch, AwsError
 
-PROBE_CONNECT_TIMEOUT_S = 1.5
-PROBE_READ_TIMEOUT_S = 2.0
+# STS answers with these when the credentials themselves are the problem.
+CREDENTIAL_CODES = frozenset(
+    {"InvalidClientTokenId", "ExpiredToken", "SignatureDoesNotMatch", "NoCredentialsError"}
+)
 
 
 class Unreachable(AwsError):
@@ -45,20 +39,6 @@ def _sandbox_answers(url: str) -> bool:
         return False
 
 
-def _sts(cfg: Config, region: str) -> Any:
-    session: Any = connect(cfg).session
-    return session.client(
-        "sts",
-        endpoint_url=cfg.aws.endpoint_url,
-        config=BotoConfig(
-            region_name=region,
-            retries={"total_max_attempts": 1, "mode": "standard"},
-            connect_timeout=PROBE_CONNECT_TIMEOUT_S,
-            read_timeout=PROBE_READ_TIMEOUT_S,
-        ),
-    )
-
-
 def _fix(cfg: Config) -> str:
     if cfg.aws.endpoint_url:
         return "is the sandbox running? `tierbook sandbox start`"
@@ -72,9 +52,11 @@ def _fix(cfg: Config) -> str:
 
 def probe(cfg: Config) -> str:
     """The caller's account, asked of the primary region's STS, else the DR one's (a region
-    may be down on the day of a failover). Raises :class:`Unreachable` with the likely fix,
-    or :class:`AccountMismatch` when the credentials reach another account. ``""`` when STS
-    answered with an error that is not about reaching it (the runbook deals with those)."""
+    may be down on the day of a failover), through the one client factory's probe clients
+    (short timeouts, a hang not retried, throttling retried). Raises :class:`Unreachable`
+    with the likely fix, or :class:`AccountMismatch` when the credentials reach another
+    account. ``""`` when STS answered with an error that is not about reaching it (the
+    runbook deals with those)."""
     url = cfg.aws.endpoint_url
     if url and not _sandbox_answers(url):
         raise Unreachable(
@@ -82,23 +64,22 @@ def probe(cfg: Config) -> str:
             f"nothing answers at {url}; start the sandbox: `tierbook sandbox start` "
             "(or point TIERBOOK_AWS_ENDPOINT_URL at it)",
         )
+    try:
+        aws = connect(cfg)
+    except ProfileNotFound as exc:
+        raise Unreachable("NoCredentials", f"{exc}; {_fix(cfg)}") from exc
     problems: list[str] = []
     for region in dict.fromkeys((cfg.regions.primary, cfg.regions.dr)):
         try:
-            account = str(_sts(cfg, region).get_caller_identity()["Account"])
-        except (NoCredentialsError, ProfileNotFound) as exc:
-            raise Unreachable("NoCredentials", f"{exc}; {_fix(cfg)}") from exc
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code in ("InvalidClientTokenId", "ExpiredToken", "SignatureDoesNotMatch"):
-                raise Unreachable(code, f"the credentials were refused; {_fix(cfg)}") from exc
+            answer = aws.client("sts", region, probe=True).get_caller_identity()
+        except AwsError as exc:
+            if exc.code in CREDENTIAL_CODES:
+                raise Unreachable(exc.code, f"the credentials were refused; {_fix(cfg)}") from exc
+            if retry.unreachable(exc):
+                problems.append(f"{region}: {exc.code}")
+                continue
             return ""  # it answers; the runbook's own calls retry or report the rest
-        except (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError) as exc:
-            problems.append(f"{region}: {type(exc).__name__}")
-            continue
-        except BotoCoreError as exc:
-            problems.append(f"{region}: {exc}")
-            continue
+        account = str(answer["Account"])
         if account != cfg.account_id:
             raise AccountMismatch(
                 f"credentials reach account {account}, but the config is for account "

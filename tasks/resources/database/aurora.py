@@ -25,6 +25,7 @@ from tasks.core.changes import (
 from tasks.core.retry import is_code, wait_for, wait_gone
 from tasks.core.tags import tag_list
 from tasks.resources.database.lookup import (
+    INSTANCE_NOT_FOUND,
     describe_cluster,
     describe_global_cluster,
     describe_instance,
@@ -262,7 +263,7 @@ def _delete_instances(
                 try:
                     rds.delete_db_instance(DBInstanceIdentifier=ident)
                 except Exception as exc:  # a retried delete whose first attempt went through
-                    if not is_code(exc, "DBInstanceNotFound", "DBInstanceNotFoundFault"):
+                    if not is_code(exc, *INSTANCE_NOT_FOUND):
                         raise
         if not dry_run:
             wait_gone(partial(describe_instance, rds, ident), f"instance {ident} deleted")

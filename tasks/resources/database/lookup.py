@@ -11,7 +11,7 @@ from configs.names import Role, names_for
 from tasks.core.aws import connect
 from tasks.core.changes import placeholder
 from tasks.core.errors import AwsError
-from tasks.core.retry import is_code
+from tasks.core.retry import absent, is_code
 from tasks.core.steps import step
 
 
@@ -40,22 +40,31 @@ def is_aurora(cfg: Config) -> bool:
     return cfg.database.engine == "aurora-postgresql"
 
 
+# RDS names its not-found answers both ways (the API reference's and the SDK's fault names).
+INSTANCE_NOT_FOUND = ("DBInstanceNotFound", "DBInstanceNotFoundFault")
+CLUSTER_NOT_FOUND = ("DBClusterNotFoundFault", "DBClusterNotFound")
+SNAPSHOT_NOT_FOUND = ("DBSnapshotNotFound", "DBSnapshotNotFoundFault")
+
+
 def describe_instance(rds: Any, identifier: str) -> dict[str, Any] | None:
-    try:
-        return rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]  # type: ignore[no-any-return]
-    except AwsError as exc:
-        if is_code(exc, "DBInstanceNotFound", "DBInstanceNotFoundFault"):
-            return None
-        raise
+    found = absent(
+        lambda: rds.describe_db_instances(DBInstanceIdentifier=identifier), *INSTANCE_NOT_FOUND
+    )
+    return found["DBInstances"][0] if found else None
 
 
 def describe_cluster(rds: Any, identifier: str) -> dict[str, Any] | None:
-    try:
-        return rds.describe_db_clusters(DBClusterIdentifier=identifier)["DBClusters"][0]  # type: ignore[no-any-return]
-    except AwsError as exc:
-        if is_code(exc, "DBClusterNotFoundFault", "DBClusterNotFound"):
-            return None
-        raise
+    found = absent(
+        lambda: rds.describe_db_clusters(DBClusterIdentifier=identifier), *CLUSTER_NOT_FOUND
+    )
+    return found["DBClusters"][0] if found else None
+
+
+def describe_snapshot(rds: Any, identifier: str) -> dict[str, Any] | None:
+    found = absent(
+        lambda: rds.describe_db_snapshots(DBSnapshotIdentifier=identifier), *SNAPSHOT_NOT_FOUND
+    )
+    return found["DBSnapshots"][0] if found else None
 
 
 def in_region(arn: str, region: str) -> str:

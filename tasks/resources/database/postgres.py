@@ -32,6 +32,7 @@ from tasks.core.changes import (
 from tasks.core.retry import is_code, wait_for, wait_gone
 from tasks.core.tags import missing_tags, tag_dict, tag_list
 from tasks.resources.database.lookup import (
+    INSTANCE_NOT_FOUND,
     database_identifiers,
     describe_instance,
     info_from_instance,
@@ -222,7 +223,7 @@ def _delete_instance(rds: Any, db: dict[str, Any], final_snapshot: str | None) -
     try:
         rds.delete_db_instance(**params, DeleteAutomatedBackups=True)
     except Exception as exc:  # a retried delete whose first attempt went through
-        if not is_code(exc, "DBInstanceNotFound", "DBInstanceNotFoundFault"):
+        if not is_code(exc, *INSTANCE_NOT_FOUND):
             raise
 
 

@@ -30,6 +30,7 @@ from tasks.core.errors import AwsError
 from tasks.core.retry import is_code, wait_for
 from tasks.core.steps import step
 from tasks.core.tags import tag_list
+from tasks.resources.database.lookup import describe_instance, describe_snapshot
 
 SNAPSHOT_TIMEOUT_S = 3600.0
 
@@ -77,27 +78,9 @@ def _rds(cfg: Config, region: str) -> Any:
     return connect(cfg).client("rds", region)
 
 
-def _snapshot(rds: Any, ident: str) -> dict[str, Any] | None:
-    try:
-        return rds.describe_db_snapshots(DBSnapshotIdentifier=ident)["DBSnapshots"][0]  # type: ignore[no-any-return]
-    except AwsError as exc:
-        if is_code(exc, "DBSnapshotNotFound", "DBSnapshotNotFoundFault"):
-            return None
-        raise
-
-
-def _instance(rds: Any, ident: str) -> dict[str, Any] | None:
-    try:
-        return rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]  # type: ignore[no-any-return]
-    except AwsError as exc:
-        if is_code(exc, "DBInstanceNotFound", "DBInstanceNotFoundFault"):
-            return None
-        raise
-
-
 def _wait_snapshot(rds: Any, ident: str, what: str, timeout_s: float) -> dict[str, Any]:
     return wait_for(
-        lambda: _snapshot(rds, ident) or {"Status": "missing"},
+        lambda: describe_snapshot(rds, ident) or {"Status": "missing"},
         until=lambda s: s.get("Status") == "available",
         failed=lambda s: (
             f"snapshot is {s['Status']}" if s.get("Status") in ("failed", "missing") else None
@@ -156,7 +139,7 @@ def take_db_snapshot(
     the newest automated one (``source='automated'``)."""
     names = names_for(cfg, "primary")
     rds = _rds(cfg, names.region)
-    if _instance(rds, names.db_instance) is None:
+    if describe_instance(rds, names.db_instance) is None:
         raise NotFound(f"primary database {names.db_instance} not found in {names.region}")
     if source == "automated":
         found = rds.describe_db_snapshots(
@@ -202,7 +185,7 @@ def copy_snapshot_to_dr(
             raise NotFound(f"KMS key {dr.kms_alias} not found in {dr.region}") from exc
         raise
     started = utcnow()
-    if _snapshot(rds, drill) is None:
+    if describe_snapshot(rds, drill) is None:
         rds.copy_db_snapshot(
             SourceDBSnapshotIdentifier=source_arn,
             TargetDBSnapshotIdentifier=drill,
@@ -238,7 +221,7 @@ def restore_temporary_instance(
     dr = names_for(cfg, "dr")
     rds = _rds(cfg, dr.region)
     started = utcnow()
-    if _instance(rds, instance) is None:
+    if describe_instance(rds, instance) is None:
         params: dict[str, Any] = {
             "DBInstanceIdentifier": instance,
             "DBSnapshotIdentifier": snapshot,
@@ -253,7 +236,7 @@ def restore_temporary_instance(
             params["VpcSecurityGroupIds"] = groups
         rds.restore_db_instance_from_db_snapshot(**params)
     db = wait_for(
-        lambda: _instance(rds, instance) or {"DBInstanceStatus": "missing"},
+        lambda: describe_instance(rds, instance) or {"DBInstanceStatus": "missing"},
         until=lambda d: d.get("DBInstanceStatus") == "available",
         failed=lambda d: (
             f"instance is {d['DBInstanceStatus']}"
@@ -332,7 +315,7 @@ def delete_temporary_instance(
     if not instance.startswith(drill_prefix(cfg)):
         raise Refused(f"{instance} is not a drill instance; not deleting it")
     rds = _rds(cfg, cfg.regions.dr)
-    db = _instance(rds, instance)
+    db = describe_instance(rds, instance)
     if db is None:
         return StepResult(status="ok", detail=f"{instance} was never created: nothing to delete")
     if db.get("DBInstanceStatus") != "deleting":
@@ -345,7 +328,7 @@ def delete_temporary_instance(
                 raise
             # still creating or modifying: wait until RDS accepts the delete
             wait_for(
-                lambda: _instance(rds, instance) or {"DBInstanceStatus": "gone"},
+                lambda: describe_instance(rds, instance) or {"DBInstanceStatus": "gone"},
                 until=lambda d: (
                     d.get("DBInstanceStatus")
                     in ("available", "failed", "stopped", "deleting", "gone")
@@ -353,13 +336,13 @@ def delete_temporary_instance(
                 what=f"{instance} ready to delete",
                 timeout_s=timeout_s,
             )
-            if _instance(rds, instance) is not None:
+            if describe_instance(rds, instance) is not None:
                 rds.delete_db_instance(
                     DBInstanceIdentifier=instance,
                     SkipFinalSnapshot=True,
                     DeleteAutomatedBackups=True,
                 )
-    left = _instance(rds, instance)
+    left = describe_instance(rds, instance)
     state = left.get("DBInstanceStatus") if left else "gone"
     if state not in ("deleting", "gone"):
         raise StepFailed(f"{instance} is still {state} after its delete")
@@ -471,7 +454,7 @@ def plan_backup_drill(cfg: Config, drill: str, source: str) -> StepResult:
     """What the drill would make and delete, found with read-only calls only."""
     primary, dr = names_for(cfg, "primary"), names_for(cfg, "dr")
     rds = _rds(cfg, primary.region)
-    if _instance(rds, primary.db_instance) is None:
+    if describe_instance(rds, primary.db_instance) is None:
         raise NotFound(f"primary database {primary.db_instance} not found in {primary.region}")
     changes: list[Change] = []
     if source == "automated":

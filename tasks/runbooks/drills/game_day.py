@@ -25,6 +25,7 @@ from tasks.core.changes import Action, Change, StepResult
 from tasks.core.errors import AwsError
 from tasks.core.retry import TRANSIENT_CODES, is_code, wait_for
 from tasks.core.steps import step
+from tasks.resources.database.lookup import INSTANCE_NOT_FOUND, describe_instance
 
 # What an endpoint without the operation answers (moto: a 500 HTML page botocore cannot parse).
 UNSUPPORTED_CODES = (
@@ -129,12 +130,9 @@ def force_db_failover(cfg: Config) -> StepResult:
         return StepResult(
             outputs={"at": time.time()}, status="ok", detail=f"failover of {names.db_cluster}"
         )
-    try:
-        db = rds.describe_db_instances(DBInstanceIdentifier=names.db_instance)["DBInstances"][0]
-    except AwsError as exc:
-        if is_code(exc, "DBInstanceNotFound", "DBInstanceNotFoundFault"):
-            raise BadInput(f"database {names.db_instance} not found in {names.region}") from exc
-        raise
+    db = describe_instance(rds, names.db_instance)
+    if db is None:
+        raise BadInput(f"database {names.db_instance} not found in {names.region}")
     if not db.get("MultiAZ"):
         return StepResult(skipped=f"{names.db_instance} is single-AZ: no standby to fail over to")
     was = db.get("AvailabilityZone", "?")
@@ -302,7 +300,7 @@ def plan_game_day(cfg: Config, az: str) -> StepResult:
         try:
             db = rds.describe_db_instances(DBInstanceIdentifier=names.db_instance)["DBInstances"][0]
         except AwsError as exc:
-            if is_code(exc, "DBInstanceNotFound", "DBInstanceNotFoundFault"):
+            if is_code(exc, *INSTANCE_NOT_FOUND):
                 raise BadInput(f"database {names.db_instance} not found in {region}") from exc
             raise
         if db.get("MultiAZ"):
