@@ -35,13 +35,9 @@ from tasks.resources.cloudfront import find_distribution
 CLOUDFRONT_ZONE_ID = "Z2FDTNDATAQYW2"  # the fixed hosted zone of every CloudFront alias
 
 
-def _r53(cfg: Config) -> Any:
-    return connect(cfg).client("route53", cfg.regions.primary)
-
-
 def route53_client(cfg: Config) -> Any:
     """Route 53's control plane (its API is global, answered from us-east-1)."""
-    return _r53(cfg)
+    return connect(cfg).client("route53", cfg.regions.primary)
 
 
 def fqdn(name: str) -> str:
@@ -50,7 +46,7 @@ def fqdn(name: str) -> str:
 
 def find_zone_id(cfg: Config, zone: str) -> str:
     """The public hosted zone named ``zone``; NotFound (exit 2) if there is none."""
-    r53 = _r53(cfg)
+    r53 = route53_client(cfg)
     for hz in r53.list_hosted_zones_by_name(DNSName=zone)["HostedZones"]:
         if hz["Name"] == fqdn(zone) and not hz.get("Config", {}).get("PrivateZone"):
             return str(hz["Id"].split("/")[-1])
@@ -74,7 +70,7 @@ def ensure_hosted_zone(cfg: Config, *, dry_run: bool = False) -> StepResult:
     )
     if dry_run:
         return StepResult(changes=[change], outputs={"zone_id": f"(zone {cfg.edge.hosted_zone})"})
-    zone = _r53(cfg).create_hosted_zone(
+    zone = route53_client(cfg).create_hosted_zone(
         Name=cfg.edge.hosted_zone,
         CallerReference=f"tierbook-{cfg.stack}-{cfg.edge.hosted_zone}",
         HostedZoneConfig={"Comment": f"{cfg.stack} (managed by tierbook)", "PrivateZone": False},
@@ -148,7 +144,7 @@ def find_health_check(cfg: Config, role: Role = "primary") -> dict[str, Any] | N
 
 def find_health_check_named(cfg: Config, ref: str) -> dict[str, Any] | None:
     """The health check whose Name tag is ``ref``, if any."""
-    r53 = _r53(cfg)
+    r53 = route53_client(cfg)
     checks = [
         hc
         for page in r53.get_paginator("list_health_checks").paginate()
@@ -176,7 +172,7 @@ def ensure_health_check(
 ) -> StepResult:
     """``like``: the config of a check to match (the primary's, for the DR one)."""
     names = names_for(cfg, role)
-    r53, ref = _r53(cfg), names.health_check_reference
+    r53, ref = route53_client(cfg), names.health_check_reference
     found = find_health_check(cfg, role)
     want = health_check_config(cfg, alb_dns_name, like or (found or {}).get("HealthCheckConfig"))
     tags = {**names.tags("dns"), "Name": ref}
@@ -281,7 +277,7 @@ def comparable_record(r: dict[str, Any]) -> dict[str, Any]:
 
 
 def list_records(cfg: Config, zone_id: str, name: str) -> list[dict[str, Any]]:
-    r53 = _r53(cfg)
+    r53 = route53_client(cfg)
     out = []
     for page in r53.get_paginator("list_resource_record_sets").paginate(HostedZoneId=zone_id):
         out += [
@@ -323,7 +319,7 @@ def ensure_dns_records(
             changes.append(updated("route53:record", label, "global", before, after))
         batch.append({"Action": "UPSERT", "ResourceRecordSet": record})
     if batch and not dry_run:
-        _r53(cfg).change_resource_record_sets(
+        route53_client(cfg).change_resource_record_sets(
             HostedZoneId=zone, ChangeBatch={"Comment": f"tierbook {cfg.stack}", "Changes": batch}
         )
     return StepResult(
@@ -389,7 +385,7 @@ def ensure_dns_deleted(cfg: Config, roles: list[Role], *, dry_run: bool = False)
             for r in doomed
         ]
         if doomed and not dry_run:
-            _r53(cfg).change_resource_record_sets(
+            route53_client(cfg).change_resource_record_sets(
                 HostedZoneId=zone,
                 ChangeBatch={
                     "Comment": f"tierbook destroy {cfg.stack}",
@@ -406,7 +402,7 @@ def ensure_dns_deleted(cfg: Config, roles: list[Role], *, dry_run: bool = False)
             deleted("route53:health-check", names_for(cfg, role).health_check_reference, "global")
         )
         if not dry_run:
-            _r53(cfg).delete_health_check(HealthCheckId=hc["Id"])
+            route53_client(cfg).delete_health_check(HealthCheckId=hc["Id"])
     return result(changes, dry_run)
 
 
@@ -419,7 +415,7 @@ def _delete_switch(cfg: Config, dry_run: bool) -> list[Change]:
             continue
         changes.append(deleted("route53:health-check", ref, "global"))
         if not dry_run:
-            _r53(cfg).delete_health_check(HealthCheckId=hc["Id"])
+            route53_client(cfg).delete_health_check(HealthCheckId=hc["Id"])
     cw = connect(cfg).client("cloudwatch", cfg.regions.dr)
     if cw.describe_alarms(AlarmNames=[alarm])["MetricAlarms"]:
         changes.append(deleted("cloudwatch:alarm", alarm, cfg.regions.dr))

@@ -45,10 +45,8 @@ from tasks.resources.dns import (
     find_dns,
     find_health_check_named,
     find_zone_id,
+    route53_client,
     switch_refs,
-)
-from tasks.resources.dns import (
-    route53_client as _r53,
 )
 
 NAMESPACE = "tierbook"
@@ -141,7 +139,7 @@ def _ensure_check(
     cfg: Config, ref: str, want: dict[str, Any], mutable: dict[str, Any], dry_run: bool
 ) -> tuple[str, list[Change]]:
     """A health check named ``ref``: created, or its ``mutable`` fields updated."""
-    r53 = _r53(cfg)
+    r53 = route53_client(cfg)
     found = find_health_check_named(cfg, ref)
     if found is None:
         change = created("route53:health-check", ref, "global", want)
@@ -212,7 +210,7 @@ def _primary_record_on(cfg: Config, check_id: str, dry_run: bool) -> list[Change
         {"HealthCheckId": check_id},
     )
     if not dry_run:
-        _r53(cfg).change_resource_record_sets(
+        route53_client(cfg).change_resource_record_sets(
             HostedZoneId=dns["zone_id"],
             ChangeBatch={
                 "Comment": f"tierbook {cfg.stack}: primary follows the DNS switch",

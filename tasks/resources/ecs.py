@@ -14,7 +14,7 @@ from typing import Any
 from configs.errors import NotFound
 from configs.models import Config
 from configs.names import Role, names_for
-from tasks.core.aws import connect, role_client
+from tasks.core.aws import role_client
 from tasks.core.changes import (
     Change,
     StepResult,
@@ -42,10 +42,6 @@ DEPLOYMENT = {
 }
 
 
-def _ecs(cfg: Config, role: Role) -> Any:
-    return connect(cfg).client("ecs", names_for(cfg, role).region)
-
-
 def capacity(cfg: Config, role: Role, svc: str) -> tuple[int, int, int]:
     """(desired, min, max) of ``svc``: the DR region idles at its warm-standby size."""
     s = getattr(cfg.services, svc)
@@ -65,7 +61,7 @@ def describe_service(cfg: Config, role: Role, svc: str) -> dict[str, Any]:
     """The live (ACTIVE) service ``svc`` in ``role``'s cluster; NotFound without one."""
     names = names_for(cfg, role)
     try:
-        found = _ecs(cfg, role).describe_services(
+        found = role_client(cfg, "ecs", role).describe_services(
             cluster=names.cluster, services=[names.service(svc)]
         )["services"]
     except AwsError as exc:
@@ -85,7 +81,7 @@ def describe_service(cfg: Config, role: Role, svc: str) -> dict[str, Any]:
 @step("ensure {role} ECS cluster")
 def ensure_cluster(cfg: Config, role: Role, *, dry_run: bool = False) -> StepResult:
     names = names_for(cfg, role)
-    ecs, name, region = _ecs(cfg, role), names.cluster, names.region
+    ecs, name, region = role_client(cfg, "ecs", role), names.cluster, names.region
     tags, settings = names.tags("app"), [{"name": "containerInsights", "value": "enabled"}]
     found = ecs.describe_clusters(clusters=[name], include=["SETTINGS", "TAGS"])["clusters"]
     live = [c for c in found if c.get("status") == "ACTIVE"]
@@ -145,7 +141,7 @@ def ensure_task_definition(
 ) -> StepResult:
     """Register a revision only when the latest active one differs from the config's."""
     names = names_for(cfg, role)
-    ecs, family = _ecs(cfg, role), names.task_family(svc)
+    ecs, family = role_client(cfg, "ecs", role), names.task_family(svc)
     desired = appspec.task_definition(
         cfg,
         role,
@@ -269,7 +265,12 @@ def ensure_service(
     dry_run: bool = False,
 ) -> StepResult:
     names = names_for(cfg, role)
-    ecs, cluster, name, region = _ecs(cfg, role), names.cluster, names.service(svc), names.region
+    ecs, cluster, name, region = (
+        role_client(cfg, "ecs", role),
+        names.cluster,
+        names.service(svc),
+        names.region,
+    )
     spec = service_spec(cfg, role, svc, task_definition_arn, subnet_ids, sg_id, target_group_arn)
     desired, low, high = capacity(cfg, role, svc)
     tags = names.tags(svc)

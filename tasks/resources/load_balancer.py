@@ -11,7 +11,7 @@ from typing import Any
 from configs.errors import StepFailed
 from configs.models import Config
 from configs.names import Role, names_for
-from tasks.core.aws import connect, role_client
+from tasks.core.aws import role_client
 from tasks.core.changes import (
     Change,
     StepResult,
@@ -117,10 +117,6 @@ def _action(a: dict[str, Any]) -> dict[str, Any]:
     return keep
 
 
-def _elb(cfg: Config, role: Role) -> Any:
-    return connect(cfg).client("elbv2", names_for(cfg, role).region)
-
-
 def _tags(elb: Any, arn: str) -> dict[str, str]:
     return tag_dict(elb.describe_tags(ResourceArns=[arn])["TagDescriptions"][0]["Tags"])
 
@@ -138,9 +134,9 @@ def _fix_tags(
 def find_load_balancer(cfg: Config, role: Role) -> dict[str, Any] | None:
     try:
         return dict(
-            _elb(cfg, role).describe_load_balancers(Names=[names_for(cfg, role).alb])[
-                "LoadBalancers"
-            ][0]
+            role_client(cfg, "elbv2", role).describe_load_balancers(
+                Names=[names_for(cfg, role).alb]
+            )["LoadBalancers"][0]
         )
     except AwsError as exc:
         if is_code(exc, "LoadBalancerNotFound"):
@@ -170,7 +166,7 @@ def ensure_load_balancer(
 ) -> StepResult:
     """Internet-facing ALB in the public subnets, with the ALB security group."""
     names = names_for(cfg, role)
-    elb, region, name = _elb(cfg, role), names.region, names.alb
+    elb, region, name = role_client(cfg, "elbv2", role), names.region, names.alb
     tags, attrs = names.tags("edge"), alb_attributes(log_bucket)
     lb = find_load_balancer(cfg, role)
     changes: list[Change] = []
@@ -238,7 +234,7 @@ def ensure_target_group(
 ) -> StepResult:
     """IP target group on the web port and health path (Fargate registers task ENIs)."""
     names = names_for(cfg, role)
-    elb, region, name = _elb(cfg, role), names.region, names.target_group
+    elb, region, name = role_client(cfg, "elbv2", role), names.region, names.target_group
     web = cfg.services.web
     health = {**HEALTH, "HealthCheckPath": web.health_path}
     tags, attrs = names.tags("edge"), target_group_attributes()
@@ -305,7 +301,7 @@ def ensure_listeners(
 ) -> StepResult:
     """HTTPS:443 forwarding to the target group; HTTP:80 redirecting to HTTPS."""
     names = names_for(cfg, role)
-    elb, region = _elb(cfg, role), names.region
+    elb, region = role_client(cfg, "elbv2", role), names.region
     specs = listener_specs(tg_arn, certificate_arn)
     existing: dict[int, dict[str, Any]] = {}
     if not is_placeholder(alb_arn):

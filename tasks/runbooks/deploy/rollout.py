@@ -19,7 +19,7 @@ from typing import Any
 from configs.errors import NotFound, StepFailed
 from configs.models import Config
 from configs.names import Role, names_for
-from tasks.core.aws import connect
+from tasks.core.aws import connect, role_client
 from tasks.core.changes import Change, StepResult, updated
 from tasks.core.errors import AwsError
 from tasks.core.retry import is_code, wait_for
@@ -34,10 +34,6 @@ ROLLOUT_TIMEOUT_S = 900.0
 
 
 VERIFY_TIMEOUT_S = 300.0
-
-
-def _ecs(cfg: Config, role: Role) -> Any:
-    return connect(cfg).client("ecs", names_for(cfg, role).region)
 
 
 # -- pure decisions ------------------------------------------------------------------------------
@@ -118,7 +114,9 @@ def revision_before(arns: list[str], current: str) -> str | None:
 # -- reading ------------------------------------------------------------------------------------
 def describe_revision(cfg: Config, role: Role, ref: str) -> dict[str, Any]:
     try:
-        answer = _ecs(cfg, role).describe_task_definition(taskDefinition=ref, include=["TAGS"])
+        answer = role_client(cfg, "ecs", role).describe_task_definition(
+            taskDefinition=ref, include=["TAGS"]
+        )
     except AwsError as exc:
         if is_code(exc, "ClientException", "InvalidParameterException"):
             raise NotFound(f"task definition {ref} not found: {exc}") from exc
@@ -132,7 +130,7 @@ def previous_revision(cfg: Config, role: Role, current: dict[str, Any]) -> str:
     tags = {t["key"]: t["value"] for t in current.get("tags", [])}
     if tags.get(PREVIOUS_TAG):
         return tags[PREVIOUS_TAG]
-    arns = _ecs(cfg, role).list_task_definitions(
+    arns = role_client(cfg, "ecs", role).list_task_definitions(
         familyPrefix=current["family"], status="ACTIVE", sort="DESC"
     )["taskDefinitionArns"]
     before = revision_before(arns, current["taskDefinitionArn"])
@@ -155,7 +153,7 @@ def ensure_revision(
 ) -> StepResult:
     """A revision of the running task definition on ``image``; registered only if needed."""
     names = names_for(cfg, role)
-    ecs = _ecs(cfg, role)
+    ecs = role_client(cfg, "ecs", role)
     service = describe_service(cfg, role, svc)
     running = describe_revision(cfg, role, service["taskDefinition"])
     container = container_name(running, svc)
@@ -223,7 +221,7 @@ def ensure_service_revision(
     )
     if dry_run:
         return StepResult(changes=[change], outputs=outputs)
-    response = _ecs(cfg, role).update_service(
+    response = role_client(cfg, "ecs", role).update_service(
         cluster=names.cluster, service=names.service(svc), taskDefinition=task_definition_arn
     )["service"]
     mine = next(
@@ -264,7 +262,7 @@ def wait_for_rollout(
 
 
 def _new_task_ips(cfg: Config, role: Role, svc: str, task_definition_arn: str) -> set[str]:
-    names, ecs = names_for(cfg, role), _ecs(cfg, role)
+    names, ecs = names_for(cfg, role), role_client(cfg, "ecs", role)
     arns = ecs.list_tasks(cluster=names.cluster, serviceName=names.service(svc))["taskArns"]
     if not arns:
         return set()
@@ -364,7 +362,7 @@ def roll_back(
                 detail=f"rollback: {reason}",
             )
         )
-        response = _ecs(cfg, role).update_service(
+        response = role_client(cfg, "ecs", role).update_service(
             cluster=names.cluster, service=names.service(svc), taskDefinition=task_definition_arn
         )["service"]
         deployment = next(d for d in response["deployments"] if d.get("status") == "PRIMARY")["id"]

@@ -37,6 +37,7 @@ from tasks.resources.dns import (
     find_health_check,
     find_health_check_named,
     list_records,
+    route53_client,
 )
 from tasks.resources.dns_switch import (
     METRIC,
@@ -49,10 +50,6 @@ from tasks.resources.dns_switch import (
 from tasks.resources.load_balancer import find_load_balancer
 
 OTHER: dict[str, Role] = {"primary": "dr", "dr": "primary"}
-
-
-def _r53(cfg: Config) -> Any:
-    return connect(cfg).client("route53", cfg.regions.primary)
 
 
 def _alb_of(record: dict[str, Any]) -> dict[str, str]:
@@ -185,7 +182,7 @@ def flip_dns(cfg: Config, to: Role) -> StepResult:
     ]
     if not batch:
         return StepResult(detail=f"{dns['name']} already sends traffic to {to}")
-    r53 = _r53(cfg)
+    r53 = route53_client(cfg)
     change = r53.change_resource_record_sets(
         HostedZoneId=dns["zone_id"],
         ChangeBatch={"Comment": f"tierbook: traffic to {to}", "Changes": batch},
