@@ -35,10 +35,12 @@ from tenacity import (
     retry_if_result,
     stop_after_attempt,
     stop_after_delay,
+    stop_any,
     stop_when_event_set,
     wait_exponential_jitter,
     wait_fixed,
 )
+from tenacity.stop import stop_base
 
 from configs import defaults
 from configs.errors import DeadlineExceeded, Interrupted, StepFailed
@@ -104,20 +106,24 @@ class RetryPolicy:
     """How hard to try one AWS call before giving up.
 
     ``retry_unreachable=False`` gives up at the first sign that nothing answers (a region
-    probe: one hang is the answer) while still retrying throttling and 5xx answers."""
+    probe: one hang is the answer) while still retrying throttling and 5xx answers.
+    ``max_unreachable_attempts`` caps the attempts that end with nobody answering, apart
+    from ``max_attempts``: a region that may be down costs a few hangs, while its throttled
+    answers are retried as hard as anywhere (throttling is not darkness)."""
 
     max_attempts: int = defaults.RETRY_MAX_ATTEMPTS
     deadline_s: float = defaults.RETRY_DEADLINE_S
     initial_backoff_s: float = defaults.RETRY_INITIAL_BACKOFF_S
     max_backoff_s: float = defaults.RETRY_MAX_BACKOFF_S
     retry_unreachable: bool = True
+    max_unreachable_attempts: int | None = None
 
 
 DEFAULT_POLICY = RetryPolicy()
 
 
 IMPAIRED_REGION_POLICY = RetryPolicy(
-    max_attempts=3, deadline_s=defaults.IMPAIRED_REGION_DEADLINE_S, max_backoff_s=2.0
+    max_unreachable_attempts=3, deadline_s=defaults.IMPAIRED_REGION_DEADLINE_S, max_backoff_s=2.0
 )
 
 
@@ -226,6 +232,22 @@ def _log_retry(state: RetryCallState) -> None:
     _tell("retried", f"{exc} (attempt {state.attempt_number}, next in {delay:.2f}s)")
 
 
+class _HangLimit(stop_base):
+    """Stop after ``limit`` attempts that ended with nobody answering (None: no such limit);
+    answers (throttling, 5xx) do not count."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.hangs = 0
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        if exc is not None and unreachable(exc):
+            self.hangs += 1
+        return self.limit is not None and self.hangs >= self.limit
+
+
 def call(
     fn: Callable[[], T],
     *,
@@ -235,11 +257,15 @@ def call(
     region: str = "",
 ) -> T:
     """Run one AWS call under the retry policy; raise an :class:`AwsError` when it gives up."""
+    hangs = _HangLimit(policy.max_unreachable_attempts)
     retrying = Retrying(
-        stop=stop_after_attempt(policy.max_attempts)
-        | stop_after_delay(policy.deadline_s)
-        | stop_when_event_set(STOPPING)
-        | stop_when_event_set(FAIL_FAST),
+        stop=stop_any(
+            stop_after_attempt(policy.max_attempts),
+            stop_after_delay(policy.deadline_s),
+            hangs,
+            stop_when_event_set(STOPPING),
+            stop_when_event_set(FAIL_FAST),
+        ),
         wait=wait_exponential_jitter(initial=policy.initial_backoff_s, max=policy.max_backoff_s),
         retry=retry_if_exception(
             lambda e: (

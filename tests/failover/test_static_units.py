@@ -210,3 +210,37 @@ def test_the_switch_calls_match_aws_request_shapes() -> None:
             )
             r53.update_health_check(HealthCheckId="hc", HealthCheckVersion=1, **fields)
         stub.assert_no_pending_responses()
+
+
+def test_a_region_that_may_be_down_costs_few_hangs_but_throttling_is_retried_in_full() -> None:
+    """Calls into the region being fenced or probed give up after a few hangs, never after a
+    few throttled answers: throttling is not darkness."""
+    from dataclasses import replace
+
+    from botocore.exceptions import ClientError, EndpointConnectionError
+
+    from tasks.core import retry
+    from tasks.core.errors import TransientAwsError
+
+    policy = replace(retry.IMPAIRED_REGION_POLICY, initial_backoff_s=0.001, max_backoff_s=0.001)
+    attempts: list[str] = []
+
+    def throttled_five_times() -> str:
+        attempts.append("throttled")
+        if len(attempts) <= 5:
+            raise ClientError({"Error": {"Code": "Throttling", "Message": "slow down"}}, "Op")
+        return "answer"
+
+    assert retry.call(throttled_five_times, policy=policy) == "answer"
+    assert len(attempts) == 6
+
+    hangs: list[str] = []
+
+    def hangs_every_time() -> str:
+        hangs.append("hang")
+        raise EndpointConnectionError(endpoint_url="https://ecs.us-east-1.amazonaws.com")
+
+    with pytest.raises(TransientAwsError) as caught:
+        retry.call(hangs_every_time, policy=policy)
+    assert retry.unreachable(caught.value)
+    assert len(hangs) == policy.max_unreachable_attempts == 3
