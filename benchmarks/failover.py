@@ -10,6 +10,11 @@ provisioned stack:
   least this), and the critical-path bound: the longest chain of dependent steps (approval →
   max(fence → promote, scale-ups) → verify → send traffic), the best any schedule could do.
 
+Then a planned **switchover** of a third fresh stack with writes in flight (its replica lags
+``--lag`` seconds until the primary is fenced): its RTO, the write pause (fence → promotion,
+at least ``failover.switchover_quiet_seconds``) and the RPO, verified 0, against the sum of its
+steps (a planned move is a chain: each step waits for the one before).
+
 Target: the dark run's RTO within 5 s of the healthy run's.
 
 Run: ``python benchmarks/failover.py [--promote S] [--rollout S] [--dns S] [--hang S]``.
@@ -49,11 +54,14 @@ def critical_path(steps: dict[str, float]) -> float:
     return before + max(db, app) + after
 
 
-def one_failover(endpoint: str, args: argparse.Namespace, *, dark: bool) -> dict[str, Any]:
-    """A fresh account, provisioned, images pushed; then a failover (the primary dark or not)."""
+def one_failover(
+    endpoint: str, args: argparse.Namespace, *, dark: bool, planned: bool = False
+) -> dict[str, Any]:
+    """A fresh account, provisioned, images pushed; then a failover (the primary dark or not),
+    or a switchover with writes in flight (``planned``)."""
     import pytest
 
-    from flows.failover import failover
+    from flows.failover import failover, switchover
     from flows.provision import provision
     from sandbox.control import SandboxControl
     from sandbox.testing import fresh_account, push_images
@@ -74,8 +82,11 @@ def one_failover(endpoint: str, args: argparse.Namespace, *, dark: bool) -> dict
             control.set_faults(
                 {"kind": "down", "regions": [cfg.regions.primary], "hang_seconds": args.hang}
             )
+        if planned:
+            control.set_replica_lag(args.lag, while_writers_run=True)
         try:
-            return failover(config=CONFIG, approved=True, reason="benchmark")
+            move = switchover if planned else failover
+            return move(config=CONFIG, approved=True, reason="benchmark")
         finally:
             control.clear_faults()
 
@@ -86,6 +97,7 @@ def main() -> None:
     parser.add_argument("--rollout", type=float, default=4.0, help="ECS deployment seconds")
     parser.add_argument("--dns", type=float, default=2.0, help="Route 53 INSYNC seconds")
     parser.add_argument("--hang", type=float, default=5.0, help="a dark region's hang, seconds")
+    parser.add_argument("--lag", type=float, default=5.0, help="replica lag until the fence, s")
     args = parser.parse_args()
     settings = {
         **testing.isolated_environment(Path(tempfile.mkdtemp(prefix="tierbook-bench-"))),
@@ -118,6 +130,7 @@ def main() -> None:
         with prefect_test_harness(server_startup_timeout=180):
             healthy = one_failover(endpoint, args, dark=False)
             dark = one_failover(endpoint, args, dark=True)
+            planned = one_failover(endpoint, args, dark=False, planned=True)
     finally:
         server.stop()
     print(
@@ -154,6 +167,21 @@ def main() -> None:
     )
     print(f"dark fencing: {dark['metrics'].get('fencing', 'fenced')}")
     print(f"RPO estimate (replica lag)                {healthy['metrics']['rpo_seconds']}s")
+    m = planned["metrics"]
+    chain = sum(
+        seconds(st)
+        for st in planned["steps"]
+        if st["step"] not in ("check DR readiness", "approval", "harden dr database")
+        and not st["step"].startswith(("retire ", "replicate "))
+    )
+    print(f"switchover ({planned['outcome']}), replica lag {args.lag:g}s until the fence:")
+    print(
+        f"  RTO (approval → writable DR verified)  {float(m['rto_seconds']):6.1f}s   "
+        f"sum of its steps {chain:6.1f}s   RTO / sum = {float(m['rto_seconds']) / chain:.2f}"
+    )
+    print(f"  write pause (fence → promotion)         {float(m['write_pause_seconds']):6.1f}s")
+    print(f"  RPO                                     {m['rpo_seconds']}s ({m['rpo_verified']})")
+    print(f"  wall (with re-protection)               {float(m['wall_seconds']):6.1f}s")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from cli.common import (
     err_console,
     run_flow,
 )
+from cli.failover_cmd import HttpCheckOpt, ReasonOpt, confirm_move
 from cli.rerun import RERUN
 
 app = typer.Typer(
@@ -87,6 +88,28 @@ def readiness(
 ) -> None:
     """DR readiness: the failover's checks, a scorecard, an event when a check turns to fail."""
     run_flow("flows.readiness:readiness_drill", output, config=config)
+
+
+@app.command(epilog=RERUN["region"])
+def region(
+    config: ConfigOpt = "configs/sandbox.yaml",
+    yes: YesOpt = False,
+    reason: ReasonOpt = "",
+    http_check: HttpCheckOpt = "",
+    plan: PlanOpt = False,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Region rotation: switch over to DR and back, losing nothing; both RTOs and the RPO."""
+    approved = plan or confirm_move(config, "Run a region drill (to DR and back) on", yes)
+    run_flow(
+        "flows.region_drill:region_drill",
+        output,
+        config=config,
+        plan=plan,
+        approved=approved,
+        reason=reason,
+        http_check_url=http_check,
+    )
 
 
 def register(root: typer.Typer) -> None:

@@ -28,6 +28,15 @@ RERUN = {
         "database as already promoted and refuses: finish with --force '<reason>' or go home "
         "with `tierbook failback`. Ctrl-C releases the failover lock."
     ),
+    "switchover": (
+        "Safe to re-run: each step checks where the environment stands before acting (a "
+        "promoted DR database is not promoted twice). Stopped after the fence, the primary "
+        "stays fenced until a re-run completes. Ctrl-C releases the lock."
+    ),
+    "region": (
+        "Safe to re-run: a drill stopped half-way is finished by `tierbook failback` (or "
+        "re-run once the stack is home). Ctrl-C releases the lock."
+    ),
     "failback": (
         "Safe to re-run: each step checks where the environment stands before acting. Ctrl-C "
         "releases the lock."

@@ -282,6 +282,9 @@ class FailoverPolicy(Strict):
     dns_timeout_seconds: Annotated[float, Field(gt=0)] = 300
     # Replica lag (the RPO estimate) is the worst value over this window, not the newest.
     rpo_window_seconds: Annotated[float, Field(ge=60, le=3600)] = 300
+    # A planned move (switchover, failback) promotes only once the replica has reported a lag
+    # of 0 for this long after the writers were fenced (RDS publishes ReplicaLag each minute).
+    switchover_quiet_seconds: Annotated[float, Field(ge=0, le=3600)] = 60
 
 
 class Schedule(Strict):
@@ -301,6 +304,8 @@ class GameDay(Schedule):
 
 class Drills(Strict):
     backup_restore: BackupDrill = BackupDrill(cron="0 3 * * 1")
+    # The region rotation: a switchover to DR and back, quarterly; a run pauses for approval.
+    region: Schedule = Schedule(cron="0 4 1 */3 *")
     readiness: Schedule = Schedule(cron="*/30 * * * *")
     game_day: GameDay = GameDay()
     audit: Schedule = Schedule(cron="0 6 * * *")

@@ -67,6 +67,24 @@ REGION_MOVE = (
     *LOCK,
 )
 
+# The planned moves (switchover, failback, the region drill): a region move that confirms the
+# replica's lag after the fence, switches an Aurora global database over, and re-protects the
+# stack with a replica of the new writer in the region left.
+PLANNED_MOVE = (
+    *REGION_MOVE,
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeVpcs",
+    "rds:CreateDBInstanceReadReplica",
+    "rds:SwitchoverGlobalCluster",
+)
+# Home again: the primary's readers re-pointed at the new writer (provision's own step).
+HOME = (
+    "rds:AddTagsToResource",
+    "rds:CreateDBInstance",
+    "rds:DeleteDBInstance",
+)
+
 # RDS and ElastiCache authorize "tag on create" (a Tags parameter) as a separate action.
 # https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/security_iam_id-based-policy-examples-create-and-tag.html
 TAG_ON_CREATE_CACHE = (
@@ -77,6 +95,8 @@ TAG_ON_CREATE_RDS = "RDS checks rds:AddTagsToResource when a create or copy call
 # managed key: https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/Overview.Encryption.Keys.html
 KMS_GRANT = "RDS and ElastiCache create a grant on tierbook's KMS key as the caller"
 KMS_DESCRIBE = "RDS and ElastiCache describe the KMS key they are given, as the caller"
+# A replica made in the region a planned move left: encrypted with that region's key.
+REPROTECT_IMPLICIT = {"kms:CreateGrant": KMS_GRANT, "kms:DescribeKey": KMS_DESCRIBE}
 
 
 @dataclass(frozen=True)
@@ -210,6 +230,7 @@ RUNBOOKS: dict[str, Permissions] = {
             "rds:CreateDBInstanceReadReplica",
             "rds:CreateDBSubnetGroup",
             "rds:CreateGlobalCluster",
+            "rds:DeleteDBInstance",  # a reader left copying a database a region move set aside
             "rds:DescribeDBClusters",
             "rds:DescribeDBInstances",
             "rds:DescribeDBSubnetGroups",
@@ -329,21 +350,13 @@ RUNBOOKS: dict[str, Permissions] = {
     ),
     # ``prepare``: the DNS switch's alarm, for a stack tierbook did not build.
     "failover": Permissions(calls=(*REGION_MOVE, "cloudwatch:PutMetricAlarm")),
-    "failback": Permissions(
-        calls=(
-            *REGION_MOVE,
-            # Re-protect: a replica of the DR database back in the original region.
-            "ec2:DescribeSecurityGroups",
-            "ec2:DescribeSubnets",
-            "ec2:DescribeVpcs",
-            "rds:CreateDBInstanceReadReplica",
-        ),
-        implicit={
-            "kms:CreateGrant": KMS_GRANT,
-            "kms:DescribeKey": KMS_DESCRIBE,
-            "rds:AddTagsToResource": TAG_ON_CREATE_RDS,
-        },
+    "switchover": Permissions(
+        calls=PLANNED_MOVE,
+        implicit={**REPROTECT_IMPLICIT, "rds:AddTagsToResource": TAG_ON_CREATE_RDS},
     ),
+    "failback": Permissions(calls=(*PLANNED_MOVE, *HOME), implicit=REPROTECT_IMPLICIT),
+    # Out to DR and home again; the databases the moves set aside are deleted at the end.
+    "drill-region": Permissions(calls=(*PLANNED_MOVE, *HOME), implicit=REPROTECT_IMPLICIT),
     "redrive": Permissions(
         calls=(
             "s3:PutObject",
@@ -584,6 +597,7 @@ ALIASES = {
     "drill-gameday": "game-day",
     "gameday": "game-day",
     "readiness": "drill-readiness",
+    "region": "drill-region",
 }
 
 # Where each runbook starts in the source: its Prefect flow (the tests scan from there).
@@ -593,7 +607,9 @@ FLOWS = {
     "deploy": "flows.deploy.deploy",
     "rollback": "flows.deploy.rollback",
     "failover": "flows.failover.failover",
+    "switchover": "flows.failover.switchover",
     "failback": "flows.failover.failback",
+    "drill-region": "flows.region_drill.region_drill",
     "redrive": "flows.redrive.redrive",
     "backup-drill": "flows.drills.backup_drill",
     "game-day": "flows.drills.game_day",

@@ -4,7 +4,8 @@ Four automations, each sending to one webhook notification block:
 
 * a DR readiness check turned to fail (``tierbook.readiness.check-failed``);
 * a runbook failed or crashed (a run of one of this environment's deployments);
-* a region move started, and finished (failover or failback, whatever the outcome).
+* a region move started, and finished (failover, switchover, failback or a region drill,
+  whatever the outcome).
 
 They match the environment's deployments by their tag (the stack name) and the readiness
 event by its related environment. :func:`apply` is idempotent: it converges automations and
@@ -25,7 +26,7 @@ from configs import Config
 
 READINESS_FAILED = "tierbook.readiness.check-failed"
 RUN_FAILED = ("prefect.flow-run.Failed", "prefect.flow-run.Crashed")
-REGION_MOVES = ["failover", "failback"]
+REGION_MOVES = ["failover", "switchover", "failback", "drill-region"]
 BODY = (
     "{{ event.event }} on {{ event.resource.get('prefect.resource.name', '') }} "
     "at {{ event.occurred }}"

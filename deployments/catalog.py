@@ -16,11 +16,12 @@ from flows.audit import audit
 from flows.deploy import deploy, rollback
 from flows.destroy import destroy
 from flows.drills import backup_drill, game_day
-from flows.failover import failback, failover
+from flows.failover import failback, failover, switchover
 from flows.preflight import preflight
 from flows.provision import provision
 from flows.readiness import readiness_drill
 from flows.redrive import redrive
+from flows.region_drill import region_drill
 
 # deployment flow name -> flow
 RUNBOOKS: dict[str, Any] = {
@@ -30,10 +31,12 @@ RUNBOOKS: dict[str, Any] = {
     "rollback": rollback,
     "redrive": redrive,
     "failover": failover,
+    "switchover": switchover,
     "failback": failback,
     "drill-readiness": readiness_drill,
     "backup-drill": backup_drill,
     "game-day": game_day,
+    "drill-region": region_drill,
     "audit": audit,
     "destroy": destroy,
 }
@@ -43,6 +46,7 @@ SCHEDULES: dict[str, Callable[[Config], Schedule]] = {
     "drill-readiness": lambda cfg: cfg.drills.readiness,
     "backup-drill": lambda cfg: cfg.drills.backup_restore,
     "game-day": lambda cfg: cfg.drills.game_day,
+    "drill-region": lambda cfg: cfg.drills.region,
     "audit": lambda cfg: cfg.drills.audit,
 }
 
@@ -50,7 +54,7 @@ SCHEDULES: dict[str, Callable[[Config], Schedule]] = {
 PLAN_FIRST = frozenset({"provision", "destroy"})
 
 # Runbooks approved only in the paused run's form (a typed approval), never by a parameter.
-TYPED_APPROVAL = frozenset({"failover", "failback", "destroy"})
+TYPED_APPROVAL = frozenset({"failover", "switchover", "failback", "drill-region", "destroy"})
 
 SEPARATOR = " · "
 

@@ -1,4 +1,5 @@
-"""Failover: move the environment to its DR region. Failback: bring it home again.
+"""Failover: move the environment to its DR region now. Switchover: the planned move there,
+losing nothing. Failback: bring it home again, the same way.
 
 Failover, as it would read on a wiki:
 
@@ -23,6 +24,10 @@ The primary region is probed once, up front (readiness); when it is dark nothing
 again: fencing is skipped with the reason and the account guard asks the DR region's STS.
 The report lists every change the run made (``changes``) and the steps a re-run found done.
 
+Switchover and failback are the planned moves (:func:`graceful_switch`): the target scaled
+and healthy, traffic sent there, the source fenced, the replica's lag confirmed 0 after the
+fence, then the promotion; the region left gets a replica of the new writer. RPO 0, verified.
+
 Every step looks before it acts: a run stopped anywhere and started again completes.
 """
 
@@ -36,21 +41,27 @@ from typing import Any
 from prefect import flow
 
 from configs import resolve_config
-from configs.errors import BadInput, Refused
+from configs.errors import BadInput, Refused, StepFailed
 from configs.models import Config
-from configs.names import Role
+from configs.names import Role, names_for
 from flows.approval import approve_typed
 from flows.report import Timeline, runbook
 from tasks.core.changes import StepResult
 from tasks.core.locks import hold
 from tasks.core.steps import step
+from tasks.resources.database.engine import ensure_read_replicas
+from tasks.resources.database.lookup import is_aurora
 from tasks.resources.dns_switch import ensure_dns_switch
+from tasks.resources.network.vpc import find_network
 from tasks.runbooks.deploy.rollout import check_smoke
+from tasks.runbooks.failover.aurora import uses_aws_switchover
 from tasks.runbooks.failover.database import (
+    confirm_caught_up,
     harden_database,
     promote_replica,
     replicate_database,
     retire_database,
+    switch_database,
     wait_caught_up,
 )
 from tasks.runbooks.failover.readiness import Readiness, evaluate, replica_lag, service_names
@@ -171,6 +182,58 @@ def switch_to(
     return figures
 
 
+def graceful_switch(
+    tl: Timeline,
+    cfg: Config,
+    to: Role,
+    counts: dict[str, int],
+    *,
+    decided: float,
+    http_url: str = "",
+) -> dict[str, Any]:
+    """The planned move to ``to``, losing nothing: scale ``to``'s services and see them
+    healthy, send traffic there (DNS never answers a region without running tasks), fence the
+    other region's writers, confirm ``to``'s replica has applied everything (lag 0 for the
+    quiet window; AWS's switchover does it for an Aurora global database), then make it the
+    writer. Returns the figures; the changes go into the timeline."""
+    frm: Role = "primary" if to == "dr" else "dr"
+    scales = [scale_service.submit(cfg, to, svc, n) for svc, n in counts.items()]
+    scaled = [s.result() for s in scales]
+    verify_targets(cfg, to, counts["web"])
+    switched = send_traffic(cfg, to)
+    fenced = fence_services(cfg, frm)
+    if fenced.skipped:
+        raise StepFailed(
+            f"could not fence {names_for(cfg, frm).region} ({fenced.skipped}): a planned move "
+            "stops the writers before it promotes. Run it again once the region answers, or "
+            "move with `tierbook failover` (which may lose the replica's lag)"
+        )
+    fenced_at = time.time()
+    aws_switchover = is_aurora(cfg) and uses_aws_switchover(cfg, to)
+    confirmed = None if aws_switchover else confirm_caught_up(cfg, to, fenced_at)
+    promoted = switch_database(cfg, to)
+    write_pause = time.time() - fenced_at
+    harden = harden_database.submit(cfg, to)
+    verify_targets(cfg, to, counts["web"])
+    if http_url:
+        check_smoke(http_url)
+    rto = time.monotonic() - decided
+    hardened = harden.result()
+    record_results(tl, [*scaled, switched, fenced, promoted, hardened])
+    how = (
+        "SwitchoverGlobalCluster synchronised before it swapped"
+        if confirmed is None
+        else str(confirmed.detail)
+    )
+    tl.note(f"rpo 0 verified: {how}")
+    return {
+        "rto_seconds": round(rto, 1),
+        "rpo_seconds": 0,
+        "rpo_verified": how,
+        "write_pause_seconds": round(write_pause, 1),
+    }
+
+
 @flow(name="failover", persist_result=False)
 def failover(
     config: str = "sandbox",
@@ -234,12 +297,134 @@ def failover(
     return tl.model_dump(mode="json")
 
 
+def refuse_unless_planned_move_possible(cfg: Config, ready: Readiness, to: Role) -> None:
+    """A planned move needs both regions answering and the database where it is expected."""
+    if not ready.primary_answers:
+        raise Refused(
+            f"{cfg.regions.primary} does not answer: a planned move stops its writers first. "
+            "In an emergency run `tierbook failover`"
+            if to == "dr"
+            else f"{cfg.regions.primary} does not answer; fail back once it is healthy"
+        )
+    if to == "dr" and ready.promoted_already:
+        raise Refused(f"{cfg.stack} already runs in {cfg.regions.dr}; `tierbook failback` returns")
+    if to == "primary" and not ready.promoted_already:
+        raise Refused(
+            f"{cfg.stack} is not failed over: the DR database still replicates the primary"
+        )
+
+
+def reverse_replica(tl: Timeline, cfg: Config, role: Role, source: Role, stamp: str) -> None:
+    """``role``'s old database out of the way (kept, renamed) and a fresh replica of
+    ``source``'s in its place, so the stack is protected again. An Aurora global database's
+    switchover already made the old writer a secondary."""
+    if is_aurora(cfg):
+        tl.note(f"the {role} Aurora cluster stays a secondary of the global database")
+        return
+    retired = retire_database(cfg, role, stamp)
+    replicated = replicate_database(cfg, role, source)
+    record_results(tl, [retired, replicated])
+    if retired.outputs.get("retired"):
+        tl.note(f"kept {retired.outputs['retired']} for inspection; delete it when done")
+
+
+def come_home(
+    tl: Timeline,
+    cfg: Config,
+    *,
+    decided: float,
+    stamp: str,
+    close_enough: float,
+    http_url: str = "",
+) -> dict[str, Any]:
+    """Failback's moves, inside its approval and lock: a replica of the DR database in the
+    original region, close to caught up; the planned switch home (primary scaled, traffic
+    home, DR fenced, lag 0 confirmed, then the promotion); DR back to a warm standby with a
+    fresh replica. Returns the figures."""
+    if not is_aurora(cfg):
+        retired = retire_database(cfg, "primary", stamp)
+        replicated = replicate_database(cfg, "primary", "dr")
+        record_results(tl, [retired, replicated])
+        wait_caught_up(cfg, "primary", close_enough)
+        if retired.outputs.get("retired"):
+            tl.note(f"kept {retired.outputs['retired']} for inspection; delete it when done")
+    counts = {svc: getattr(cfg.services, svc).desired for svc in service_names(cfg)}
+    figures = graceful_switch(tl, cfg, "primary", counts, decided=decided, http_url=http_url)
+    if not is_aurora(cfg):
+        # The readers followed the old writer when it was set aside: copies of it, stale.
+        data_sg = find_network(cfg, "primary").security_groups["data"]
+        record_results(tl, [ensure_read_replicas(cfg, "", data_sg)])
+    warm = warm_standby.submit(cfg, "dr")
+    reverse_replica(tl, cfg, "dr", "primary", stamp)
+    record_results(tl, [warm.result()])
+    return figures
+
+
+@flow(name="switchover", persist_result=False)
+def switchover(
+    config: str = "sandbox",
+    plan: bool = False,
+    approved: bool = False,
+    reason: str = "",
+    force: str = "",
+    http_check_url: str = "",
+) -> dict[str, Any]:
+    """A planned move to the DR region with zero data loss; the primary becomes the standby.
+
+    Args:
+        config: The environment: its config's name under configs/ or a path to its YAML file.
+        plan: Run the readiness checks and show the steps; change nothing.
+        approved: Approval given up front on the command line (``--yes``). Not offered by
+            the deployments, and ignored in a run started from one: it always pauses for a
+            typed approval (the environment's name and a reason).
+        reason: Why the region moves; shown in the approval form and kept in the report.
+        force: Go on although readiness checks failed: give the reason (empty: refuse).
+        http_check_url: A URL that must answer 2xx/3xx once DNS points at the DR region
+            (empty: no HTTP check).
+    """
+    cfg = resolve_config(config)
+    started = time.monotonic()
+    stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime())
+    with runbook("switchover", cfg.stack) as tl:
+        ready = check_readiness(cfg)
+        record_readiness(tl, ready)
+        refuse_unless_planned_move_possible(cfg, ready, "dr")
+        refuse_unless_ready(cfg, ready, force, tl)
+        counts = target_counts(cfg, ready)
+        if plan:
+            tl.outcome = "planned"
+            tl.note(
+                f"would scale {cfg.regions.dr} to "
+                + ", ".join(f"{s}={n}" for s, n in counts.items())
+                + f", send traffic there, fence {cfg.regions.primary}, wait for replica lag 0 "
+                f"for {cfg.failover.switchover_quiet_seconds:g}s, promote the DR database and "
+                f"replicate it back into {cfg.regions.primary}"
+            )
+            return tl.model_dump(mode="json")
+        with region_move(
+            tl,
+            cfg,
+            approved=approved,
+            reason=reason,
+            what=f"switch {cfg.stack} over to {cfg.regions.dr}",
+        ) as decided:
+            figures = graceful_switch(
+                tl, cfg, "dr", counts, decided=decided, http_url=http_check_url
+            )
+            reverse_replica(tl, cfg, "primary", "dr", stamp)
+        tl.metrics.update(figures)
+        tl.metrics["wall_seconds"] = round(time.monotonic() - started, 1)
+        tl.metrics["active_region"] = cfg.regions.dr
+        record_rerun(tl)
+    return tl.model_dump(mode="json")
+
+
 @flow(name="failback", persist_result=False)
 def failback(
     config: str = "sandbox",
     approved: bool = False,
     reason: str = "",
-    max_lag_s: float = 1.0,
+    max_lag_s: float = 0.0,
     http_check_url: str = "",
 ) -> dict[str, Any]:
     """Bring a failed-over environment home: replicate back, switch over, DR to warm standby.
@@ -250,24 +435,21 @@ def failback(
             the deployments, and ignored in a run started from one: it always pauses for a
             typed approval (the environment's name and a reason).
         reason: Why now; shown in the approval form and kept in the report.
-        max_lag_s: Switch over only once the reverse replica lags less than this (seconds).
+        max_lag_s: Start the switch (fence DR) only once the reverse replica lags at most
+            this (seconds; 0: the config's max_replica_lag_seconds). The promotion itself
+            waits for a lag of 0 after the fence whatever this says.
         http_check_url: A URL that must answer 2xx/3xx once DNS points home again
             (empty: no HTTP check).
     """
     cfg = resolve_config(config)
-    if max_lag_s <= 0:
-        raise BadInput(f"max_lag_s must be > 0 (got {max_lag_s:g})")
+    if max_lag_s < 0:
+        raise BadInput(f"max_lag_s must be ≥ 0 (got {max_lag_s:g})")
+    close_enough = max_lag_s or cfg.failover.max_replica_lag_seconds
     started = time.monotonic()
     stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime())
     with runbook("failback", cfg.stack) as tl:
         ready = check_readiness(cfg)
-        if not ready.primary_answers:
-            raise Refused(f"{cfg.regions.primary} does not answer; fail back once it is healthy")
-        if not ready.promoted_already:
-            raise Refused(
-                f"{cfg.stack} is not failed over: the DR database still replicates the primary"
-            )
-        counts = {svc: getattr(cfg.services, svc).desired for svc in service_names(cfg)}
+        refuse_unless_planned_move_possible(cfg, ready, "primary")
         with region_move(
             tl,
             cfg,
@@ -275,26 +457,16 @@ def failback(
             reason=reason,
             what=f"fail {cfg.stack} back to {cfg.regions.primary}",
         ) as decided:
-            # 1. A replica of the DR database in the original region, caught up.
-            retired = retire_database(cfg, "primary", stamp)
-            replicated = replicate_database(cfg, "primary", "dr")
-            # 2. The planned switch: fence DR once the copy is close, then the same moves as
-            #    a failover, the other way round.
-            wait_caught_up(cfg, "primary", max_lag_s)
-            figures = switch_to(
-                tl, cfg, "primary", counts, decided=decided, http_url=http_check_url
+            figures = come_home(
+                tl,
+                cfg,
+                decided=decided,
+                stamp=stamp,
+                close_enough=close_enough,
+                http_url=http_check_url,
             )
-            # 3. DR back to a warm standby with a fresh replica.
-            retired_dr = retire_database(cfg, "dr", stamp)
-            warm = warm_standby.submit(cfg, "dr")
-            replicated_dr = replicate_database(cfg, "dr", "primary")
-            record_results(tl, [retired, replicated, retired_dr, replicated_dr, warm.result()])
-        figures.pop("fencing", None)
         tl.metrics.update(figures)
         tl.metrics["wall_seconds"] = round(time.monotonic() - started, 1)
         tl.metrics["active_region"] = cfg.regions.primary
         record_rerun(tl)
-        for r in (retired, retired_dr):
-            if r.outputs.get("retired"):
-                tl.note(f"kept {r.outputs['retired']} for inspection; delete it when done")
     return tl.model_dump(mode="json")

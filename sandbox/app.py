@@ -41,7 +41,7 @@ class SandboxApp:
         self.moto = DomainDispatcherApplication(create_backend_app)
         self.timings = timings or Timings()
         self.ecs = EcsSim(self.timings)
-        self.rds = RdsSim(self.timings)
+        self.rds = RdsSim(self.timings, self.ecs.writers)
         self.route53 = Route53Sim(self.timings)
         self.codebuild = CodeBuildSim(self.timings)
         self.dns = Route53DataPlaneSim(self.timings, self.dark)
@@ -252,7 +252,11 @@ class SandboxApp:
             self.codebuild.fail_next = True
             return {"ok": True}
         if path == "rds/replica-lag":
-            self.rds.set_lag(data.get("identifier", "*"), float(data["seconds"]))
+            self.rds.set_lag(
+                data.get("identifier", "*"),
+                float(data["seconds"]),
+                while_writers_run=bool(data.get("while_writers_run")),
+            )
             return {"ok": True}
         if path == "route53/dns-answer":
             return {

@@ -53,8 +53,17 @@ class SandboxControl:
     def fail_next_build(self) -> None:
         self._call("POST", "codebuild/fail-next-build", {})
 
-    def set_replica_lag(self, seconds: float, identifier: str = "*") -> None:
-        self._call("POST", "rds/replica-lag", {"identifier": identifier, "seconds": seconds})
+    def set_replica_lag(
+        self, seconds: float, identifier: str = "*", *, while_writers_run: bool = False
+    ) -> None:
+        """Every read replica (or ``identifier``) reports ``seconds`` of ``ReplicaLag``; with
+        ``while_writers_run``, only while a service of its source's region wants tasks (writes
+        in flight), and 0 once they are all fenced."""
+        self._call(
+            "POST",
+            "rds/replica-lag",
+            {"identifier": identifier, "seconds": seconds, "while_writers_run": while_writers_run},
+        )
 
     def dns_answer(self, name: str, rtype: str = "A") -> list[str]:
         """What a resolver gets for ``name``: Route 53's data plane, evaluated from the health

@@ -24,6 +24,8 @@ def apply() -> None:
         _rds_promotion_detaches()
         _rds_cross_region_replica_deletes()
         _rds_cross_region_replica_placement()
+        _rds_replicas_follow_a_rename()
+        _rds_replica_deletion_keeps_the_secret()
         _cache_deletion_completes()
         _cache_subnet_group_deletes()
         _rds_global_clusters_by_identifier()
@@ -126,6 +128,48 @@ def _rds_cross_region_replica_deletes() -> None:
                 self.replicas.remove(ref)
 
     DBInstance.remove_replica = remove_replica  # type: ignore[method-assign]
+
+
+def _rds_replicas_follow_a_rename() -> None:
+    """RDS: the replicas of a renamed instance name it by its new identifier (or ARN, across
+    regions) as their source; moto kept the old one."""
+    from moto.rds.models import RDSBackend, rds_backends
+
+    original = RDSBackend.modify_db_instance
+
+    def modify_db_instance(
+        self: Any, db_instance_identifier: str, db_kwargs: dict[str, Any]
+    ) -> Any:
+        new = db_kwargs.get("new_db_instance_identifier")
+        modified = original(self, db_instance_identifier, db_kwargs)
+        if new and new != db_instance_identifier:
+            old_arn = modified.db_instance_arn.rsplit(":", 1)[0] + f":{db_instance_identifier}"
+            for backend in list(rds_backends[self.account_id].values()):
+                for db in list(backend.databases.values()):
+                    source = getattr(db, "source_db_instance_identifier", None)
+                    if source == db_instance_identifier:
+                        db.source_db_instance_identifier = new
+                    elif source == old_arn:
+                        db.source_db_instance_identifier = modified.db_instance_arn
+        return modified
+
+    RDSBackend.modify_db_instance = modify_db_instance  # type: ignore[method-assign]
+
+
+def _rds_replica_deletion_keeps_the_secret() -> None:
+    """RDS: deleting a read replica deleted the master user secret it shares with its source
+    (failing when that secret is replicated); in AWS a replica owns no such secret."""
+    from moto.rds.models import RDSBackend
+
+    original = RDSBackend.delete_db_instance
+
+    def delete_db_instance(self: Any, db_instance_identifier: str, *args: Any, **kw: Any) -> Any:
+        database = self.databases.get(db_instance_identifier)
+        if database is not None and database.is_replica:
+            database.manage_master_user_password = False
+        return original(self, db_instance_identifier, *args, **kw)
+
+    RDSBackend.delete_db_instance = delete_db_instance  # type: ignore[method-assign]
 
 
 def _rds_cross_region_replica_placement() -> None:

@@ -82,6 +82,11 @@ class EcsSim:
             self.services.clear()
             self.next_mode.clear()
 
+    def writers(self, region: str) -> bool:
+        """Whether any service in ``region`` still wants tasks (something there writes)."""
+        with self.lock:
+            return any(s.desired > 0 for s in self.services.values() if s.region == region)
+
     def fail_next(self, region: str, service: str, mode: str) -> None:
         if mode not in ("fail", "stall"):
             raise ValueError("mode must be 'fail' or 'stall'")

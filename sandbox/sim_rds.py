@@ -2,7 +2,10 @@
 
 moto finishes every RDS change at once. The sandbox remembers when a change started and, until
 its configured time has passed, rewrites the status in moto's answers. Read replicas report a
-settable ``ReplicaLag`` CloudWatch metric, as the readiness checks read it.
+settable ``ReplicaLag`` CloudWatch metric, as the readiness checks read it. The default lag, and
+one set "while writers run", models writes in flight: the replica lags while any ECS service of
+its source's region wants tasks, and reads 0 once they are all fenced to 0 (it has caught up).
+A lag set without it lasts whatever the services do.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from moto.core.models import DEFAULT_ACCOUNT_ID
@@ -54,22 +58,44 @@ GLOBAL = "global"  # global clusters belong to no region: their progressions are
 
 
 class RdsSim:
-    def __init__(self, timings: Timings) -> None:
+    def __init__(self, timings: Timings, writers: Callable[[str], bool] = lambda region: False):
         self.timings = timings
+        self.writers = writers  # region -> whether anything there still writes
         self.pending: dict[
             tuple[str, str, str], tuple[str, float]
         ] = {}  # (region, kind, id) -> (status, until)
         self.lag: dict[str, float] = {}  # identifier or "*" -> seconds
+        self.in_flight: set[str] = set()  # identifiers (or "*") whose lag lasts while writers run
         self.lock = threading.Lock()
 
     def reset(self) -> None:
         with self.lock:
             self.pending.clear()
             self.lag.clear()
+            self.in_flight.clear()
 
-    def set_lag(self, identifier: str, seconds: float) -> None:
+    def set_lag(self, identifier: str, seconds: float, *, while_writers_run: bool = False) -> None:
+        key = identifier or "*"
         with self.lock:
-            self.lag[identifier or "*"] = float(seconds)
+            self.lag[key] = float(seconds)
+            if while_writers_run:
+                self.in_flight.add(key)
+            else:
+                self.in_flight.discard(key)
+
+    def lag_of(self, ident: str, source: str, region: str) -> float:
+        """The lag ``ident`` reports now; ``source`` is its source's identifier or ARN."""
+        with self.lock:
+            key = ident if ident in self.lag else "*"
+            lag = self.lag.get(key, self.timings.replica_lag_seconds)
+            # The default lag is writes in flight too: a fenced source's replica catches up.
+            in_flight = key in self.in_flight or key not in self.lag
+        if in_flight:
+            parts = source.split(":")
+            source_region = parts[3] if source.startswith("arn:") and len(parts) > 3 else region
+            if not self.writers(source_region):
+                return 0.0
+        return lag
 
     def record(self, region: str, op: str, params: dict[str, Any]) -> None:
         now = time.time()
@@ -169,10 +195,9 @@ class RdsSim:
             return
         data = []
         for db in replicas:
-            with self.lock:
-                lag = self.lag.get(
-                    db.db_instance_identifier, self.lag.get("*", self.timings.replica_lag_seconds)
-                )
+            lag = self.lag_of(
+                db.db_instance_identifier, str(db.source_db_instance_identifier), region
+            )
             data.append(
                 {
                     "MetricName": "ReplicaLag",

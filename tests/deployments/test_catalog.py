@@ -28,7 +28,9 @@ def test_every_runbook_is_deployed_under_its_name_and_the_environment(
     assert {"provision", "destroy"} <= set(RUNBOOKS)
 
 
-@pytest.mark.parametrize("runbook", ["failover", "failback", "destroy"])
+@pytest.mark.parametrize(
+    "runbook", ["failover", "switchover", "failback", "drill-region", "destroy"]
+)
 def test_no_parameter_approves_a_region_move_or_destroy_up_front(
     forms: dict[str, dict[str, Any]],
     runbook: str,

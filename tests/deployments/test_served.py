@@ -38,7 +38,7 @@ def test_the_deployment_list_has_every_runbook_with_forms_that_explain_themselve
         undescribed = [p for p, s in schema["properties"].items() if not s.get("description")]
         assert not undescribed, (name, undescribed)
         assert schema["properties"]["config"]["enum"], name
-    for runbook in ("failover", "failback", "destroy"):
+    for runbook in ("failover", "switchover", "failback", "drill-region", "destroy"):
         offered = listed[f"{runbook} · shop-sandbox"]["parameter_openapi_schema"]["properties"]
         assert not {"approved", "yes"} & set(offered), runbook
     for runbook in ("provision", "destroy"):

@@ -11,7 +11,7 @@ import pytest
 from botocore.stub import Stubber
 
 from configs.models import Config
-from tasks.runbooks.failover.aurora import promote_aurora
+from tasks.runbooks.failover.aurora import promote_aurora, switchover_aurora
 from tasks.runbooks.failover.traffic_switch import arc_states, flip_arc
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,6 +94,47 @@ def test_a_global_secondary_is_failed_over_with_data_loss_allowed_and_waited_for
         result = promote_aurora(aurora_cfg(), "dr", rds=client, timeout_s=5)
         stub.assert_no_pending_responses()
     assert result.changed and "failed over to us-west-2" in result.detail
+
+
+def test_a_planned_move_of_a_global_database_is_a_switchover_without_data_loss() -> None:
+    """SwitchoverGlobalCluster (no AllowDataLoss: AWS synchronises first), then waited for
+    until the DR cluster is the writer."""
+    client = rds()
+    with Stubber(client) as stub:
+        stub.add_response(
+            "describe_db_clusters",
+            cluster(GlobalClusterIdentifier=GLOBAL),
+            {"DBClusterIdentifier": "shop-sandbox-aurora-dr"},
+        )
+        stub.add_response(
+            "describe_global_clusters", members(False), {"GlobalClusterIdentifier": GLOBAL}
+        )
+        stub.add_response(
+            "switchover_global_cluster",
+            {},
+            {"GlobalClusterIdentifier": GLOBAL, "TargetDbClusterIdentifier": ARN},
+        )
+        stub.add_response("describe_global_clusters", members(False))  # still switching
+        stub.add_response("describe_global_clusters", members(True))
+        result = switchover_aurora(aurora_cfg(), "dr", rds=client, timeout_s=5)
+        stub.assert_no_pending_responses()
+    assert result.changed and "switched over to us-west-2" in result.detail
+    assert result.outputs["rpo_verified"] is True
+
+
+def test_a_planned_move_of_a_replica_cluster_promotes_it() -> None:
+    client = rds()
+    source = "arn:aws:rds:us-east-1:123456789012:cluster:shop-sandbox-aurora"
+    with Stubber(client) as stub:
+        stub.add_response("describe_db_clusters", cluster(ReplicationSourceIdentifier=source))
+        stub.add_response("describe_db_clusters", cluster(ReplicationSourceIdentifier=source))
+        stub.add_response(
+            "promote_read_replica_db_cluster", {}, {"DBClusterIdentifier": "shop-sandbox-aurora-dr"}
+        )
+        stub.add_response("describe_db_clusters", cluster())
+        result = switchover_aurora(aurora_cfg(), "dr", rds=client, timeout_s=5)
+        stub.assert_no_pending_responses()
+    assert result.changed and "promoted" in result.detail
 
 
 def test_a_global_secondary_that_already_writes_is_left_alone() -> None:

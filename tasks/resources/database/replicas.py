@@ -13,11 +13,12 @@ from typing import Any
 from configs.errors import NotFound
 from configs.models import Config
 from configs.names import names_for
-from tasks.core.changes import Change, StepResult, created, is_placeholder
-from tasks.core.retry import wait_for
+from tasks.core.changes import Action, Change, StepResult, created, is_placeholder
+from tasks.core.retry import absent, wait_for
 from tasks.core.steps import step
 from tasks.core.tags import tag_list
 from tasks.resources.database.lookup import (
+    INSTANCE_NOT_FOUND,
     describe_instance,
     is_aurora,
     lookup_database,
@@ -33,6 +34,34 @@ def reader_azs(azs: list[str], writer_az: str | None, count: int) -> list[str]:
     """AZs for ``count`` readers, round-robin over the AZs that are not the writer's. Pure."""
     others = [az for az in azs if az != writer_az] or azs
     return [others[i % len(others)] for i in range(count)]
+
+
+def source_name(db: dict[str, Any]) -> str:
+    """The identifier a replica copies (RDS gives an ARN across regions). Pure."""
+    return str(db.get("ReadReplicaSourceDBInstanceIdentifier") or "").split(":")[-1]
+
+
+def replace_reader(rds: Any, ident: str, region: str, source: str) -> Change:
+    """Delete a reader that copies another database than the writer (a region move set the
+    old writer aside under a new name, and its readers followed it): its data is stale."""
+    absent(  # gone already: a retried call after the first one went through
+        lambda: rds.delete_db_instance(DBInstanceIdentifier=ident, SkipFinalSnapshot=True),
+        *INSTANCE_NOT_FOUND,
+    )
+    wait_for(
+        lambda: describe_instance(rds, ident),
+        until=lambda d: d is None,
+        what=f"stale reader {ident} deleted",
+        timeout_s=DB_TIMEOUT_S,
+        describe=lambda d: str((d or {}).get("DBInstanceStatus")),
+    )
+    return Change(
+        resource="rds:read-replica",
+        name=ident,
+        action=Action.REPLACE,
+        region=region,
+        detail=f"replicated {source}, not the writer: replaced",
+    )
 
 
 def replica_params(cfg: Config, ident: str, data_sg: str) -> dict[str, Any]:
@@ -61,8 +90,23 @@ def ensure_postgres_readers(cfg: Config, data_sg: str, *, dry_run: bool = False)
     for i, az in enumerate(azs):
         ident = names.db_read_replica(i)
         have = describe_instance(rds, ident)
+        if have is not None and source_name(have) not in ("", names.db_instance):
+            if dry_run:
+                changes.append(
+                    Change(
+                        resource="rds:read-replica",
+                        name=ident,
+                        action=Action.REPLACE,
+                        region=region,
+                        detail=f"replicates {source_name(have)}, not the writer",
+                    )
+                )
+                continue
+            changes.append(replace_reader(rds, ident, region, source_name(have)))
+            have = None
         if have is None:
-            changes.append(created("rds:read-replica", ident, region, {"az": az}))
+            if not any(c.name == ident for c in changes):
+                changes.append(created("rds:read-replica", ident, region, {"az": az}))
             if dry_run:
                 continue
             params = replica_params(cfg, ident, data_sg)

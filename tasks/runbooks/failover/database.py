@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import math
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from configs.errors import NotFound, StepFailed
 from configs.models import Config
 from configs.names import Role, names_for
 from tasks.core.aws import connect
-from tasks.core.changes import StepResult, created, updated
-from tasks.core.retry import wait_for
+from tasks.core.changes import StepResult, created, deleted, updated
+from tasks.core.retry import absent, wait_for
 from tasks.core.steps import step
-from tasks.resources.database.lookup import describe_instance, is_aurora, is_replica
+from tasks.resources.database.lookup import (
+    INSTANCE_NOT_FOUND,
+    describe_instance,
+    is_aurora,
+    is_replica,
+)
 from tasks.resources.database.replicas import replica_params
 from tasks.resources.network.vpc import find_network
-from tasks.runbooks.failover.aurora import promote_aurora
-from tasks.runbooks.failover.readiness import replica_lag_of
+from tasks.runbooks.failover.aurora import promote_aurora, switchover_aurora
+from tasks.runbooks.failover.readiness import lag_points, replica_lag_of, worst_lag
 
 
 def _db(cfg: Config, role: Role) -> dict[str, Any]:
@@ -232,3 +240,84 @@ def wait_caught_up(cfg: Config, role: Role, max_lag_s: float) -> StepResult:
         describe=lambda v: "no data" if v is None else f"{v:g}s",
     )
     return StepResult(status="passed", detail=f"lag {lag:g}s", outputs={"lag_s": lag})
+
+
+def lag_after(
+    points: list[dict[str, Any]], since: datetime, *, aurora: bool = False
+) -> float | None:
+    """The worst lag among the periods that began at or after ``since`` (a period that began
+    before it may hold lag from before the fence); None while there is none. Pure."""
+    return worst_lag([p for p in points if p["Timestamp"] >= since], aurora=aurora)
+
+
+@step("confirm {role} replica lag 0")
+def confirm_caught_up(cfg: Config, role: Role, fenced_at: float) -> StepResult:
+    """After the writers were fenced (at ``fenced_at``, epoch seconds): wait until ``role``'s
+    replica has reported a lag of 0, and nothing else, for ``switchover_quiet_seconds`` —
+    everything written before the fence has been applied. Fails when the replica stops being
+    one (nothing would apply the rest)."""
+    names = names_for(cfg, role)
+    quiet = cfg.failover.switchover_quiet_seconds
+    since = datetime.fromtimestamp(math.ceil(fenced_at), UTC)
+    aurora = is_aurora(cfg)
+
+    def read() -> tuple[float, float | None]:
+        if not aurora:
+            db = _db(cfg, role)
+            if not is_replica(db) or db.get("DBInstanceStatus") != "available":
+                raise StepFailed(
+                    f"{names.db_instance} stopped replicating "
+                    f"({db.get('DBInstanceStatus')}, replica={is_replica(db)}); not promoting"
+                )
+        end = datetime.now(UTC) + timedelta(minutes=1)
+        worst = lag_after(lag_points(cfg, role, since, end), since, aurora=aurora)
+        return time.time() - fenced_at, worst
+
+    waited, _ = wait_for(
+        read,
+        until=lambda r: r[1] == 0 and r[0] >= quiet,
+        what=f"{names.db_instance} replica lag 0 for {quiet:g}s after the fence",
+        timeout_s=cfg.failover.promote_timeout_seconds,
+        describe=lambda r: "no data since the fence" if r[1] is None else f"lag {r[1]:g}s",
+    )
+    return StepResult(
+        status="passed",
+        detail=f"lag 0 for {waited:.1f}s since the fence (≥ {quiet:g}s)",
+        outputs={"lag_s": 0.0, "verified": True},
+    )
+
+
+@step("switch {role} database to writer")
+def switch_database(cfg: Config, role: Role) -> StepResult:
+    """The planned promotion. An Aurora global database switches over (AWS waits until the
+    secondary has everything, then swaps: no data lost); an instance replica, whose lag was
+    confirmed 0 after the fence, is promoted."""
+    if is_aurora(cfg):
+        return switchover_aurora(cfg, role)
+    return promote_replica.fn(cfg, role)
+
+
+@step("delete the {role} database set aside by {stamp}")
+def drop_retired(cfg: Config, role: Role, stamp: str) -> StepResult:
+    """Delete the copy a planned move of this run set aside (renamed with ``stamp``). Only
+    for a move that verified an RPO of 0: every row it holds is in the live database."""
+    names = names_for(cfg, role)
+    rds = connect(cfg).client("rds", names.region)
+    ident = retired_name(names.db_instance, stamp)
+    db = describe_instance(rds, ident)
+    if db is None or db.get("DBInstanceStatus") == "deleting":
+        return StepResult(detail=f"no {ident} in {names.region}")
+    if db.get("DeletionProtection"):
+        rds.modify_db_instance(
+            DBInstanceIdentifier=ident, DeletionProtection=False, ApplyImmediately=True
+        )
+    absent(
+        lambda: rds.delete_db_instance(
+            DBInstanceIdentifier=ident, SkipFinalSnapshot=True, DeleteAutomatedBackups=True
+        ),
+        *INSTANCE_NOT_FOUND,
+    )
+    return StepResult(
+        changes=[deleted("rds:instance", ident, names.region, detail="set aside by this run")],
+        applied=True,
+    )

@@ -160,26 +160,31 @@ def worst_lag(points: list[dict[str, Any]], *, aurora: bool = False) -> float | 
     return worst / 1000 if aurora else worst  # Aurora reports milliseconds
 
 
-def replica_lag_of(cfg: Config, role: Role) -> float | None:
+def lag_points(cfg: Config, role: Role, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """``role``'s replica lag datapoints (the Maximum of each minute) between the two times."""
     names = names_for(cfg, role)
     cw = connect(cfg).client("cloudwatch", names.region)
-    window = timedelta(seconds=cfg.failover.rpo_window_seconds)
-    end = datetime.now(UTC) + timedelta(minutes=1)  # the newest point may be this second
     dims = (
         [{"Name": "DBClusterIdentifier", "Value": names.db_cluster}]
         if is_aurora(cfg)
         else [{"Name": "DBInstanceIdentifier", "Value": names.db_instance}]
     )
-    points = cw.get_metric_statistics(
+    points: list[dict[str, Any]] = cw.get_metric_statistics(
         Namespace="AWS/RDS",
         MetricName="AuroraGlobalDBReplicationLag" if is_aurora(cfg) else "ReplicaLag",
         Dimensions=dims,
-        StartTime=end - window,
+        StartTime=start,
         EndTime=end,
         Period=60,
         Statistics=["Maximum"],
     )["Datapoints"]
-    return worst_lag(points, aurora=is_aurora(cfg))
+    return points
+
+
+def replica_lag_of(cfg: Config, role: Role) -> float | None:
+    end = datetime.now(UTC) + timedelta(minutes=1)  # the newest point may be this second
+    window = timedelta(seconds=cfg.failover.rpo_window_seconds)
+    return worst_lag(lag_points(cfg, role, end - window, end), aurora=is_aurora(cfg))
 
 
 def check_replica_lag(cfg: Config) -> tuple[Finding, float | None]:
