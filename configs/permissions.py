@@ -28,6 +28,20 @@ LOCK = (
     "dynamodb:UpdateItem",  # the heartbeat renewing the lease
 )
 
+# Fencing on return (tasks/runbooks/failover/fencing.py), the first step of every runbook: the
+# pending fences read in the DR lock table; when one is pending, the region probed and, once it
+# answers, its services and autoscaling floor set to 0 and the record deleted. (The probe's other
+# reads need no permission: an AccessDenied answer is an answer.)
+FENCE_ON_RETURN = (
+    "application-autoscaling:DescribeScalableTargets",
+    "application-autoscaling:RegisterScalableTarget",
+    "dynamodb:BatchGetItem",
+    "dynamodb:DeleteItem",
+    "ecs:DescribeServices",
+    "ecs:ListClusters",  # the region probe
+    "ecs:UpdateService",
+)
+
 # Failover and failback: readiness checks, fence, promote, scale up, flip DNS or ARC, verify.
 REGION_MOVE = (
     "application-autoscaling:DescribeScalableTargets",
@@ -93,6 +107,8 @@ RUNBOOKS: dict[str, Permissions] = {
     "preflight": Permissions(calls=("ec2:DescribeAvailabilityZones",)),
     "provision": Permissions(
         calls=(
+            *FENCE_ON_RETURN,
+            "route53:ListHostedZones",  # the region probe of us-east-1 (fencing on return)
             "acm:DescribeCertificate",
             "acm:ListCertificates",
             "acm:ListTagsForCertificate",
@@ -284,6 +300,7 @@ RUNBOOKS: dict[str, Permissions] = {
     ),
     "deploy": Permissions(
         calls=(
+            *FENCE_ON_RETURN,
             "codebuild:BatchGetBuilds",
             "codebuild:BatchGetProjects",
             "codebuild:CreateProject",
@@ -317,6 +334,7 @@ RUNBOOKS: dict[str, Permissions] = {
     ),
     "rollback": Permissions(
         calls=(
+            *FENCE_ON_RETURN,
             "ecs:DescribeServices",
             "ecs:DescribeTaskDefinition",
             "ecs:DescribeTasks",
@@ -328,9 +346,12 @@ RUNBOOKS: dict[str, Permissions] = {
         )
     ),
     # ``prepare``: the DNS switch's alarm, for a stack tierbook did not build.
-    "failover": Permissions(calls=(*REGION_MOVE, "cloudwatch:PutMetricAlarm")),
+    "failover": Permissions(
+        calls=(*FENCE_ON_RETURN, *REGION_MOVE, "cloudwatch:PutMetricAlarm", "dynamodb:PutItem")
+    ),
     "failback": Permissions(
         calls=(
+            *FENCE_ON_RETURN,
             *REGION_MOVE,
             # Re-protect: a replica of the DR database back in the original region.
             "ec2:DescribeSecurityGroups",
@@ -346,6 +367,7 @@ RUNBOOKS: dict[str, Permissions] = {
     ),
     "redrive": Permissions(
         calls=(
+            *FENCE_ON_RETURN,
             "s3:PutObject",
             "sqs:CancelMessageMoveTask",
             "sqs:ChangeMessageVisibility",
@@ -362,6 +384,7 @@ RUNBOOKS: dict[str, Permissions] = {
     ),
     "backup-drill": Permissions(
         calls=(
+            *FENCE_ON_RETURN,
             "ec2:DescribeSecurityGroups",
             "elasticache:CreateSnapshot",
             "elasticache:DeleteSnapshot",
@@ -384,6 +407,7 @@ RUNBOOKS: dict[str, Permissions] = {
     ),
     "game-day": Permissions(
         calls=(
+            *FENCE_ON_RETURN,
             "cloudwatch:DescribeAlarms",
             "ecs:DescribeServices",
             "ecs:DescribeTasks",
@@ -400,6 +424,7 @@ RUNBOOKS: dict[str, Permissions] = {
     ),
     "drill-readiness": Permissions(
         calls=(
+            *FENCE_ON_RETURN,
             # The failover's readiness checks, and the scorecard item (no lock: it reads only).
             "cloudwatch:DescribeAlarms",  # the DNS switch's alarm in DR
             "cloudwatch:GetMetricStatistics",
@@ -427,6 +452,7 @@ RUNBOOKS: dict[str, Permissions] = {
     ),
     "audit": Permissions(
         calls=(
+            *FENCE_ON_RETURN,
             "ec2:DescribeRouteTables",
             "ec2:DescribeSecurityGroups",
             "ec2:DescribeSubnets",
@@ -447,6 +473,8 @@ RUNBOOKS: dict[str, Permissions] = {
     ),
     "destroy": Permissions(
         calls=(
+            *FENCE_ON_RETURN,
+            "route53:ListHostedZones",  # the region probe of us-east-1 (fencing on return)
             "acm:DeleteCertificate",
             "acm:ListCertificates",
             "acm:ListTagsForCertificate",

@@ -40,6 +40,7 @@ from configs.errors import BadInput, Refused
 from configs.models import Config
 from configs.names import Role
 from flows.approval import approve_typed
+from flows.fencing import fence_on_return
 from flows.report import Timeline, runbook
 from tasks.core.changes import StepResult
 from tasks.core.locks import hold
@@ -53,6 +54,7 @@ from tasks.runbooks.failover.database import (
     retire_database,
     wait_caught_up,
 )
+from tasks.runbooks.failover.fencing import settle_fence
 from tasks.runbooks.failover.readiness import Readiness, evaluate, replica_lag, service_names
 from tasks.runbooks.failover.services import (
     fence_services,
@@ -151,6 +153,8 @@ def switch_to(
     fence = fence_services.submit(cfg, frm)
     scales = [scale_service.submit(cfg, to, svc, n) for svc, n in counts.items()]
     fenced = fence.result()
+    if note := settle_fence(cfg, frm, fenced, reason=str(tl.metrics.get("reason", ""))):
+        tl.note(note)
     lag = replica_lag(cfg) if to == "dr" else None
     promoted = promote_replica.submit(cfg, to)
     promoted_result = promoted.result()
@@ -200,6 +204,7 @@ def failover(
     cfg = resolve_config(config)
     started = time.monotonic()
     with runbook("failover", cfg.stack) as tl:
+        fence_on_return(tl, cfg, dry_run=plan)
         if prepare:
             prepared = ensure_dns_switch(cfg, dry_run=plan)
             tl.changes.extend(prepared.changes)
@@ -260,6 +265,7 @@ def failback(
     started = time.monotonic()
     stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime())
     with runbook("failback", cfg.stack) as tl:
+        fence_on_return(tl, cfg)
         ready = check_readiness(cfg)
         if not ready.primary_answers:
             raise Refused(f"{cfg.regions.primary} does not answer; fail back once it is healthy")
