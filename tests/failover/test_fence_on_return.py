@@ -23,12 +23,15 @@ from tasks.core.aws import connect
 from tasks.resources.autoscaling import DIMENSION
 from tasks.runbooks.failover.fencing import (
     EVENT,
+    PendingFence,
     fence_id,
+    fence_item,
+    fence_of,
     pending_fence,
     pending_fences,
     record_pending_fence,
 )
-from tasks.runbooks.failover.readiness import FENCE_CHECK, evaluate
+from tasks.runbooks.failover.readiness import FENCE_CHECK, evaluate, fence_finding
 from tests.failover.test_static_stability import EAST, dark
 from tests.support import provisioned_stack
 
@@ -123,6 +126,29 @@ def assert_fenced(stack: Stack) -> None:
         assert stack.service("primary", svc)["desiredCount"] == 0, svc
         assert scalable_range(stack, svc) == (0, 0), svc
     assert fence_record(stack) == {}
+
+
+FENCE = PendingFence(
+    environment="app-sandbox",
+    region=EAST,
+    role="primary",
+    services=("app-web", "app-worker"),
+    database="app-db",
+    since=1.0,
+    run="r1",
+    reason="dark",
+)
+
+
+def test_a_record_reads_back_as_written_and_the_check_decides_from_it() -> None:
+    assert fence_of(fence_item(FENCE)) == FENCE
+    assert fence_finding(None, None).status == "pass"
+    dark_ = fence_finding(FENCE, None)
+    assert dark_.status == "fail" and not dark_.blocking and "does not answer" in dark_.detail
+    serving = fence_finding(FENCE, {"app-web": 2, "app-worker": 0})
+    assert serving.status == "fail" and "runs app-web=2" in serving.detail
+    assert "old primary still serving after a failover" in serving.detail
+    assert fence_finding(FENCE, {"app-web": 0}).status == "warn"
 
 
 def test_before_provision_no_table_is_no_fence(sandbox_cfg: Config) -> None:

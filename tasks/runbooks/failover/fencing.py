@@ -166,7 +166,7 @@ def settle_fence(cfg: Config, role: Role, fenced: StepResult, *, reason: str = "
     names = names_for(cfg, role)
     try:
         if not fenced.skipped:
-            cleared = [r for r in cfg_regions(cfg) if clear_pending_fence(cfg, r)]
+            cleared = [f.region for f in pending_fences(cfg) if clear_pending_fence(cfg, f.region)]
             return f"pending fence of {', '.join(cleared)} cleared" if cleared else None
         run = current_run()
         fence = pending_fence(
