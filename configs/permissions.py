@@ -28,6 +28,20 @@ LOCK = (
     "dynamodb:UpdateItem",  # the heartbeat renewing the lease
 )
 
+# Fencing on return (tasks/runbooks/failover/fencing.py), the first step of every runbook: the
+# pending fences read in the DR lock table; when one is pending, the region probed and, once it
+# answers, its services and autoscaling floor set to 0 and the record deleted. (The probe's other
+# reads need no permission: an AccessDenied answer is an answer.)
+FENCE_ON_RETURN = (
+    "application-autoscaling:DescribeScalableTargets",
+    "application-autoscaling:RegisterScalableTarget",
+    "dynamodb:BatchGetItem",
+    "dynamodb:DeleteItem",
+    "ecs:DescribeServices",
+    "ecs:ListClusters",  # the region probe
+    "ecs:UpdateService",
+)
+
 # Failover and failback: readiness checks, fence, promote, scale up, flip DNS or ARC, verify.
 REGION_MOVE = (
     "application-autoscaling:DescribeScalableTargets",
@@ -113,6 +127,8 @@ RUNBOOKS: dict[str, Permissions] = {
     "preflight": Permissions(calls=("ec2:DescribeAvailabilityZones",)),
     "provision": Permissions(
         calls=(
+            *FENCE_ON_RETURN,
+            "route53:ListHostedZones",  # the region probe of us-east-1 (fencing on return)
             "acm:DescribeCertificate",
             "acm:ListCertificates",
             "acm:ListTagsForCertificate",
@@ -305,6 +321,7 @@ RUNBOOKS: dict[str, Permissions] = {
     ),
     "deploy": Permissions(
         calls=(
+            *FENCE_ON_RETURN,
             "codebuild:BatchGetBuilds",
             "codebuild:BatchGetProjects",
             "codebuild:CreateProject",
@@ -338,6 +355,7 @@ RUNBOOKS: dict[str, Permissions] = {
     ),
     "rollback": Permissions(
         calls=(
+            *FENCE_ON_RETURN,
             "ecs:DescribeServices",
             "ecs:DescribeTaskDefinition",
             "ecs:DescribeTasks",
@@ -349,16 +367,23 @@ RUNBOOKS: dict[str, Permissions] = {
         )
     ),
     # ``prepare``: the DNS switch's alarm, for a stack tierbook did not build.
-    "failover": Permissions(calls=(*REGION_MOVE, "cloudwatch:PutMetricAlarm")),
+    "failover": Permissions(
+        calls=(*FENCE_ON_RETURN, *REGION_MOVE, "cloudwatch:PutMetricAlarm", "dynamodb:PutItem")
+    ),
     "switchover": Permissions(
-        calls=PLANNED_MOVE,
+        calls=(*FENCE_ON_RETURN, *PLANNED_MOVE),
         implicit={**REPROTECT_IMPLICIT, "rds:AddTagsToResource": TAG_ON_CREATE_RDS},
     ),
-    "failback": Permissions(calls=(*PLANNED_MOVE, *HOME), implicit=REPROTECT_IMPLICIT),
+    "failback": Permissions(
+        calls=(*FENCE_ON_RETURN, *PLANNED_MOVE, *HOME), implicit=REPROTECT_IMPLICIT
+    ),
     # Out to DR and home again; the databases the moves set aside are deleted at the end.
-    "drill-region": Permissions(calls=(*PLANNED_MOVE, *HOME), implicit=REPROTECT_IMPLICIT),
+    "drill-region": Permissions(
+        calls=(*FENCE_ON_RETURN, *PLANNED_MOVE, *HOME), implicit=REPROTECT_IMPLICIT
+    ),
     "redrive": Permissions(
         calls=(
+            *FENCE_ON_RETURN,
             "s3:PutObject",
             "sqs:CancelMessageMoveTask",
             "sqs:ChangeMessageVisibility",
@@ -375,6 +400,7 @@ RUNBOOKS: dict[str, Permissions] = {
     ),
     "backup-drill": Permissions(
         calls=(
+            *FENCE_ON_RETURN,
             "ec2:DescribeSecurityGroups",
             "elasticache:CreateSnapshot",
             "elasticache:DeleteSnapshot",
@@ -397,6 +423,7 @@ RUNBOOKS: dict[str, Permissions] = {
     ),
     "game-day": Permissions(
         calls=(
+            *FENCE_ON_RETURN,
             "cloudwatch:DescribeAlarms",
             "ecs:DescribeServices",
             "ecs:DescribeTasks",
@@ -413,6 +440,7 @@ RUNBOOKS: dict[str, Permissions] = {
     ),
     "drill-readiness": Permissions(
         calls=(
+            *FENCE_ON_RETURN,
             # The failover's readiness checks, and the scorecard item (no lock: it reads only).
             "cloudwatch:DescribeAlarms",  # the DNS switch's alarm in DR
             "cloudwatch:GetMetricStatistics",
@@ -440,6 +468,7 @@ RUNBOOKS: dict[str, Permissions] = {
     ),
     "audit": Permissions(
         calls=(
+            "dynamodb:BatchGetItem",  # a pending fence, reported (the audit changes nothing)
             "ec2:DescribeRouteTables",
             "ec2:DescribeSecurityGroups",
             "ec2:DescribeSubnets",
@@ -460,6 +489,8 @@ RUNBOOKS: dict[str, Permissions] = {
     ),
     "destroy": Permissions(
         calls=(
+            *FENCE_ON_RETURN,
+            "route53:ListHostedZones",  # the region probe of us-east-1 (fencing on return)
             "acm:DeleteCertificate",
             "acm:ListCertificates",
             "acm:ListTagsForCertificate",

@@ -22,6 +22,7 @@ from prefect import flow
 
 from configs import resolve_config
 from configs.names import Role
+from flows.fencing import report_fences
 from flows.report import publish_table, runbook
 from tasks.runbooks.audit.checks import (
     check_cache,
@@ -60,6 +61,7 @@ def audit(config: str = "sandbox") -> dict[str, Any]:
     """
     cfg = resolve_config(config)
     with runbook("audit", cfg.stack) as tl:
+        report_fences(tl, cfg)
         vpcs: dict[Role, str | None] = {}
         for role in ROLES:
             with tl.step(f"find {role} VPC") as info:

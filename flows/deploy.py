@@ -32,6 +32,7 @@ from configs.errors import BadInput, DeadlineExceeded, StepFailed
 from configs.models import SECRET_LIKE, Config
 from configs.names import Role, names_for
 from flows.approval import approve_protected
+from flows.fencing import fence_on_return
 from flows.report import Timeline, publish_plan, runbook
 from tasks.core.changes import Change
 from tasks.core.locks import hold
@@ -155,6 +156,7 @@ def deploy(
         if not plan:
             src.ready()
         check_account(cfg)
+        fence_on_return(tl, cfg, dry_run=plan)
         tl.metrics |= {"tag": tag, "source": src.name, "services": ", ".join(svcs)}
         # An image CI pushed must exist before anything is touched.
         pinned = (
@@ -295,6 +297,7 @@ def rollback(
         raise BadInput("--to names one revision: pick one --service with it")
     with runbook("rollback", cfg.stack) as tl:
         check_account(cfg)
+        fence_on_return(tl, cfg)
         targets: dict[str, str] = {}
         for svc in svcs:
             current = describe_revision(

@@ -38,6 +38,7 @@ from configs.errors import Refused
 from configs.models import Config
 from configs.names import Role
 from flows.approval import approve_typed
+from flows.fencing import fence_on_return
 from flows.guards import refuse_if_failed_over, roles_for
 from flows.layers import Runner
 from flows.report import Timeline, publish_plan, runbook
@@ -205,6 +206,7 @@ def destroy(
     with runbook("destroy", cfg.stack) as tl:
         refuse_unsafe(cfg)
         check_account(cfg)
+        fence_on_return(tl, cfg, dry_run=plan)
         refuse_if_failed_over(cfg, "destroy would delete the live database")
         protected = check_deletion_protection(cfg, roles).outputs["protected"]
         if plan:

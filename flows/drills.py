@@ -32,6 +32,7 @@ from prefect import flow
 from configs import resolve_config
 from configs.errors import BadInput
 from flows.approval import approve_protected
+from flows.fencing import fence_on_return
 from flows.report import Timeline, publish_plan, runbook
 from tasks.core.changes import Change
 from tasks.core.locks import hold
@@ -104,6 +105,7 @@ def backup_drill(
     cfg = resolve_config(config)
     with runbook("backup-drill", cfg.stack) as tl:
         check_account(cfg)
+        fence_on_return(tl, cfg, dry_run=plan)
         drill = drill_id(cfg, utcnow())
         tl.metrics["drill"] = drill
         if plan:
@@ -163,6 +165,7 @@ def game_day(
         raise BadInput(f"recovery timeout must be positive (got {timeout_s})")
     with runbook("game-day", cfg.stack) as tl:
         check_account(cfg)
+        fence_on_return(tl, cfg, dry_run=plan)
         check_stop_alarms(cfg)
         check_steady_state(cfg)
         az = az or choose_az(cfg).outputs["az"]

@@ -45,6 +45,7 @@ from configs.errors import BadInput, Refused, StepFailed
 from configs.models import Config
 from configs.names import Role, names_for
 from flows.approval import approve_typed
+from flows.fencing import fence_on_return
 from flows.report import Timeline, runbook
 from tasks.core.changes import StepResult
 from tasks.core.locks import hold
@@ -64,6 +65,7 @@ from tasks.runbooks.failover.database import (
     switch_database,
     wait_caught_up,
 )
+from tasks.runbooks.failover.fencing import settle_fence
 from tasks.runbooks.failover.readiness import Readiness, evaluate, replica_lag, service_names
 from tasks.runbooks.failover.services import (
     fence_services,
@@ -162,6 +164,8 @@ def switch_to(
     fence = fence_services.submit(cfg, frm)
     scales = [scale_service.submit(cfg, to, svc, n) for svc, n in counts.items()]
     fenced = fence.result()
+    if note := settle_fence(cfg, frm, fenced, reason=str(tl.metrics.get("reason", ""))):
+        tl.note(note)
     lag = replica_lag(cfg) if to == "dr" else None
     promoted = promote_replica.submit(cfg, to)
     promoted_result = promoted.result()
@@ -209,6 +213,8 @@ def graceful_switch(
             "move with `tierbook failover` (which may lose the replica's lag)"
         )
     fenced_at = time.time()
+    if note := settle_fence(cfg, frm, fenced):
+        tl.note(note)
     aws_switchover = is_aurora(cfg) and uses_aws_switchover(cfg, to)
     confirmed = None if aws_switchover else confirm_caught_up(cfg, to, fenced_at)
     promoted = switch_database(cfg, to)
@@ -263,6 +269,7 @@ def failover(
     cfg = resolve_config(config)
     started = time.monotonic()
     with runbook("failover", cfg.stack) as tl:
+        fence_on_return(tl, cfg, dry_run=plan)
         if prepare:
             prepared = ensure_dns_switch(cfg, dry_run=plan)
             tl.changes.extend(prepared.changes)
@@ -386,6 +393,7 @@ def switchover(
     started = time.monotonic()
     stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime())
     with runbook("switchover", cfg.stack) as tl:
+        fence_on_return(tl, cfg, dry_run=plan)
         ready = check_readiness(cfg)
         record_readiness(tl, ready)
         refuse_unless_planned_move_possible(cfg, ready, "dr")
@@ -448,6 +456,7 @@ def failback(
     started = time.monotonic()
     stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime())
     with runbook("failback", cfg.stack) as tl:
+        fence_on_return(tl, cfg)
         ready = check_readiness(cfg)
         refuse_unless_planned_move_possible(cfg, ready, "primary")
         with region_move(

@@ -31,6 +31,7 @@ from prefect import flow
 
 from configs import resolve_config
 from configs.models import Config
+from flows.fencing import fence_on_return
 from flows.graph import execute
 from flows.guards import refuse_if_failed_over, roles_for
 from flows.provision_graph import build
@@ -59,6 +60,7 @@ def provision(
     roles = roles_for(region)
     with runbook("provision", cfg.stack) as tl:
         check_account(cfg)
+        fence_on_return(tl, cfg, dry_run=plan)
         refuse_if_failed_over(cfg)
         done = execute(build(cfg, roles, dry_run=plan), cfg, dry_run=plan, sequential=sequential)
         tl.changes = done.changes

@@ -12,6 +12,7 @@ from prefect import flow
 from configs import resolve_config
 from configs.errors import StepFailed
 from flows.failover import check_readiness, record_readiness
+from flows.fencing import fence_on_return
 from flows.report import publish_table, runbook
 from tasks.runbooks.drills.scorecard import emit_failed, swap, turned_failed
 
@@ -25,6 +26,7 @@ def readiness_drill(config: str = "sandbox") -> dict[str, Any]:
     """
     cfg = resolve_config(config)
     with runbook("drill-readiness", cfg.stack) as tl:
+        fence_on_return(tl, cfg)
         ready = check_readiness(cfg)
         statuses: dict[str, str] = {f.check: f.status for f in ready.findings}
         before = swap(cfg, statuses)
@@ -55,8 +57,8 @@ def readiness_drill(config: str = "sandbox") -> dict[str, Any]:
             f"readiness-scorecard-{cfg.stack}", rows, f"DR readiness of {cfg.stack}: {ready.status}"
         )
         record_readiness(tl, ready)
-        if ready.failed:
+        if ready.failing:
             raise StepFailed(
-                "DR not ready: " + "; ".join(f"{f.check}: {f.detail}" for f in ready.failed)
+                "DR not ready: " + "; ".join(f"{f.check}: {f.detail}" for f in ready.failing)
             )
     return tl.model_dump(mode="json")

@@ -23,6 +23,7 @@ from configs import resolve_config
 from configs.errors import BadInput, DeadlineExceeded, StepFailed
 from configs.models import Config
 from flows.approval import approve
+from flows.fencing import fence_on_return
 from flows.report import Timeline, artifact_key, runbook
 from tasks.core.locks import hold
 from tasks.core.retry import wait_for
@@ -225,6 +226,7 @@ def redrive(
         archive=target,
     )
     with runbook("redrive", cfg.stack) as tl:
+        fence_on_return(tl, cfg, dry_run=dry_run)
         route = find_route(cfg, queue, to)
         for note in route.notes:
             tl.note(note)

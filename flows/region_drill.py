@@ -36,6 +36,7 @@ from flows.failover import (
     reverse_replica,
     target_counts,
 )
+from flows.fencing import fence_on_return
 from flows.report import publish_table, runbook
 from tasks.resources.database.lookup import is_aurora
 from tasks.runbooks.failover.database import drop_retired
@@ -64,12 +65,13 @@ def region_drill(
     started = time.monotonic()
     stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime())
     with runbook("drill-region", cfg.stack) as tl:
+        fence_on_return(tl, cfg, dry_run=plan)
         ready = check_readiness(cfg)
         record_readiness(tl, ready)
-        if ready.failed:
+        if ready.failing:
             raise Refused(
                 "the region drill runs only on a ready stack — "
-                + "; ".join(f"{f.check} ({f.status}): {f.detail}" for f in ready.failed)
+                + "; ".join(f"{f.check} ({f.status}): {f.detail}" for f in ready.failing)
             )
         refuse_unless_planned_move_possible(cfg, ready, "dr")
         counts = target_counts(cfg, ready)

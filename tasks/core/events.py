@@ -57,6 +57,22 @@ def resource_hint(params: dict[str, Any]) -> str:
     return ""
 
 
+def _related(env: str, run: RunRef) -> list[dict[str, str]]:
+    """The environment, and the flow run itself when the calling thread lacks its context."""
+    related = [
+        {"prefect.resource.id": f"tierbook.env.{env}", "prefect.resource.role": "environment"}
+    ]
+    if not run.in_context:
+        related.append(
+            {
+                "prefect.resource.id": f"prefect.flow-run.{run.flow_run_id}",
+                "prefect.resource.role": "flow-run",
+                "prefect.resource.name": run.flow_run_name,
+            }
+        )
+    return related
+
+
 def emit_mutation(
     *,
     env: str,
@@ -71,17 +87,7 @@ def emit_mutation(
     if run is None:
         return
     target = resource_hint(params)
-    related = [
-        {"prefect.resource.id": f"tierbook.env.{env}", "prefect.resource.role": "environment"}
-    ]
-    if not run.in_context:
-        related.append(
-            {
-                "prefect.resource.id": f"prefect.flow-run.{run.flow_run_id}",
-                "prefect.resource.role": "flow-run",
-                "prefect.resource.name": run.flow_run_name,
-            }
-        )
+    related = _related(env, run)
     try:
         from prefect.events import emit_event
 
@@ -102,3 +108,29 @@ def emit_mutation(
         )
     except Exception as exc:  # events are telemetry: log, never fail the step
         logger().debug("could not emit event for %s:%s: %s", service, operation, exc)
+
+
+def emit_about(env: str, event: str, resource: str, payload: dict[str, Any]) -> bool:
+    """Emit ``event`` about one of the environment's things (``resource`` names it, e.g.
+    ``fence.us-east-1``) for the flow run at hand; True when it went out (it needs a run).
+    Telemetry: logged, never raised."""
+    run = current_run()
+    if run is None:
+        return False
+    related = _related(env, run)
+    try:
+        from prefect.events import emit_event
+
+        emit_event(
+            event=event,
+            resource={
+                "prefect.resource.id": f"tierbook.env.{env}.{resource}",
+                "prefect.resource.name": f"{env} {resource}",
+            },
+            related=related,
+            payload=payload,
+        )
+    except Exception as exc:
+        logger().warning("could not emit %s: %s", event, exc)
+        return False
+    return True

@@ -25,7 +25,7 @@ def test_healthy_then_broken_replica(stack: Stack) -> None:
     first = readiness_drill(config=CONFIG)
     assert first["outcome"] == "succeeded"
     assert first["metrics"]["readiness"] == "pass" and first["metrics"]["events"] == 0
-    assert first["metrics"]["passed"] == first["metrics"]["checks"] == 8
+    assert first["metrics"]["passed"] == first["metrics"]["checks"] == 9
 
     dr = names_for(stack.cfg, "dr").db_instance
     # Someone renames the replica away (moto cannot delete a replica sharing a managed secret).

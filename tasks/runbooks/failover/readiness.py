@@ -17,6 +17,10 @@ no), with the error; ``--force`` gets past both.
 * ``dr-load-balancer``: the DR ALB and its target group exist.
 * ``dns``: the app's records point at both load balancers, with the primary's health check.
 * ``dns-switch``: the data-plane switch is prepared (its alarm in the DR region).
+* ``old-primary-fenced``: no region moved away from is left unfenced (a pending fence in the
+  lock table, see :mod:`tasks.runbooks.failover.fencing`). Fails, without refusing a
+  failover (it concerns the region left, not the one to go to), while one is pending and the
+  region's services run or cannot be read.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from tasks.resources.database.lookup import (
 from tasks.resources.dns import find_dns
 from tasks.resources.dns_switch import check_switch
 from tasks.resources.load_balancer import find_load_balancer
+from tasks.runbooks.failover.fencing import PendingFence, desired_counts, pending_fences
 from tasks.runbooks.failover.traffic_switch import arc_client
 
 Status = Literal["pass", "warn", "fail", "unknown"]
@@ -54,7 +59,8 @@ class Finding(BaseModel):
     status: Status
     detail: str
     figures: dict[str, Any] = {}
-    # An ``unknown`` that does not hold a failover back: it needs the dark primary.
+    # A finding that does not hold a failover back: an ``unknown`` that needs the dark
+    # primary, a ``fail`` about the region already left.
     blocking: bool = True
 
 
@@ -71,7 +77,12 @@ class Readiness(BaseModel):
 
     @property
     def failed(self) -> list[Finding]:
-        """What refuses a run unless forced: failed checks, and unknown ones that block."""
+        """What refuses a failover unless forced: failed or unknown checks that block."""
+        return [f for f in self.findings if f.status in ("fail", "unknown") and f.blocking]
+
+    @property
+    def failing(self) -> list[Finding]:
+        """What fails the readiness drill: every failed check, and unknown ones that block."""
         return [
             f for f in self.findings if f.status == "fail" or (f.status == "unknown" and f.blocking)
         ]
@@ -445,6 +456,46 @@ def check_arc(cfg: Config, *, client_for: Callable[[str], Any] | None = None) ->
     )
 
 
+FENCE_CHECK = "old-primary-fenced"
+
+
+def fence_finding(fence: PendingFence | None, counts: dict[str, int] | None) -> Finding:
+    """``counts``: the pending region's desired counts, None when it does not answer. Pure."""
+    if fence is None:
+        return Finding(check=FENCE_CHECK, status="pass", detail="no fence pending")
+    serving = {s: n for s, n in (counts or {}).items() if n > 0}
+    if counts is not None and not serving:
+        return Finding(
+            check=FENCE_CHECK,
+            status="warn",
+            detail=f"{fence.describe()}, but its services are at 0; the next run clears it",
+        )
+    what = (
+        "runs " + ", ".join(f"{s}={n}" for s, n in serving.items())
+        if serving
+        else "does not answer: it serves again as soon as it does"
+    )
+    return Finding(
+        check=FENCE_CHECK,
+        status="fail",
+        detail=(
+            f"old primary still serving after a failover: {fence.describe()}; {fence.region} "
+            f"{what} (database {fence.database}); the first tierbook run it answers fences it"
+        ),
+        blocking=False,
+    )
+
+
+def check_fenced(cfg: Config, primary_answers: bool) -> Finding:
+    """One read of the DR lock table; the pending region's services only when there is one."""
+    fences = pending_fences(cfg)
+    if not fences:
+        return fence_finding(None, None)
+    fence = fences[0]
+    answers = primary_answers or fence.role != "primary"
+    return fence_finding(fence, desired_counts(cfg, fence) if answers else None)
+
+
 def probe_primary(cfg: Config) -> RegionProbe:
     """Probe the primary region once for this run (shared with the account guard)."""
     return connect(cfg).probe_region(cfg.regions.primary)
@@ -474,6 +525,11 @@ def evaluate(cfg: Config) -> Readiness:
         "dr-load-balancer": (lambda: check_load_balancer(cfg), lambda f: f),
         "dns": (lambda: check_dns(cfg, r53), lambda f: f),
         "dns-switch": (lambda: check_dns_switch(cfg, r53), lambda f: f),
+        # About the region already left: never a reason to refuse a failover.
+        FENCE_CHECK: (
+            lambda: check_fenced(cfg, answers),
+            lambda f: f.model_copy(update={"blocking": False}),
+        ),
     }
     with ThreadPoolExecutor(len(jobs), thread_name_prefix="readiness") as pool:
         futures = {
@@ -498,6 +554,7 @@ def evaluate(cfg: Config) -> Readiness:
             not_run("route53-control-plane", f"{dark}: Route 53's control plane is unreachable")
         )
     findings += [results["dr-load-balancer"], results["dns"], results["dns-switch"]]
+    findings.append(results[FENCE_CHECK])
     return Readiness(
         findings=findings,
         replica_lag_s=lag,

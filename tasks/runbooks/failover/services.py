@@ -24,8 +24,7 @@ from tasks.core.errors import AwsError
 from tasks.core.retry import is_code, wait_for
 from tasks.core.steps import step
 from tasks.resources.autoscaling import DIMENSION
-from tasks.resources.ecs import capacity, describe_service
-from tasks.runbooks.failover.readiness import service_names
+from tasks.resources.ecs import capacity, describe_service, service_names
 
 
 def set_capacity(
