@@ -88,6 +88,25 @@ def test_a_failed_environment_in_wave_one_stops_wave_two(
         assert stack.answers() == [stack.alb_dns("primary").lower()]
 
 
+def test_plan_only_and_approval_change_nothing(fleet_stacks: dict[str, Stack]) -> None:
+    # --plan reaches every child; --only reruns one environment.
+    out = CliRunner().invoke(
+        app, ["fleet", "failover", "-f", FLEET, "--plan", "--only", "blog", "-o", "json"]
+    )
+    assert out.exit_code == 0, out.output
+    report = json.loads(out.output)
+    assert report["outcome"] == "planned"
+    assert [(r["environment"], r["outcome"]) for r in report["environments"]] == [
+        ("blog", "planned")
+    ]
+    # Without --yes and no terminal to type the fleet's name at: refused, exit 2.
+    refused = CliRunner().invoke(app, ["fleet", "failover", "-f", FLEET, "-o", "json"])
+    assert refused.exit_code == 2, refused.output
+    assert "fleet sandbox-fleet" in json.loads(refused.output)["error"]
+    for stack in fleet_stacks.values():
+        assert stack.answers() == [stack.alb_dns("primary").lower()]
+
+
 def test_fleet_failover_moves_wave_one_then_wave_two_and_failback_brings_them_home(
     fleet_stacks: dict[str, Stack],
 ) -> None:
