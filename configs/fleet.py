@@ -18,6 +18,8 @@ holds per environment::
     waves:
       - [shop]
       - [blog]
+    scorecard:
+      cron: "*/30 * * * *"   # the fleet's readiness scorecard (a deployment), UTC
 
 Waves are an ordered list, so there is no cycle to find; what can be wrong (an unknown
 environment, one in two waves or in none, an empty wave, two environments that are the same
@@ -41,7 +43,7 @@ from configs.loader import (
     problems_from,
     read_yaml,
 )
-from configs.models import ARN, Config, Strict
+from configs.models import ARN, Config, Schedule, Strict
 
 NAME = r"^[a-z][a-z0-9-]{0,39}$"
 
@@ -74,6 +76,8 @@ class FleetFile(Strict):
     name: Annotated[str, Field(pattern=NAME)]
     environments: Annotated[dict[str, FleetEnvironment], Field(min_length=1)]
     waves: Annotated[list[list[str]], Field(min_length=1)]
+    # When the fleet's readiness scorecard runs (``tierbook serve --fleet``); no cron: never.
+    scorecard: Schedule = Schedule(cron="*/30 * * * *")
 
     @model_validator(mode="after")
     def _waves_cover_each_environment_once(self) -> FleetFile:
@@ -114,6 +118,7 @@ class Fleet:
     name: str
     members: dict[str, Member]
     waves: tuple[tuple[str, ...], ...]
+    scorecard: Schedule
 
     def only(self, env: str) -> Fleet:
         """The fleet cut down to ``env`` (a rerun of one environment)."""
@@ -122,7 +127,7 @@ class Fleet:
                 self.name,
                 [Problem("only", f"{env!r} is not in the fleet ({', '.join(self.members)})")],
             )
-        return Fleet(self.name, {env: self.members[env]}, ((env,),))
+        return Fleet(self.name, {env: self.members[env]}, ((env,),), self.scorecard)
 
 
 def _split(problems: list[Problem]) -> list[Problem]:
@@ -170,7 +175,7 @@ def parse_fleet(data: Any, *, source: str = "<fleet>", base: Path | None = None)
         members[env] = Member(env, path, cfg, entry.overrides())
     if problems:
         raise ConfigError(source, problems)
-    return Fleet(spec.name, members, tuple(tuple(w) for w in spec.waves))
+    return Fleet(spec.name, members, tuple(tuple(w) for w in spec.waves), spec.scorecard)
 
 
 def member_path(ref: str, base: Path | None) -> Path:

@@ -125,3 +125,17 @@ def test_bad_yaml_and_a_bad_fleet_exit_2_on_the_cli(tmp_path: Path) -> None:
     assert out.exit_code == 2 and "waves.1.1: unknown environment 'wiki'" in out.output
     out = CliRunner().invoke(app, ["fleet", "readiness", "-f", "sandbox", "--only", "wiki"])
     assert out.exit_code == 2 and "only: 'wiki' is not in the fleet" in out.output
+
+
+def test_the_fleet_scorecard_is_a_scheduled_read_only_deployment() -> None:
+    from deployments import build_fleets
+
+    (deployment,) = build_fleets("sandbox")
+    assert deployment.name == "fleet-readiness · sandbox-fleet"
+    assert deployment.parameters["runbook"] == "readiness"
+    assert deployment.parameters["continue_on_error"] is True
+    assert [s.schedule.cron for s in deployment.schedules] == ["*/30 * * * *"]
+    form = deployment._parameter_openapi_schema.model_dump(exclude_unset=True)
+    assert set(form["properties"]) == {"fleet", "runbook", "continue_on_error", "only"}
+    assert form["properties"]["runbook"]["enum"] == ["audit", "readiness"]
+    assert form["additionalProperties"] is False
