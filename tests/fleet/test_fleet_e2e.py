@@ -88,6 +88,25 @@ def test_a_failed_environment_in_wave_one_stops_wave_two(
         assert stack.answers() == [stack.alb_dns("primary").lower()]
 
 
+def test_the_account_guard_holds_per_environment(
+    fleet_stacks: dict[str, Stack], tmp_path: Path
+) -> None:
+    # The fleet puts shop in an account the sandbox's credentials do not reach.
+    path = wave_fleet(
+        tmp_path,
+        [["shop"], ["blog"]],
+        shop={"config": "sandbox", "account_id": "999999999999"},
+    )
+    report = fleet(fleet=path, runbook="failover", approved=True, only="shop")
+    assert report["outcome"] == "failed"
+    (row,) = report["environments"]
+    assert row["environment"] == "shop" and row["outcome"] == "refused"
+    assert "config is for account 999999999999" in row["error"]
+    shop = fleet_stacks["shop"]
+    assert shop.answers() == [shop.alb_dns("primary").lower()]
+    assert shop.db("dr").get("ReadReplicaSourceDBInstanceIdentifier")
+
+
 def test_plan_only_and_approval_change_nothing(fleet_stacks: dict[str, Stack]) -> None:
     # --plan reaches every child; --only reruns one environment.
     out = CliRunner().invoke(
