@@ -118,6 +118,11 @@ def test_plan_only_and_approval_change_nothing(fleet_stacks: dict[str, Stack]) -
     assert [(r["environment"], r["outcome"]) for r in report["environments"]] == [
         ("blog", "planned")
     ]
+    # For people: the environments as a table under the fleet's steps.
+    text = CliRunner().invoke(app, ["fleet", "failover", "-f", FLEET, "--plan", "--only", "blog"])
+    assert text.exit_code == 0, text.output
+    assert "fleet-failover · sandbox-fleet · planned" in text.output
+    assert "environments" in text.output and "blog-sandbox" in text.output
     # Without --yes and no terminal to type the fleet's name at: refused, exit 2.
     refused = CliRunner().invoke(app, ["fleet", "failover", "-f", FLEET, "-o", "json"])
     assert refused.exit_code == 2, refused.output

@@ -139,3 +139,18 @@ def test_the_fleet_scorecard_is_a_scheduled_read_only_deployment() -> None:
     assert set(form["properties"]) == {"fleet", "runbook", "continue_on_error", "only"}
     assert form["properties"]["runbook"]["enum"] == ["audit", "readiness"]
     assert form["additionalProperties"] is False
+
+
+def test_each_runbook_gets_the_fleet_parameters_it_takes() -> None:
+    from flows.failover import failback, failover
+    from flows.fleet import child_parameters
+    from flows.readiness import readiness_drill
+
+    given = {"config": "c.yaml", "approved": True, "reason": "why"}
+    assert child_parameters(failover, plan=False, **given) == given
+    assert child_parameters(failover, plan=True, **given) == {**given, "plan": True}
+    assert child_parameters(failback, plan=False, **given) == given
+    assert child_parameters(failback, plan=True, **given) is None  # no plan: runs nothing
+    assert child_parameters(readiness_drill, plan=True, read_only=True, **given) == {
+        "config": "c.yaml"
+    }
