@@ -107,6 +107,20 @@ def test_the_account_guard_holds_per_environment(
     assert shop.db("dr").get("ReadReplicaSourceDBInstanceIdentifier")
 
 
+def test_a_second_fleet_run_is_refused_by_the_environments_lock(
+    fleet_stacks: dict[str, Stack],
+) -> None:
+    from tasks.core.locks import hold
+
+    shop = fleet_stacks["shop"]
+    # As another fleet failover of the same fleet would hold it while it moves shop.
+    with hold(shop.cfg, "region-move", region=shop.cfg.regions.dr, purpose="fleet elsewhere"):
+        report = fleet(fleet=FLEET, runbook="failover", approved=True, only="shop")
+    (row,) = report["environments"]
+    assert row["outcome"] == "refused" and "fleet elsewhere" in row["error"]
+    assert shop.answers() == [shop.alb_dns("primary").lower()]
+
+
 def test_plan_only_and_approval_change_nothing(fleet_stacks: dict[str, Stack]) -> None:
     # --plan reaches every child; --only reruns one environment.
     out = CliRunner().invoke(

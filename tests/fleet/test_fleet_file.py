@@ -154,3 +154,11 @@ def test_each_runbook_gets_the_fleet_parameters_it_takes() -> None:
     assert child_parameters(readiness_drill, plan=True, read_only=True, **given) == {
         "config": "c.yaml"
     }
+
+
+def test_a_runbook_this_version_lacks_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from flows import fleet as fleet_flows
+
+    monkeypatch.setitem(fleet_flows.RUNBOOKS, "switchover", "flows.failover:no_such_runbook")
+    with pytest.raises(BadInput, match="no switchover runbook"):
+        fleet_flows.runbook_flow("switchover")
