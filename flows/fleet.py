@@ -12,7 +12,8 @@ As it would read on a wiki:
    unless ``continue_on_error``.
 4. **Report**: a row per environment (wave, outcome, RTO, RPO, readiness, findings, error) as
    a table artifact and in the fleet's timeline; the fleet's RTO is the time from the approval
-   to the last environment verified in its new region.
+   to the end of the last successful environment's run (an upper bound of "last environment
+   verified in its new region": a run ends shortly after its traffic is verified).
 
 The fleet adds no AWS call of its own: everything is done by the environments' runbooks.
 """
