@@ -107,11 +107,9 @@ def prepare(config: str, output: Output) -> Config:
     Prefect API (a local one started in the background when none answers), and one quick
     question to AWS — does it answer at all, is it the config's account (exit 1 or 2, with
     the likely fix)."""
-    from cli import prefect_env
 
     cfg = checked_config(config)
-    if "prefect" not in sys.modules and (warning := prefect_env.choose_api()):
-        err_console.print(f"[yellow]warning:[/] {escape(warning)}")
+    choose_api()
     from tasks.core.reach import Unreachable, probe
     from tasks.core.retry import FAIL_FAST
 
@@ -130,6 +128,15 @@ def prepare(config: str, output: Output) -> Config:
     return cfg
 
 
+def choose_api() -> None:
+    """The Prefect API, chosen before Prefect is imported: a local one started in the
+    background when none answers."""
+    from cli import prefect_env
+
+    if "prefect" not in sys.modules and (warning := prefect_env.choose_api()):
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}")
+
+
 def run_flow(flow_ref: str | Callable[..., Any], output: Output, /, **params: Any) -> None:
     """Run a runbook flow in this process, print its report, exit with the right code.
 
@@ -137,9 +144,16 @@ def run_flow(flow_ref: str | Callable[..., Any], output: Output, /, **params: An
     Prefect API chosen and, when none answers, a local one started in the background; AWS
     asked once, fast, whether it answers at all (exit 1 with the likely fix); the runbook
     imported; then the flow, its progress printed as it goes."""
+    prepare(params["config"], output)
+    run_prepared(flow_ref, output, params)
+
+
+def run_prepared(
+    flow_ref: str | Callable[..., Any], output: Output, params: dict[str, Any]
+) -> None:
+    """:func:`run_flow` once its input is checked and the Prefect API chosen."""
     from cli import prefect_env
 
-    prepare(params["config"], output)
     flow_fn = load_flow(flow_ref)
     prefect_env.quiet_console()
     try:
@@ -248,6 +262,8 @@ def print_report(report: dict[str, Any]) -> None:
             s.get("detail", ""),
         )
     console.print(table)
+    if report.get("environments"):
+        print_rows("environments", report["environments"])
     for key, value in (report.get("metrics") or {}).items():
         console.print(f"[bold]{key}[/]: {value}")
     for note in report.get("notes") or []:
@@ -267,4 +283,14 @@ def print_changes(changes: list[dict[str, Any]], *, planned: bool = True) -> Non
     for raw in changes:
         c = Change.model_validate(raw)
         table.add_row(f"{c.resource} {c.name}", c.region, c.action.value, c.summary())
+    console.print(table)
+
+
+def print_rows(title: str, rows: list[dict[str, Any]]) -> None:
+    """A list of like dicts (a fleet's environments) as one table, a column per key."""
+    table = Table(title=title)
+    for col in rows[0]:
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(*(str(v) for v in r.values()))
     console.print(table)

@@ -55,6 +55,7 @@ def _register() -> None:
         destroy_cmd,
         drill_cmd,
         failover_cmd,
+        fleet_cmd,
         iam_policy_cmd,
         lock_cmd,
         provision_cmd,
@@ -73,6 +74,7 @@ def _register() -> None:
     provision_cmd.register(app)
     destroy_cmd.register(app)
     failover_cmd.register(app)
+    fleet_cmd.register(app)
     deploy_cmd.register(app)
     audit_cmd.register(app)
     drill_cmd.register(app)

@@ -26,6 +26,15 @@ ConfigsOpt = Annotated[
 def serve(
     config: ConfigsOpt = ["configs/sandbox.yaml"],  # noqa: B006  (typer reads the default)
     limit: Annotated[int, typer.Option(help="Runs at most this many runbooks at once.")] = 4,
+    fleet: Annotated[
+        list[str],
+        typer.Option(
+            "--fleet",
+            "-f",
+            help="A fleet whose readiness scorecard to serve on its schedule: a fleet name "
+            "(configs/fleets/) or a YAML path. Repeat for more.",
+        ),
+    ] = [],  # noqa: B006  (typer reads the default)
 ) -> None:
     """Serve every runbook deployment (and the drill schedules) against PREFECT_API_URL."""
     if not os.environ.get("PREFECT_API_URL"):
@@ -36,10 +45,12 @@ def serve(
         raise typer.Exit(BAD_INPUT)
     from prefect import serve as prefect_serve
 
-    from deployments import build
+    from deployments import build, build_fleets
 
-    deployments = build(*config)
-    console.print(f"serving {len(deployments)} runbook deployment(s) for {', '.join(config)}")
+    deployments = build(*config) + build_fleets(*fleet)
+    console.print(
+        f"serving {len(deployments)} runbook deployment(s) for {', '.join([*config, *fleet])}"
+    )
     prefect_serve(*deployments, limit=limit, print_starting_message=True)
 
 

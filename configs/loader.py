@@ -65,6 +65,11 @@ def parse_config(data: Any, *, source: str = "<config>") -> Config:
 
 def load_config(path: str | Path) -> Config:
     """Read and validate ``path``. Invalid input fails here, before any AWS call."""
+    return parse_config(read_yaml(path), source=str(path))
+
+
+def read_yaml(path: str | Path) -> Any:
+    """The YAML at ``path``, or a :class:`ConfigError` saying why it cannot be read."""
     p = Path(path)
     try:
         text = p.read_text()
@@ -78,7 +83,7 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(
             str(p), [Problem("", f"not valid YAML: {where}{getattr(exc, 'problem', exc)}")]
         ) from None
-    return parse_config(data, source=str(p))
+    return data
 
 
 CONFIG_DIR_ENV = "TIERBOOK_CONFIG_DIR"
@@ -88,10 +93,20 @@ def config_path(ref: str | Path) -> Path:
     """A config file from a path, or from an environment name (``sandbox`` →
     ``<config dir>/sandbox.yaml``, the config dir being ``$TIERBOOK_CONFIG_DIR`` or this
     package's folder)."""
+    return named_path(ref, config_dir())
+
+
+def config_dir() -> Path:
+    """Where environment names are looked up: ``$TIERBOOK_CONFIG_DIR`` or this package's folder."""
+    return Path(os.environ.get(CONFIG_DIR_ENV, Path(__file__).parent))
+
+
+def named_path(ref: str | Path, folder: Path) -> Path:
+    """``ref`` itself when it is a YAML path or an existing file (not a folder: ``sandbox/``
+    is the emulator's package), else ``folder/<ref>.yaml``."""
     p = Path(ref)
-    if p.suffix in (".yaml", ".yml") or p.exists():
+    if p.suffix in (".yaml", ".yml") or p.is_file():
         return p
-    folder = Path(os.environ.get(CONFIG_DIR_ENV, Path(__file__).parent))
     return folder / f"{ref}.yaml"
 
 

@@ -10,6 +10,7 @@ from prefect.deployments.runner import RunnerDeployment
 from prefect.utilities.callables import ParameterSchema
 
 from configs import Config, config_path, resolve_config
+from configs.fleet import fleet_path, load_fleet
 from configs.models import Schedule
 from flows.approval import CLI_ONLY_PARAMETERS
 from flows.audit import audit
@@ -17,6 +18,8 @@ from flows.deploy import deploy, rollback
 from flows.destroy import destroy
 from flows.drills import backup_drill, game_day
 from flows.failover import failback, failover, switchover
+from flows.fleet import READ_ONLY
+from flows.fleet import fleet as fleet_flow
 from flows.preflight import preflight
 from flows.provision import provision
 from flows.readiness import readiness_drill
@@ -139,3 +142,48 @@ def build(*configs: str) -> list[RunnerDeployment]:
             )
             deployments.append(deployment)
     return deployments
+
+
+def build_fleets(*fleets: str) -> list[RunnerDeployment]:
+    """A fleet's readiness scorecard for each fleet file ``fleets`` names, on the fleet's
+    ``scorecard`` schedule: every environment, every wave (a failed one does not stop the
+    rest). Its form offers the read-only fleet runbooks only: a region move of a fleet is
+    the CLI's (``tierbook fleet failover``), approved once for the whole fleet."""
+    loaded = [(load_fleet(ref), str(fleet_path(ref).resolve())) for ref in fleets]
+    served = [ref for _, ref in loaded]
+    deployments = []
+    for spec, ref in loaded:
+        # Called outside an event loop, to_deployment returns the deployment, not a coroutine.
+        deployment: RunnerDeployment = fleet_flow.to_deployment(  # type: ignore[assignment]
+            name=f"fleet-readiness{SEPARATOR}{spec.name}",
+            parameters={"fleet": ref, "runbook": "readiness", "continue_on_error": True},
+            tags=["tierbook", "fleet", f"fleet:{spec.name}"],
+            description=summary(fleet_flow),
+            enforce_parameter_schema=True,
+            schedules=(
+                [CronSchedule(cron=spec.scorecard.cron, timezone=spec.scorecard.timezone)]
+                if spec.scorecard.cron
+                else None
+            ),
+        )
+        schema = deployment._parameter_openapi_schema
+        properties = {k: v for k, v in schema.properties.items() if k in FLEET_FORM}
+        properties["fleet"] = {**properties["fleet"], "enum": served, "default": ref}
+        properties["runbook"] = {
+            **properties["runbook"],
+            "enum": sorted(READ_ONLY),
+            "default": "readiness",
+        }
+        properties["continue_on_error"] = {**properties["continue_on_error"], "default": True}
+        deployment._parameter_openapi_schema = ClosedParameterSchema(
+            additionalProperties=False,
+            properties=properties,
+            required=[],
+            definitions=schema.definitions,
+        )
+        deployments.append(deployment)
+    return deployments
+
+
+# What a fleet deployment's form offers: nothing that moves a region or approves one.
+FLEET_FORM = frozenset({"fleet", "runbook", "continue_on_error", "only"})

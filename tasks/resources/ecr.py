@@ -39,6 +39,10 @@ def repository_settings(repo: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# Repository filters per replication rule (ECR quota).
+# https://docs.aws.amazon.com/AmazonECR/latest/userguide/service-quotas.html
+MAX_FILTERS = 100
+
 DESIRED = {"imageTagMutability": "IMMUTABLE", "scanOnPush": True}
 
 
@@ -60,11 +64,18 @@ def replication_rules(
     todo = [r for r in repositories if r not in covered]
     if not todo:
         return current
-    rule = {
-        "destinations": [destination],
-        "repositoryFilters": [{"filter": r, "filterType": "PREFIX_MATCH"} for r in todo],
-    }
-    return [*current, rule]
+    filters = [{"filter": r, "filterType": "PREFIX_MATCH"} for r in todo]
+    # Another stack's rule to the same region takes ours too: a registry has few rules (10 in
+    # AWS) and many stacks may share an account (a fleet), each filter list up to 100.
+    for i, rule in enumerate(current):
+        own = rule.get("repositoryFilters") or []
+        if rule.get("destinations") == [destination] and 0 < len(own) <= MAX_FILTERS - len(todo):
+            return [
+                *current[:i],
+                {**rule, "repositoryFilters": [*own, *filters]},
+                *current[i + 1 :],
+            ]
+    return [*current, {"destinations": [destination], "repositoryFilters": filters}]
 
 
 def _describe(ecr: Any, name: str) -> dict[str, Any] | None:

@@ -67,3 +67,7 @@ def test_replication_keeps_foreign_rules_and_skips_covered_repositories() -> Non
     ]
     added = replication_rules([foreign], ["shop/web"], "1", "us-west-2")
     assert added[0] == foreign and added[1]["repositoryFilters"][0]["filter"] == "shop/web"
+    # A second stack in the account (a fleet) joins the rule to the same region.
+    shared = replication_rules(added, ["blog/web"], "1", "us-west-2")
+    assert len(shared) == 2 and shared[0] == foreign
+    assert [f["filter"] for f in shared[1]["repositoryFilters"]] == ["shop/web", "blog/web"]

@@ -1,0 +1,162 @@
+"""Fleet readiness benchmark, all figures from one process against an in-process sandbox with
+``--envs`` environments (default 10) provisioned side by side in one account:
+
+* one environment's readiness drill (the second of two runs: imports and clients warm);
+* the fleet's readiness (``fleet(runbook="readiness")``), every environment in one wave, each a
+  child flow run in parallel;
+* the same ``--envs`` readiness drills run one after the other.
+
+Every AWS answer is delayed ``--latency-ms`` while measuring (AWS's own API latency, which the
+in-process emulator lacks). Target: the fleet in at most 2x one environment's time.
+
+Run: ``python benchmarks/fleet.py [--envs N] [--latency-ms MS]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sandbox import testing  # noqa: E402
+
+TEMPLATE = ROOT / "configs" / "fleets" / "blog-sandbox.yaml"
+
+
+def write_fleet(folder: Path, n: int) -> tuple[str, list[str]]:
+    """``n`` environments like the sandbox fleet's blog (own app name, domain and networks)
+    and a fleet file with all of them in one wave; the fleet file and the config paths."""
+    base = yaml.safe_load(TEMPLATE.read_text())
+    configs = []
+    for i in range(n):
+        data = {
+            **base,
+            "app": f"bench{i}",
+            "edge": {**base["edge"], "domain": f"bench{i}.example.com"},
+            "network": {
+                **base["network"],
+                "primary": {**base["network"]["primary"], "cidr": f"10.{100 + i}.0.0/16"},
+                "dr": {**base["network"]["dr"], "cidr": f"10.{150 + i}.0.0/16"},
+            },
+        }
+        path = folder / f"bench{i}.yaml"
+        path.write_text(yaml.safe_dump(data))
+        configs.append(str(path))
+    fleet = {
+        "name": "bench",
+        "environments": {f"bench{i}": {"config": c} for i, c in enumerate(configs)},
+        "waves": [[f"bench{i}" for i in range(n)]],
+    }
+    path = folder / "fleet.yaml"
+    path.write_text(yaml.safe_dump(fleet))
+    return str(path), configs
+
+
+class ApiRetries(logging.Handler):
+    """Counts the Prefect client's retried requests (a 503 from a busy API database)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "Another attempt will be made" in record.getMessage():
+            self.count += 1
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--envs", type=int, default=10, help="environments in the fleet")
+    parser.add_argument("--latency-ms", type=float, default=50.0, help="added to every answer")
+    args = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="tierbook-bench-"))
+    settings = {
+        **testing.isolated_environment(home),
+        **testing.poll_environment(testing.TEST_POLL_SCALE),
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+    }
+    testing.set_environment(settings)  # before Prefect is imported: it reads them once
+    print(
+        testing.describe(
+            "fleet benchmark settings:",
+            settings,
+            emulator="sandbox in a process of its own (python -m sandbox), as AWS is",
+            environments=args.envs,
+            latency=f"{args.latency_ms:g} ms added to every AWS answer while measuring",
+        )
+    )
+
+    import pytest
+    from prefect.testing.utilities import prefect_test_harness
+
+    from configs import load_config
+    from flows.fleet import fleet
+    from flows.provision import provision
+    from flows.readiness import readiness_drill
+    from sandbox.testing import fresh_account, push_images, sandbox_process
+    from tasks.core.aws import forget_connections
+
+    os.chdir(ROOT)
+    fleet_file, configs = write_fleet(home, args.envs)
+    with (
+        sandbox_process() as sandbox,
+        prefect_test_harness(server_startup_timeout=180),
+        pytest.MonkeyPatch.context() as mp,
+    ):
+        endpoint, control = sandbox.endpoint, sandbox.control
+        fresh_account(endpoint, mp)
+        forget_connections()
+        built = time.perf_counter()
+        for config in configs:
+            done = provision(config=config)
+            assert done["outcome"] == "succeeded", done.get("error")
+            push_images(load_config(config))
+        print(f"provisioned {args.envs} environments in {time.perf_counter() - built:.0f}s")
+        control.set_faults({"kind": "latency", "latency_ms": args.latency_ms})
+        readiness_drill(config=configs[0])  # warm: imports, clients, the Prefect API
+        retries = ApiRetries()
+        client_log = logging.getLogger("prefect.client")
+        client_log.setLevel(logging.DEBUG)
+        client_log.propagate = False  # counted, not printed
+        client_log.addHandler(retries)
+        one, _ = timed(lambda: readiness_drill(config=configs[0]))
+        many, report = timed(lambda: fleet(fleet=fleet_file, runbook="readiness"))
+        fleet_retries = retries.count
+        sequential, _ = timed(lambda: [readiness_drill(config=c) for c in configs])
+        control.clear_faults()
+    outcomes = [r["outcome"] for r in report["environments"]]
+    print(f"fleet outcome: {report['outcome']} ({outcomes.count('succeeded')}/{len(outcomes)})")
+    print(f"one environment's readiness            {one:6.1f}s")
+    print(
+        f"fleet readiness, {args.envs:>2} environments      {many:6.1f}s   fleet / one = {many / one:.2f}"
+    )
+    print(
+        f"{args.envs:>2} readiness drills one by one     {sequential:6.1f}s   "
+        f"sequential / fleet = {sequential / many:.2f}"
+    )
+    print(
+        f"Prefect API requests retried during the fleet run: {fleet_retries} "
+        "(503s from the test server's SQLite under concurrent writes; each waits ~2 s)"
+    )
+    print(f"target: fleet within 2x one  {'OK' if many <= 2 * one else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()
