@@ -82,10 +82,14 @@ class EcsSim:
             self.services.clear()
             self.next_mode.clear()
 
-    def writers(self, region: str) -> bool:
-        """Whether any service in ``region`` still wants tasks (something there writes)."""
+    def writers(self, region: str, database: str = "") -> bool:
+        """Whether a service that writes to ``database`` (in ``region``) still wants tasks:
+        those of the cluster its identifier starts with (``<stack>`` for ``<stack>-db``), or
+        every service of the region when no cluster name matches."""
         with self.lock:
-            return any(s.desired > 0 for s in self.services.values() if s.region == region)
+            here = [s for s in self.services.values() if s.region == region]
+            mine = [s for s in here if database.startswith(f"{s.cluster}-")]
+            return any(s.desired > 0 for s in (mine or here))
 
     def fail_next(self, region: str, service: str, mode: str) -> None:
         if mode not in ("fail", "stall"):

@@ -58,9 +58,11 @@ GLOBAL = "global"  # global clusters belong to no region: their progressions are
 
 
 class RdsSim:
-    def __init__(self, timings: Timings, writers: Callable[[str], bool] = lambda region: False):
+    def __init__(
+        self, timings: Timings, writers: Callable[[str, str], bool] = lambda region, db: False
+    ):
         self.timings = timings
-        self.writers = writers  # region -> whether anything there still writes
+        self.writers = writers  # (region, database) -> whether anything still writes to it
         self.pending: dict[
             tuple[str, str, str], tuple[str, float]
         ] = {}  # (region, kind, id) -> (status, until)
@@ -93,7 +95,7 @@ class RdsSim:
         if in_flight:
             parts = source.split(":")
             source_region = parts[3] if source.startswith("arn:") and len(parts) > 3 else region
-            if not self.writers(source_region):
+            if not self.writers(source_region, parts[-1]):
                 return 0.0
         return lag
 

@@ -176,3 +176,27 @@ def test_fleet_failover_moves_wave_one_then_wave_two_and_failback_brings_them_ho
         primary = stack.db("primary")
         assert not primary.get("ReadReplicaSourceDBInstanceIdentifier")
         assert stack.db("dr")["ReadReplicaSourceDBInstanceIdentifier"] == primary["DBInstanceArn"]
+
+
+def test_fleet_switchover_moves_every_environment_losing_nothing_and_failback_returns(
+    fleet_stacks: dict[str, Stack],
+) -> None:
+    out = CliRunner().invoke(
+        app, ["fleet", "switchover", "-f", FLEET, "--yes", "--reason", "rotation", "-o", "json"]
+    )
+    assert out.exit_code == 0, out.output
+    rows = {r["environment"]: r for r in json.loads(out.output)["environments"]}
+    for name, stack in fleet_stacks.items():
+        assert rows[name]["outcome"] == "succeeded" and rows[name]["rpo_seconds"] == 0
+        dr = stack.db("dr")
+        assert not dr.get("ReadReplicaSourceDBInstanceIdentifier")
+        assert stack.db("primary")["ReadReplicaSourceDBInstanceIdentifier"] == dr["DBInstanceArn"]
+        assert stack.answers() == [stack.alb_dns("dr").lower()]
+
+    back = CliRunner().invoke(
+        app, ["fleet", "failback", "-f", FLEET, "--yes", "--reason", "home", "-o", "json"]
+    )
+    assert back.exit_code == 0, back.output
+    for stack in fleet_stacks.values():
+        assert stack.answers() == [stack.alb_dns("primary").lower()]
+        assert not stack.db("primary").get("ReadReplicaSourceDBInstanceIdentifier")
