@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import random
+import re
 import threading
 import time
 import urllib.request
@@ -13,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from typing import Any
+from urllib.parse import urlencode
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
@@ -89,6 +91,8 @@ class SandboxApp:
         if call.service == "route53" and call.operation == "TestDNSAnswer":
             xml = self.dns.test_dns_answer(str(environ.get("QUERY_STRING", "")))
             return self._reply(start_response, 200, [("Content-Type", "text/xml")], xml)
+        if call.service == "elasticache" and call.operation == "TestFailover":
+            return self._reply(start_response, *self._cache_failover(environ, call))
         if call.service == "route53" and call.operation == "GetHealthCheckStatus":
             xml = self.dns.health_check_status(str(environ.get("PATH_INFO", "")))
             return self._reply(start_response, 200, [("Content-Type", "text/xml")], xml)
@@ -101,6 +105,34 @@ class SandboxApp:
             if call.service == "monitoring" and call.operation == "PutMetricData":
                 self.dns.evaluate_alarms(call.region)
         return self._reply(start_response, status, headers, out)
+
+    def _cache_failover(
+        self, environ: dict[str, Any], call: wire.Call
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """ElastiCache ``TestFailover``, which moto lacks: AWS answers with the replication
+        group (moto's own description of it) and fails its primary over in the background;
+        here the group stays available, which is where a real failover ends."""
+        group = str(call.params.get("ReplicationGroupId", ""))
+        body = urlencode(
+            {
+                "Action": "DescribeReplicationGroups",
+                "Version": "2015-02-02",
+                "ReplicationGroupId": group,
+            }
+        ).encode()
+        status, headers, out = self._moto(
+            {**environ, "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))}
+        )
+        if status >= 300:  # moto's not-found answer, in protocol
+            return status, headers, out
+        xml = out.decode("utf-8")
+        xml = xml.replace("DescribeReplicationGroups", "TestFailover")
+        # the list's one element becomes the answer's ReplicationGroup
+        opened = r"<ReplicationGroups>\s*<(?:member|ReplicationGroup)>"
+        closed = r"</(?:member|ReplicationGroup)>\s*</ReplicationGroups>"
+        xml = re.sub(opened, "<ReplicationGroup>", xml, count=1)
+        xml = re.sub(closed, "</ReplicationGroup>", xml, count=1)
+        return status, headers, xml.encode("utf-8")
 
     def dark(self, region: str, service: str) -> bool:
         """Does ``region`` not answer ``service`` at all (a ``down`` rule hitting every call)?"""

@@ -34,6 +34,7 @@ ON_ONE_STACK = [
     "backup-drill",
     "failover",
     "failback",
+    "drill-region",
     "deploy",
     "rollback",
     "destroy",
@@ -60,6 +61,7 @@ def recorded(
     from flows.preflight import preflight
     from flows.provision import provision
     from flows.readiness import readiness_drill
+    from flows.region_drill import region_drill
 
     cfg = fresh_account(aws_endpoint, moto_as_aws)
     out: dict[str, Ops] = {"provision": record(cfg, lambda: provision(config=CONFIG))}
@@ -77,6 +79,7 @@ def recorded(
         "backup-drill": lambda: backup_drill(config=CONFIG),
         "failover": lambda: failover(config=CONFIG, approved=True, reason="iam policy test"),
         "failback": lambda: failback(config=CONFIG, approved=True),
+        "drill-region": lambda: region_drill(config=CONFIG, approved=True),
         "destroy": lambda: destroy(config=CONFIG, yes=True, disable_deletion_protection=True),
     }
     for name in ON_ONE_STACK[1:]:
