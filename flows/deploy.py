@@ -28,7 +28,7 @@ from typing import Any, Literal
 from prefect import flow
 
 from configs import resolve_config
-from configs.errors import BadInput, DeadlineExceeded, StepFailed
+from configs.errors import BadInput, DeadlineExceeded, NotFound, StepFailed
 from configs.models import SECRET_LIKE, Config
 from configs.names import Role, names_for
 from flows.approval import approve_protected
@@ -55,6 +55,7 @@ from tasks.runbooks.deploy.rollout import (
     ensure_revision,
     ensure_service_revision,
     previous_revision,
+    revision_running,
     roll_back,
     wait_for_rollout,
 )
@@ -272,6 +273,23 @@ def _plan(
     return tl.model_dump(mode="json")
 
 
+def dr_in_step(tl: Timeline, cfg: Config, svc: str, want: str, timeout_s: float) -> None:
+    """DR back onto the image the primary now runs, as a deploy keeps it: else the failover's
+    readiness refuses (DR on another image than the primary)."""
+    try:
+        target = revision_running(cfg, "dr", svc, describe_revision(cfg, "primary", want))
+    except NotFound as exc:
+        tl.note(f"DR {svc} not rolled back: {exc}")
+        return
+    if target is None:
+        tl.note(f"DR {svc}: no revision runs the primary's image; deploy it to DR")
+        return
+    if target != describe_service(cfg, "dr", svc)["taskDefinition"]:
+        tl.changes += roll_back(
+            cfg, "dr", svc, target, "in step with the primary", timeout_s
+        ).changes
+
+
 @flow(name="rollback", persist_result=False)
 def rollback(
     config: str = "sandbox",
@@ -328,4 +346,5 @@ def rollback(
                 back = roll_back(cfg, "primary", svc, want, "requested", timeout_s)
                 tl.changes += back.changes
                 check_targets(cfg, "primary", svc, want, timeout_s)
+                dr_in_step(tl, cfg, svc, want, timeout_s)
     return tl.model_dump(mode="json")

@@ -135,6 +135,35 @@ def test_rollback_command_returns_to_a_named_revision(stack: Config) -> None:
     assert service(cfg, "worker")["taskDefinition"] == before
 
 
+def test_a_rollback_brings_dr_back_in_step_so_a_failover_stays_possible(stack: Config) -> None:
+    """A deploy moves DR with the primary; so does the rollback, or the failover's readiness
+    would refuse (DR on another image than the primary)."""
+    from flows.deploy import rollback
+    from tasks.runbooks.failover.readiness import evaluate
+
+    cfg = stack
+    push(cfg, "web", "2.2.0")
+    deploy(config=CONFIG, service="web", tag="2.2.0", approved=True, timeout_s=60)
+
+    def image(role: str) -> str:
+        td = taskdef(cfg, service(cfg, "web", role)["taskDefinition"], role)  # type: ignore[arg-type]
+        return str(td["containerDefinitions"][0]["image"]).split("/", 1)[-1]
+
+    moved = image("dr")
+    assert moved == image("primary")  # pinned by digest in both regions
+
+    report = rollback(config=CONFIG, service="web", approved=True, timeout_s=60)
+
+    assert report["outcome"] == "succeeded", report["error"]
+    assert image("dr") == image("primary") != moved
+    assert [s["step"] for s in report["steps"] if s["step"].startswith("roll back")] == [
+        "roll back primary web",
+        "roll back dr web",
+    ]
+    checks = {f.check: f.status for f in evaluate(cfg).findings}
+    assert checks["dr-services"] == "pass"
+
+
 def test_plan_shows_the_revision_and_changes_nothing(stack: Config) -> None:
     cfg = stack
     digest = push(cfg, "worker", "4.0.0")

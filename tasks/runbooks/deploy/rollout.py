@@ -139,6 +139,27 @@ def previous_revision(cfg: Config, role: Role, current: dict[str, Any]) -> str:
     return before
 
 
+def same_image(a: str, b: str) -> bool:
+    """The same repository and tag or digest, whatever the registry (each region has its
+    own). Pure."""
+    return a.split("/", 1)[-1] == b.split("/", 1)[-1]
+
+
+def revision_running(cfg: Config, role: Role, svc: str, like: dict[str, Any]) -> str | None:
+    """The newest ACTIVE revision of ``role``'s ``svc`` whose image is the one ``like`` (a
+    revision of another region) runs; None when none is (among the last 20)."""
+    image = image_of(like, container_name(like, svc))
+    current = describe_revision(cfg, role, describe_service(cfg, role, svc)["taskDefinition"])
+    arns = role_client(cfg, "ecs", role).list_task_definitions(
+        familyPrefix=current["family"], status="ACTIVE", sort="DESC"
+    )["taskDefinitionArns"]
+    for arn in arns[:20]:
+        td = current if arn == current["taskDefinitionArn"] else describe_revision(cfg, role, arn)
+        if same_image(image_of(td, container_name(td, svc)), image):
+            return str(arn)
+    return None
+
+
 # -- steps --------------------------------------------------------------------------------------
 @step("ensure {role} {svc} revision")
 def ensure_revision(
