@@ -348,13 +348,9 @@ def come_home(
     original region, close to caught up; the planned switch home (primary scaled, traffic
     home, DR fenced, lag 0 confirmed, then the promotion); DR back to a warm standby with a
     fresh replica. Returns the figures."""
+    reverse_replica(tl, cfg, "primary", "dr", stamp)  # left as is when a switchover made it
     if not is_aurora(cfg):
-        retired = retire_database(cfg, "primary", stamp)
-        replicated = replicate_database(cfg, "primary", "dr")
-        record_results(tl, [retired, replicated])
         wait_caught_up(cfg, "primary", close_enough)
-        if retired.outputs.get("retired"):
-            tl.note(f"kept {retired.outputs['retired']} for inspection; delete it when done")
     counts = {svc: getattr(cfg.services, svc).desired for svc in service_names(cfg)}
     figures = graceful_switch(tl, cfg, "primary", counts, decided=decided, http_url=http_url)
     if not is_aurora(cfg):
