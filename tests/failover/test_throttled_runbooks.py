@@ -59,8 +59,11 @@ def test_the_region_drill_and_destroy_complete_under_30_percent_throttling(
     reports: dict[str, dict[str, Any]] = {}
     try:
         reports["drill-region"] = region_drill(config=CONFIG, approved=True, reason="throttled")
+        # The test's own reads are not under test: they look at the emulator unthrottled.
+        stack.control.clear_faults()
         home = (stack.answers(), stack.db("primary").get("ReadReplicaSourceDBInstanceIdentifier"))
         alb = stack.alb_dns("primary").lower()
+        stack.control.set_faults({"kind": "throttle", "rate": 0.3}, seed=13)
         reports["destroy"] = destroy(config=CONFIG, yes=True, disable_deletion_protection=True)
     finally:
         stack.control.clear_faults()
