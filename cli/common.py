@@ -9,8 +9,9 @@ import importlib
 import json
 import os
 import sys
-from collections.abc import Callable
-from contextlib import nullcontext
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -22,6 +23,7 @@ from rich.table import Table
 from configs.errors import BadInput, TierbookError
 
 if TYPE_CHECKING:
+    from cli.progress_view import LineView
     from configs.models import Config
 
 OK, FAILED, BAD_INPUT, INTERRUPTED = 0, 1, 2, 130
@@ -100,41 +102,89 @@ def load_flow(ref: str | Callable[..., Any]) -> Callable[..., Any]:
 
 _prepared: dict[str, Config] = {}
 _unreachable: list[str] = []  # what the probe found, when AWS did not answer it
+PROBE_STEP = "check AWS answers"
+API_STEP = "start a local Prefect API"
+_api_step: list[float] = []  # when this process started its local API (shown as a step)
+
+
+def step_view(output: Output) -> LineView | None:
+    """Where progress lines go: stdout for text; stderr with ``-o json`` (stdout is JSON
+    only) when a person watches it; nowhere when JSON goes to a program."""
+    from cli.progress_view import LineView
+
+    if output == Output.json and not err_console.is_terminal:
+        return None
+    return LineView(err_console if output == Output.json else console, verbose=VERBOSE)
 
 
 def prepare(config: str, output: Output) -> Config:
     """Everything before the runbook's import, once per process: the config (exit 2), the
     Prefect API (a local one started in the background when none answers), and one quick
     question to AWS — does it answer at all, is it the config's account (exit 1 or 2, with
-    the likely fix)."""
-
+    the likely fix). Both show as steps while the runbook and Prefect load."""
+    if config in _prepared:
+        return _prepared[config]
     cfg = checked_config(config)
-    choose_api()
+    view = step_view(output)
+    choose_api(view)
     from tasks.core.reach import Unreachable, probe
     from tasks.core.retry import FAIL_FAST
 
     FAIL_FAST.clear()  # what an earlier probe of this process found holds for its own run only
+    began = time.monotonic()
+    if view is not None:
+        view.started(PROBE_STEP)
     try:
-        probe(cfg)
+        account = probe(cfg)
     except Unreachable as exc:
         # Not refused yet: the runbook still checks its input (exit 2, no AWS call needed);
         # its AWS calls then fail at once instead of retrying, and this says why.
         FAIL_FAST.set()
         _unreachable.append(str(exc))
+        if view is not None:
+            view.ended(PROBE_STEP, "failed", time.monotonic() - began, detail=str(exc))
     except Exception as exc:
+        if view is not None:
+            view.ended(PROBE_STEP, "failed", time.monotonic() - began, detail=type(exc).__name__)
         show(None, output, error=exc)
         raise typer.Exit(exit_code_for(exc)) from None
+    else:
+        if view is not None:
+            who = f"account {account}" if account else "it answers"
+            where = f" at {cfg.aws.endpoint_url}" if cfg.aws.endpoint_url else ""
+            view.ended(PROBE_STEP, "passed", time.monotonic() - began, detail=who + where)
     _prepared[config] = cfg
     return cfg
 
 
-def choose_api() -> None:
+def choose_api(view: LineView | None) -> None:
     """The Prefect API, chosen before Prefect is imported: a local one started in the
-    background when none answers."""
+    background when none answers (a step on ``view``, ended by :func:`api_ready`)."""
     from cli import prefect_env
 
-    if "prefect" not in sys.modules and (warning := prefect_env.choose_api()):
+    if "prefect" in sys.modules:
+        return
+    started, warning = prefect_env.choose_api()
+    if warning:
         err_console.print(f"[yellow]warning:[/] {escape(warning)}")
+    if started:
+        _api_step.append(time.monotonic())
+        if view is not None:
+            view.started(API_STEP)
+
+
+def api_ready(view: LineView | None) -> None:
+    """Wait for the local API this process started, if any; its step ends when it answers."""
+    from cli import prefect_env
+
+    try:
+        prefect_env.wait_for_api()
+    except RuntimeError as exc:
+        if view is not None and _api_step:
+            view.ended(API_STEP, "failed", time.monotonic() - _api_step.pop(), detail=str(exc))
+        raise
+    if view is not None and _api_step:
+        view.ended(API_STEP, "passed", time.monotonic() - _api_step.pop(), detail="ready")
 
 
 def run_flow(flow_ref: str | Callable[..., Any], output: Output, /, **params: Any) -> None:
@@ -144,8 +194,20 @@ def run_flow(flow_ref: str | Callable[..., Any], output: Output, /, **params: An
     Prefect API chosen and, when none answers, a local one started in the background; AWS
     asked once, fast, whether it answers at all (exit 1 with the likely fix); the runbook
     imported; then the flow, its progress printed as it goes."""
-    prepare(params["config"], output)
+    with before_the_runbook():
+        prepare(params["config"], output)
     run_prepared(flow_ref, output, params)
+
+
+@contextmanager
+def before_the_runbook() -> Iterator[None]:
+    """Ctrl-C before the runbook has started (config, probe, Prefect loading): nothing was
+    done, exit 130 at once."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        err_console.print("[red]interrupted[/] before the runbook started: nothing done")
+        raise typer.Exit(INTERRUPTED) from None
 
 
 def run_prepared(
@@ -154,10 +216,11 @@ def run_prepared(
     """:func:`run_flow` once its input is checked and the Prefect API chosen."""
     from cli import prefect_env
 
-    flow_fn = load_flow(flow_ref)
-    prefect_env.quiet_console()
     try:
-        prefect_env.wait_for_api()
+        with before_the_runbook():
+            flow_fn = load_flow(flow_ref)
+            prefect_env.quiet_console()
+            api_ready(step_view(output))
     except RuntimeError as exc:
         show(None, output, error=exc)
         raise typer.Exit(FAILED) from None
@@ -173,14 +236,11 @@ def run_prepared(
 
 def _run_watched(flow_fn: Callable[..., Any], output: Output, params: dict[str, Any]) -> Any:
     from cli.interrupts import first_stops_second_aborts
-    from cli.progress_view import LineView
     from flows.progress import watch
 
-    # With -o json, stdout is JSON only; progress goes to stderr when a person watches it.
-    quiet = output == Output.json and not err_console.is_terminal
-    view = LineView(err_console if output == Output.json else console, verbose=VERBOSE)
+    view = step_view(output)
     try:
-        with watch(view) if not quiet else nullcontext(), first_stops_second_aborts():
+        with watch(view) if view is not None else nullcontext(), first_stops_second_aborts():
             return flow_fn(**params)
     except KeyboardInterrupt:
         err_console.print("[red]interrupted[/]")

@@ -149,7 +149,9 @@ def demo(
         "sandbox's, not AWS's"
     )
     if "prefect" not in sys.modules:
-        prefect_env.choose_api()
+        _, warning = prefect_env.choose_api()
+        if warning:
+            console.print(f"[yellow]warning:[/] {warning}")
     failed = False
     rows: list[tuple[str, str, float, str]] = []
     view = LineView(console)

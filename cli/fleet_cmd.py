@@ -22,6 +22,7 @@ from cli.common import (
     err_console,
     interactive,
     run_prepared,
+    step_view,
 )
 from cli.rerun import RERUN
 
@@ -82,7 +83,7 @@ def _run(
     if not approved and interactive():
         confirm_by_name(name, f"{runbook.capitalize()} every environment of fleet {name}?")
         approved = True
-    choose_api()
+    choose_api(step_view(output))
     run_prepared(
         FLOW,
         output,

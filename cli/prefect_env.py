@@ -211,9 +211,10 @@ def settle_environment() -> None:
     os.environ["PREFECT_LOGGING_SETTINGS_PATH"] = str(_write_logging_config())
 
 
-def choose_api() -> str | None:
+def choose_api() -> tuple[bool, str | None]:
     """Pick the Prefect API before ``prefect`` is imported (its settings are read then) and
-    start the local one in the background when needed. Returns a warning to show, if any."""
+    start the local one in the background when needed. Returns whether a local one was
+    started, and a warning to show, if any."""
     global _local
     if "prefect" in sys.modules:
         raise RuntimeError("choose_api() must run before prefect is imported")
@@ -221,12 +222,12 @@ def choose_api() -> str | None:
     url = os.environ.get("PREFECT_API_URL")
     warning = None
     if url and api_answers(url):
-        return None
+        return False, None
     if url:
         warning = f"Prefect server at {url} does not answer; running on a local API."
     _local = LocalApi()
     os.environ["PREFECT_API_URL"] = _local.start()
-    return warning
+    return True, warning
 
 
 def wait_for_api() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -36,25 +37,49 @@ class LineView:
             self.console.print(text, highlight=False, soft_wrap=True)
 
     def __call__(self, event: Event) -> None:
-        clock = event.at.astimezone().strftime("%H:%M:%S")
-        step = escape(event.step)
         if event.kind == "started":
-            if self.first_step_at is None:
-                self.first_step_at = time.monotonic()
-            self._line(f"[dim]{clock}[/] ▶ {step}")
+            self.started(event.step, at=event.at)
         elif event.kind == "ended":
-            colour = COLOURS.get(event.outcome, "")
-            outcome = f"[{colour}]{event.outcome}[/]" if colour else event.outcome
-            retries = f", {event.retries} retries" if event.retries else ""
-            detail = f" — {escape(event.detail)}" if event.detail else ""
-            mark = "✗" if event.outcome == "failed" else "✓"
-            self._line(
-                f"[dim]{clock}[/] {mark} {step}: {outcome} ({event.seconds:.1f}s{retries}){detail}"
+            self.ended(
+                event.step,
+                event.outcome,
+                event.seconds,
+                detail=event.detail,
+                retries=event.retries,
+                at=event.at,
             )
         elif event.kind == "waiting":
-            self._waiting(clock, event)
+            self._waiting(_clock(event.at), event)
         elif event.kind == "retry" and self.verbose:
-            self._line(f"[dim]{clock}[/]   ↻ {step}: retry {event.retries}: {escape(event.detail)}")
+            self._line(
+                f"[dim]{_clock(event.at)}[/]   ↻ {escape(event.step)}: "
+                f"retry {event.retries}: {escape(event.detail)}"
+            )
+
+    def started(self, step: str, *, at: datetime | None = None) -> None:
+        """A step began (a runbook's, or one the terminal does before the runbook starts)."""
+        if self.first_step_at is None:
+            self.first_step_at = time.monotonic()
+        self._line(f"[dim]{_clock(at)}[/] ▶ {escape(step)}")
+
+    def ended(
+        self,
+        step: str,
+        outcome: str,
+        seconds: float,
+        *,
+        detail: str = "",
+        retries: int = 0,
+        at: datetime | None = None,
+    ) -> None:
+        colour = COLOURS.get(outcome, "")
+        shown = f"[{colour}]{outcome}[/]" if colour else outcome
+        tries = f", {retries} retries" if retries else ""
+        more = f" — {escape(detail)}" if detail else ""
+        mark = "✗" if outcome == "failed" else "✓"
+        self._line(
+            f"[dim]{_clock(at)}[/] {mark} {escape(step)}: {shown} ({seconds:.1f}s{tries}){more}"
+        )
 
     def _waiting(self, clock: str, event: Event) -> None:
         key = (event.step, event.detail)
@@ -70,3 +95,7 @@ class LineView:
         self._line(
             f"[dim]{clock}[/]   … {escape(event.detail)}: waiting, deadline in {event.left_s:.0f}s"
         )
+
+
+def _clock(at: datetime | None) -> str:
+    return (at.astimezone() if at is not None else datetime.now()).strftime("%H:%M:%S")

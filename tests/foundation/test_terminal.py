@@ -18,6 +18,7 @@ import yaml
 from sandbox.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+PREP = 2  # the terminal's own steps before the runbook's: the local Prefect API, the AWS probe
 
 # Anything Prefect would print: its log format, its logger names, its banner, tracebacks.
 PREFECT_LINE = re.compile(
@@ -110,6 +111,16 @@ def test_success_shows_progress_and_only_tierbook_lines(clean_aws: str, home: Pa
     assert re.search(r"▶ check account", done.stdout)
     assert re.search(r"✓ check account: passed \(\d+\.\ds\)", done.stdout)
     assert done.stdout.index("▶ check account") < done.stdout.index("✓ check account")
+    # While Prefect loads, the terminal shows its own steps: the local API, the AWS probe.
+    out = done.stdout
+    assert (
+        out.index("▶ start a local Prefect API")
+        < out.index("▶ check AWS answers")
+        < out.index("✓ check AWS answers: passed")
+        < out.index("▶ check account")
+    )
+    assert re.search(r"✓ check AWS answers: passed \(\d+\.\ds\) — account 123456789012", out)
+    assert out.index("✓ start a local Prefect API: passed") < out.index("▶ check account")
     # Prefect's state and logs live under TIERBOOK_HOME, not ~/.prefect
     assert (home / "prefect" / "prefect.db").exists()
     assert (home / "logs" / "prefect.log").exists()
@@ -242,7 +253,7 @@ def interrupt_after(
 
 @pytest.mark.timeout(1800)  # provision and deploy, each twice, through the CLI
 def test_ctrl_c_during_provision_and_deploy(clean_aws: str, home: Path) -> None:
-    code, took, out, kids = interrupt_after(["provision"], clean_aws, home, started=6)
+    code, took, out, kids = interrupt_after(["provision"], clean_aws, home, started=PREP + 6)
     assert code == 130, out
     assert took < 5.0, out
     assert not [line for line in out.splitlines() if PREFECT_LINE.search(line)], out
@@ -256,7 +267,10 @@ def test_ctrl_c_during_provision_and_deploy(clean_aws: str, home: Path) -> None:
     assert "changed: " in again.stdout and "plan: " not in again.stdout  # a run, not a plan
 
     code, took, out, kids = interrupt_after(
-        ["deploy", "--tag", "2.0.0", "--source", "codebuild", "--yes"], clean_aws, home, started=4
+        ["deploy", "--tag", "2.0.0", "--source", "codebuild", "--yes"],
+        clean_aws,
+        home,
+        started=PREP + 4,
     )
     assert code == 130, out
     assert took < 5.0, out
@@ -278,6 +292,17 @@ def test_ctrl_c_during_provision_and_deploy(clean_aws: str, home: Path) -> None:
 
     again = run_cli(["deploy", "--tag", "2.0.0", "--source", "codebuild", "--yes"], clean_aws, home)
     assert again.returncode == 0, again.stdout + again.stderr
+
+
+def test_ctrl_c_before_the_runbook_starts_exits_at_once(clean_aws: str, home: Path) -> None:
+    # The first line is the local API starting: the runbook has not begun.
+    code, took, out, kids = interrupt_after(["provision"], clean_aws, home, started=1)
+    assert code == 130, out
+    assert took < 5.0, out
+    assert "before the runbook started: nothing done" in out
+    assert "Traceback" not in out and "Aborted" not in out
+    assert not _alive(kids), out
+    assert not list((home / "reports").glob("provision-*.json")), "no run, no report"
 
 
 def test_each_failed_readiness_check_has_a_fix() -> None:
