@@ -287,6 +287,22 @@ class FailoverPolicy(Strict):
     switchover_quiet_seconds: Annotated[float, Field(ge=0, le=3600)] = 60
 
 
+class DisasterRecovery(Strict):
+    """What the DR region keeps running between failovers (AWS's DR strategies).
+
+    * ``warm_standby``: the whole app stack at its warm size (``dr_warm_desired``); failover
+      scales it.
+    * ``pilot_light``: the network, the database replica, the secret and the images, and what
+      costs nothing or keeps failover free of global control planes (load balancer and
+      listeners so the DNS records stand, IAM roles, task definitions, web ACL); failover
+      creates the services, their autoscaling and alarms, in parallel with the promotion.
+    """
+
+    # What DR runs between moves: warm_standby (the app at its warm size) or pilot_light (no
+    # services: a move creates them while the database is promoted).
+    posture: Literal["warm_standby", "pilot_light"] = "warm_standby"
+
+
 class Schedule(Strict):
     cron: Annotated[str | None, Field(pattern=CRON)] = None
     timezone: str = "UTC"
@@ -380,6 +396,7 @@ class Config(Strict):
     edge: Edge | None = None
     dns: Dns = Dns()
     failover: FailoverPolicy = FailoverPolicy()
+    dr: DisasterRecovery = DisasterRecovery()
     drills: Drills = Drills()
     acknowledge: Acknowledge = Acknowledge()
     names: Names = Names()
@@ -400,4 +417,13 @@ class Config(Strict):
         names = [q.name for q in self.queues]
         if len(set(names)) != len(names):
             raise ValueError("queues: queue names must be unique")
+        if self.dr.posture == "pilot_light" and not self.database.dr_replica:
+            raise ValueError(
+                "dr.posture pilot_light keeps the data in DR: set database.dr_replica: true"
+            )
         return self
+
+    @property
+    def pilot_light(self) -> bool:
+        """The DR region runs no services until a move there creates them."""
+        return self.dr.posture == "pilot_light"

@@ -51,9 +51,11 @@ from tasks.runbooks.deploy.rollout import (
     ROLLOUT_TIMEOUT_S,
     check_smoke,
     check_targets,
+    container_name,
     describe_revision,
     ensure_revision,
     ensure_service_revision,
+    image_of,
     previous_revision,
     revision_running,
     roll_back,
@@ -210,6 +212,11 @@ def _roll(
         if previous != target
         else f"{target.split('/')[-1]} (unchanged)"
     )
+    if _pilot_light_idle(cfg, role, svc):
+        tl.note(
+            f"{role} {svc}: {target.split('/')[-1]} registered; no service runs it until a move"
+        )
+        return
     moved = ensure_service_revision(cfg, role, svc, target)
     tl.changes += moved.changes
     try:
@@ -236,6 +243,18 @@ def _roll(
         ) from exc
 
 
+def _pilot_light_idle(cfg: Config, role: Role, svc: str) -> bool:
+    """A pilot-light DR region between moves: its revisions are kept current, no service
+    runs them (a move creates the services from the newest one)."""
+    if role != "dr" or not cfg.pilot_light:
+        return False
+    try:
+        describe_service(cfg, role, svc)
+    except NotFound:
+        return True
+    return False
+
+
 def _plan(
     tl: Timeline,
     cfg: Config,
@@ -260,10 +279,13 @@ def _plan(
             else:
                 uri = f"{registry_for(cfg, names.region)}/{names.repository(svc)}@(digest of {tag} after the build)"
             rev = ensure_revision(cfg, role, svc, uri, env, sec, dry_run=True)
+            changes += rev.changes
+            if _pilot_light_idle(cfg, role, svc):
+                continue
             moved = ensure_service_revision(
                 cfg, role, svc, rev.outputs["task_definition_arn"], dry_run=True
             )
-            changes += rev.changes + moved.changes
+            changes += moved.changes
     tl.changes = changes
     tl.outcome = "planned"
     tl.metrics["steps"] = " → ".join(STEPS if dr else STEPS[:-1])
@@ -276,6 +298,12 @@ def _plan(
 def dr_in_step(tl: Timeline, cfg: Config, svc: str, want: str, timeout_s: float) -> None:
     """DR back onto the image the primary now runs, as a deploy keeps it: else the failover's
     readiness refuses (DR on another image than the primary)."""
+    if _pilot_light_idle(cfg, "dr", svc):
+        primary = describe_revision(cfg, "primary", want)
+        image = image_of(primary, container_name(primary, svc))
+        uri = f"{registry_for(cfg, cfg.regions.dr)}/{image.split('/', 1)[1]}"
+        tl.changes += ensure_revision(cfg, "dr", svc, uri).changes  # what a move would start
+        return
     try:
         target = revision_running(cfg, "dr", svc, describe_revision(cfg, "primary", want))
     except NotFound as exc:

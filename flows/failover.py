@@ -39,6 +39,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from prefect import flow
+from prefect.futures import PrefectFuture
 
 from configs import resolve_config
 from configs.errors import BadInput, Refused, StepFailed
@@ -47,12 +48,15 @@ from configs.names import Role, names_for
 from flows.approval import approve_typed
 from flows.fencing import fence_on_return
 from flows.report import Timeline, runbook
-from tasks.core.changes import StepResult
+from tasks.core.changes import Change, StepResult
 from tasks.core.locks import hold
 from tasks.core.steps import step
+from tasks.resources.alarms import ensure_alarms, ensure_alarms_deleted
+from tasks.resources.autoscaling import ensure_autoscaling
 from tasks.resources.database.engine import ensure_read_replicas
 from tasks.resources.database.lookup import is_aurora
 from tasks.resources.dns_switch import ensure_dns_switch
+from tasks.resources.ecs import ensure_service, ensure_services_deleted
 from tasks.resources.network.vpc import find_network
 from tasks.runbooks.deploy.rollout import check_smoke
 from tasks.runbooks.failover.aurora import uses_aws_switchover
@@ -68,7 +72,9 @@ from tasks.runbooks.failover.database import (
 from tasks.runbooks.failover.fencing import settle_fence
 from tasks.runbooks.failover.readiness import Readiness, evaluate, replica_lag, service_names
 from tasks.runbooks.failover.services import (
+    Foundation,
     fence_services,
+    find_foundation,
     scale_service,
     verify_targets,
     warm_standby,
@@ -148,6 +154,68 @@ def region_move(
         yield decided
 
 
+def bring_up(cfg: Config, to: Role, counts: dict[str, int]) -> list[PrefectFuture[StepResult]]:
+    """``to``'s services at ``counts``, started in the background. Warm standby: scaled.
+    Pilot light (DR): first created from the task definitions provision registered there,
+    with their autoscaling and the region's alarms — provision's own steps, on what DR
+    holds (no call outside it) — while the database is promoted."""
+    if not (to == "dr" and cfg.pilot_light):
+        return [scale_service.submit(cfg, to, svc, n) for svc, n in counts.items()]
+    base = find_foundation(cfg, to)
+    started: list[PrefectFuture[StepResult]] = [
+        ensure_alarms.submit(cfg, to, base.alb_suffix, base.target_group_suffix)
+    ]
+    for svc, n in counts.items():
+        made = ensure_service.submit(*_service_of(cfg, to, base, svc))
+        web = svc == "web"
+        ranged = ensure_autoscaling.submit(
+            cfg,
+            to,
+            svc,
+            base.alb_suffix if web else None,
+            base.target_group_suffix if web else None,
+            return_state=False,
+            wait_for=[made],
+        )
+        started += [
+            made,
+            ranged,
+            scale_service.submit(cfg, to, svc, n, return_state=False, wait_for=[ranged]),
+        ]
+    return started
+
+
+def _service_of(
+    cfg: Config, to: Role, base: Foundation, svc: str
+) -> tuple[Config, Role, str, str, list[str], str, str | None]:
+    """``ensure_service``'s arguments for ``svc`` made from what ``to`` holds."""
+    tg = base.target_group_arn if svc == "web" else None
+    return (cfg, to, svc, base.revisions[svc], base.app_subnets, base.app_security_group, tg)
+
+
+def plan_bring_up(cfg: Config, to: Role, counts: dict[str, int]) -> list[Change]:
+    """What :func:`bring_up` would create (pilot light): the services, autoscaling, alarms."""
+    if not (to == "dr" and cfg.pilot_light):
+        return []
+    base = find_foundation(cfg, to)
+    alarms = ensure_alarms(cfg, to, base.alb_suffix, base.target_group_suffix, dry_run=True)
+    services = [ensure_service(*_service_of(cfg, to, base, svc), dry_run=True) for svc in counts]
+    return alarms.changes + [c for made in services for c in made.changes]
+
+
+def back_to_posture(cfg: Config) -> list[PrefectFuture[StepResult]]:
+    """DR as its posture keeps it once the stack is home, started in the background: warm
+    standby at its warm size; pilot light without services, autoscaling or alarms (destroy's
+    own steps, autoscaling first so it does not scale a service back up)."""
+    if not cfg.pilot_light:
+        return [warm_standby.submit(cfg, "dr")]
+    alarms = ensure_alarms_deleted.submit(cfg, "dr")
+    return [
+        alarms,
+        ensure_services_deleted.submit(cfg, "dr", return_state=False, wait_for=[alarms]),
+    ]
+
+
 def switch_to(
     tl: Timeline,
     cfg: Config,
@@ -162,7 +230,7 @@ def switch_to(
     changes go into the timeline."""
     frm: Role = "primary" if to == "dr" else "dr"
     fence = fence_services.submit(cfg, frm)
-    scales = [scale_service.submit(cfg, to, svc, n) for svc, n in counts.items()]
+    scales = bring_up(cfg, to, counts)
     fenced = fence.result()
     if note := settle_fence(cfg, frm, fenced, reason=str(tl.metrics.get("reason", ""))):
         tl.note(note)
@@ -201,8 +269,7 @@ def graceful_switch(
     quiet window; AWS's switchover does it for an Aurora global database), then make it the
     writer. Returns the figures; the changes go into the timeline."""
     frm: Role = "primary" if to == "dr" else "dr"
-    scales = [scale_service.submit(cfg, to, svc, n) for svc, n in counts.items()]
-    scaled = [s.result() for s in scales]
+    scaled = [s.result() for s in bring_up(cfg, to, counts)]
     verify_targets(cfg, to, counts["web"])
     switched = send_traffic(cfg, to)
     fenced = fence_services(cfg, frm)
@@ -283,8 +350,11 @@ def failover(
         counts = target_counts(cfg, ready)
         if plan:
             tl.outcome = "planned"
+            tl.changes.extend(plan_bring_up(cfg, "dr", counts))
             tl.note(
-                f"would fence {cfg.regions.primary}, promote the DR database, scale DR to "
+                f"would fence {cfg.regions.primary}, promote the DR database, "
+                + ("create and " if cfg.pilot_light else "")
+                + "scale DR to "
                 + ", ".join(f"{s}={n}" for s, n in counts.items())
                 + f", send traffic to {cfg.regions.dr} ({cfg.dns.strategy})"
             )
@@ -357,9 +427,9 @@ def come_home(
         # The readers followed the old writer when it was set aside: copies of it, stale.
         data_sg = find_network(cfg, "primary").security_groups["data"]
         record_results(tl, [ensure_read_replicas(cfg, "", data_sg)])
-    warm = warm_standby.submit(cfg, "dr")
+    settled = back_to_posture(cfg)
     reverse_replica(tl, cfg, "dr", "primary", stamp)
-    record_results(tl, [warm.result()])
+    record_results(tl, [f.result() for f in settled])
     return figures
 
 
@@ -397,8 +467,10 @@ def switchover(
         counts = target_counts(cfg, ready)
         if plan:
             tl.outcome = "planned"
+            tl.changes.extend(plan_bring_up(cfg, "dr", counts))
             tl.note(
-                f"would scale {cfg.regions.dr} to "
+                ("would create and scale " if cfg.pilot_light else "would scale ")
+                + f"{cfg.regions.dr} to "
                 + ", ".join(f"{s}={n}" for s, n in counts.items())
                 + f", send traffic there, fence {cfg.regions.primary}, wait for replica lag 0 "
                 f"for {cfg.failover.switchover_quiet_seconds:g}s, promote the DR database and "

@@ -382,7 +382,8 @@ def _db_secret(i: Inputs, reg: _Region) -> str | None:
 def _app(
     g: Graph, cfg: Config, reg: _Region, zone: Ref[Done] | None, primary: _Region | None
 ) -> None:
-    """One region's app stack. DR runs at its warm capacity against its replica."""
+    """One region's app stack. DR runs at its warm capacity against its replica (pilot
+    light: everything but the services, their autoscaling and the alarms)."""
     r = reg.role
 
     def only_role(_: Inputs) -> tuple[Any, ...]:
@@ -476,8 +477,13 @@ def _app(
         needs=[alb],
         args=lambda i: (r, i[alb].alb_arn),
     )
+    # Pilot light: DR keeps its task definitions and runs nothing; a move there creates the
+    # services, their autoscaling and the alarms (see flows.failover.bring_up).
+    running = not (r == "dr" and cfg.pilot_light)
     for svc, _ in cfg.services.items():
-        _service(g, reg, svc)
+        _service(g, reg, svc, running=running)
+    if not running:
+        return
     g.add(
         reg.name("alarms"),
         "app",
@@ -488,8 +494,9 @@ def _app(
     )
 
 
-def _service(g: Graph, reg: _Region, svc: str) -> None:
-    """One service: its task definition, the service, its autoscaling."""
+def _service(g: Graph, reg: _Region, svc: str, *, running: bool = True) -> None:
+    """One service: its task definition, the service, its autoscaling (not ``running``: the
+    task definition only)."""
     r, web, database = reg.role, svc == "web", reg.database
     exec_role, task_roles, queues = reg.execution_role, reg.task_roles, reg.queues
     subnets, groups, tg, alb = reg.subnets, reg.groups, reg.tg, reg.alb
@@ -511,6 +518,8 @@ def _service(g: Graph, reg: _Region, svc: str) -> None:
         ),
         output=TaskDefinition,
     )
+    if not running:
+        return
     service = g.add(
         reg.name(f"service:{svc}"),
         "app",

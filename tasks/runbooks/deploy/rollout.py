@@ -160,6 +160,17 @@ def revision_running(cfg: Config, role: Role, svc: str, like: dict[str, Any]) ->
     return None
 
 
+def current_revision(cfg: Config, role: Role, svc: str) -> str:
+    """The revision ``svc`` runs in ``role``'s region; in a pilot-light DR region between
+    moves (no service), its family's newest revision, the one a move would start."""
+    try:
+        return str(describe_service(cfg, role, svc)["taskDefinition"])
+    except NotFound:
+        if role == "dr" and cfg.pilot_light:
+            return names_for(cfg, role).task_family(svc)
+        raise
+
+
 # -- steps --------------------------------------------------------------------------------------
 @step("ensure {role} {svc} revision")
 def ensure_revision(
@@ -175,8 +186,7 @@ def ensure_revision(
     """A revision of the running task definition on ``image``; registered only if needed."""
     names = names_for(cfg, role)
     ecs = role_client(cfg, "ecs", role)
-    service = describe_service(cfg, role, svc)
-    running = describe_revision(cfg, role, service["taskDefinition"])
+    running = describe_revision(cfg, role, current_revision(cfg, role, svc))
     container = container_name(running, svc)
     desired = revision_input(running, image, container, environment, secrets)
     diff = differences(running, desired)

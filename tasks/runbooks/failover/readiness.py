@@ -49,6 +49,7 @@ from tasks.resources.dns import find_dns
 from tasks.resources.dns_switch import check_switch
 from tasks.resources.load_balancer import find_load_balancer
 from tasks.runbooks.failover.fencing import PendingFence, desired_counts, pending_fences
+from tasks.runbooks.failover.services import newest_revision
 from tasks.runbooks.failover.traffic_switch import arc_client
 
 Status = Literal["pass", "warn", "fail", "unknown"]
@@ -270,6 +271,15 @@ def running_image(cfg: Config, role: Role, svc: str) -> tuple[dict[str, Any] | N
     return services[0], str(main["image"])
 
 
+def revision_image(cfg: Config, role: Role, svc: str) -> str | None:
+    """The image of ``svc``'s newest task definition in ``role``'s region (None: none)."""
+    td = newest_revision(cfg, role, svc)
+    if td is None:
+        return None
+    containers = td["containerDefinitions"]
+    return str(next((c for c in containers if c["name"] == svc), containers[0])["image"])
+
+
 def image_in_repository(cfg: Config, role: Role, svc: str, reference: str) -> bool:
     names = names_for(cfg, role)
     ecr = _client(cfg, "ecr", role)
@@ -291,7 +301,13 @@ def check_services(cfg: Config, primary_answers: bool) -> tuple[list[Finding], d
     counts: dict[str, int] = {}
     for svc in service_names(cfg):
         dr_service, dr_image = running_image(cfg, "dr", svc)
-        if dr_service is None or dr_image is None:
+        if dr_service is None and cfg.pilot_light:
+            # Pilot light: no service until a move creates one from the newest revision.
+            dr_image = revision_image(cfg, "dr", svc)
+            if dr_image is None:
+                problems.append(f"DR {svc} task definition missing (run `tierbook provision`)")
+                continue
+        elif dr_service is None or dr_image is None:
             problems.append(f"DR {svc} service missing")
             continue
         ref = image_reference(dr_image)
@@ -315,7 +331,12 @@ def check_services(cfg: Config, primary_answers: bool) -> tuple[list[Finding], d
         Finding(
             check="dr-services",
             status="fail" if problems else "pass",
-            detail="; ".join(problems) if problems else "DR services run " + ", ".join(images),
+            detail="; ".join(problems)
+            if problems
+            else (
+                "DR task definitions (pilot light) name " if cfg.pilot_light else "DR services run "
+            )
+            + ", ".join(images),
         ),
         Finding(
             check="dr-image",

@@ -13,18 +13,21 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
 from typing import Any
 
 from configs.errors import NotFound
 from configs.models import Config
 from configs.names import Role, names_for
 from tasks.core.aws import connect
-from tasks.core.changes import Change, StepResult, updated
+from tasks.core.changes import Change, StepResult, is_placeholder, updated
 from tasks.core.errors import AwsError
 from tasks.core.retry import is_code, wait_for
 from tasks.core.steps import step
 from tasks.resources.autoscaling import DIMENSION
 from tasks.resources.ecs import capacity, describe_service, service_names
+from tasks.resources.load_balancer import find_load_balancer
+from tasks.resources.network.vpc import find_network
 
 
 def set_capacity(
@@ -172,3 +175,66 @@ def warm_standby(cfg: Config, role: Role) -> StepResult:
     for svc in service_names(cfg):
         changes += set_capacity(cfg, role, svc, *capacity(cfg, role, svc))
     return StepResult(changes=changes, applied=True)
+
+
+# -- pilot light: the services a move to DR creates ---------------------------------------------
+def newest_revision(cfg: Config, role: Role, svc: str) -> dict[str, Any] | None:
+    """The newest ACTIVE task definition of ``svc`` in ``role``'s region (provision and every
+    deploy register one there, also where no service runs it); None when there is none."""
+    names = names_for(cfg, role)
+    ecs = connect(cfg).client("ecs", names.region)
+    try:
+        found = ecs.describe_task_definition(taskDefinition=names.task_family(svc))
+    except AwsError as exc:
+        if is_code(exc, "ClientException"):  # ECS's answer for an unknown family
+            return None
+        raise
+    return dict(found["taskDefinition"])
+
+
+@dataclass(frozen=True)
+class Foundation:
+    """What a region's services are made from, as provision left it there."""
+
+    app_subnets: list[str]
+    app_security_group: str
+    target_group_arn: str
+    target_group_suffix: str
+    alb_suffix: str
+    revisions: dict[str, str]
+
+
+@step("find {role} app foundation")
+def find_foundation(cfg: Config, role: Role) -> Foundation:
+    """Read-only, in ``role``'s region only: the app subnets and security group, the target
+    group, the load balancer and each service's newest task definition. NotFound (naming
+    provision) when one is missing."""
+    names = names_for(cfg, role)
+    net = find_network.fn(cfg, role)
+    lb = find_load_balancer(cfg, role)
+    elb = connect(cfg).client("elbv2", names.region)
+    try:
+        tg = elb.describe_target_groups(Names=[names.target_group])["TargetGroups"][0]
+    except AwsError as exc:
+        if not is_code(exc, "TargetGroupNotFound"):
+            raise
+        tg = None
+    newest = {svc: newest_revision(cfg, role, svc) for svc in service_names(cfg)}
+    revisions = {svc: td["taskDefinitionArn"] for svc, td in newest.items() if td is not None}
+    missing = [f"{svc} task definition" for svc, td in newest.items() if td is None]
+    missing += ["network"] if is_placeholder(net.vpc_id) else []
+    missing += ["load balancer"] if lb is None else []
+    missing += ["target group"] if tg is None else []
+    if missing or lb is None or tg is None:
+        raise NotFound(
+            f"{names.region} lacks its {', '.join(missing)}: run `tierbook provision` "
+            "(pilot light keeps them there)"
+        )
+    return Foundation(
+        app_subnets=list(net.subnets["app"]),
+        app_security_group=net.security_groups["app"],
+        target_group_arn=str(tg["TargetGroupArn"]),
+        target_group_suffix=str(tg["TargetGroupArn"]).split(":")[-1],
+        alb_suffix=str(lb["LoadBalancerArn"]).split(":loadbalancer/")[-1],
+        revisions={svc: str(arn) for svc, arn in revisions.items()},
+    )
