@@ -13,9 +13,11 @@ import yaml
 
 from configs import ConfigError, resolve_config
 from configs.names import names_for
+from flows.audit import audit
 from flows.deploy import deploy, rollback
 from flows.failover import failback, failover, switchover
 from flows.provision import provision
+from flows.readiness import readiness_drill
 from sandbox.control import SandboxControl
 from sandbox.testing import CONFIG, ROOT, Stack, push, push_images
 from tasks.resources.alarms import desired_alarms
@@ -95,6 +97,10 @@ def test_pilot_light_fails_over_and_back_to_its_posture(pilot: tuple[Stack, str]
     assert stack.db("dr").get("ReadReplicaSourceDBInstanceIdentifier")
     again = provision(config=path, plan=True)
     assert again["changes"] == [], again["changes"]
+    # The readiness drill and the audit find a pilot light as it should be.
+    drill = readiness_drill(config=path)
+    assert drill["outcome"] == "succeeded", drill.get("error")
+    assert audit(config=path)["outcome"] == "succeeded"
 
     # The plan says what the move creates; readiness passes on task definitions.
     planned = failover(config=path, plan=True)
