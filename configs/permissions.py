@@ -92,6 +92,24 @@ PLANNED_MOVE = (
     "rds:CreateDBInstanceReadReplica",
     "rds:SwitchoverGlobalCluster",
 )
+# Pilot light: a move to DR creates the services there, their autoscaling and the alarms
+# (provision's own steps, on what DR holds); a move home removes them (destroy's own steps).
+LIGHT_UP = (
+    "application-autoscaling:DescribeScalingPolicies",
+    "application-autoscaling:PutScalingPolicy",
+    "cloudwatch:PutMetricAlarm",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeVpcs",
+    "ecs:CreateService",
+    "ecs:TagResource",
+)
+PUT_OUT = (
+    "application-autoscaling:DeleteScalingPolicy",
+    "application-autoscaling:DeregisterScalableTarget",
+    "cloudwatch:DeleteAlarms",
+    "ecs:DeleteService",
+)
 # Home again: the primary's readers re-pointed at the new writer (provision's own step).
 HOME = (
     "rds:AddTagsToResource",
@@ -361,25 +379,27 @@ RUNBOOKS: dict[str, Permissions] = {
             "ecs:DescribeTasks",
             "ecs:ListTaskDefinitions",
             "ecs:ListTasks",
+            "ecs:RegisterTaskDefinition",  # pilot light: DR's revision back on the primary's image
             "ecs:UpdateService",
             "elasticloadbalancing:DescribeTargetHealth",
             *LOCK,
         )
     ),
-    # ``prepare``: the DNS switch's alarm, for a stack tierbook did not build.
-    "failover": Permissions(
-        calls=(*FENCE_ON_RETURN, *REGION_MOVE, "cloudwatch:PutMetricAlarm", "dynamodb:PutItem")
-    ),
+    # ``prepare`` (the DNS switch's alarm, for a stack tierbook did not build) and a pilot light
+    # (its alarms) both put metric alarms.
+    "failover": Permissions(calls=(*FENCE_ON_RETURN, *REGION_MOVE, *LIGHT_UP, "dynamodb:PutItem")),
     "switchover": Permissions(
-        calls=(*FENCE_ON_RETURN, *PLANNED_MOVE),
+        calls=(*FENCE_ON_RETURN, *PLANNED_MOVE, *LIGHT_UP),
         implicit={**REPROTECT_IMPLICIT, "rds:AddTagsToResource": TAG_ON_CREATE_RDS},
     ),
     "failback": Permissions(
-        calls=(*FENCE_ON_RETURN, *PLANNED_MOVE, *HOME), implicit=REPROTECT_IMPLICIT
+        calls=(*FENCE_ON_RETURN, *PLANNED_MOVE, *LIGHT_UP, *PUT_OUT, *HOME),
+        implicit=REPROTECT_IMPLICIT,
     ),
     # Out to DR and home again; the databases the moves set aside are deleted at the end.
     "drill-region": Permissions(
-        calls=(*FENCE_ON_RETURN, *PLANNED_MOVE, *HOME), implicit=REPROTECT_IMPLICIT
+        calls=(*FENCE_ON_RETURN, *PLANNED_MOVE, *LIGHT_UP, *PUT_OUT, *HOME),
+        implicit=REPROTECT_IMPLICIT,
     ),
     "redrive": Permissions(
         calls=(

@@ -87,7 +87,9 @@ def test_cli_prints_the_failover_policy() -> None:
     assert policy["Version"] == "2012-10-17"
     actions = policy_actions(policy)
     assert actions == RUNBOOKS["failover"].actions
-    assert "ec2:CreateVpc" not in actions and not any(a.startswith("ec2:") for a in actions)
+    # EC2 is only read (a pilot light's move finds the DR subnets and security group).
+    assert not any(a.startswith("ec2:") and not a.startswith("ec2:Describe") for a in actions)
+    assert "ecs:CreateService" in actions  # a pilot light's move creates the DR services
     assert not any(a.startswith(("iam:", "kms:", "codebuild:", "sqs:")) for a in actions)
     assert {"rds:PromoteReadReplica", "route53:ChangeResourceRecordSets"} <= actions
     assert "sts:GetCallerIdentity" not in actions  # needs no permission
