@@ -503,6 +503,7 @@ RUNBOOKS: dict[str, Permissions] = {
             "elasticloadbalancing:DescribeTargetGroups",
             "rds:DescribeDBClusters",
             "rds:DescribeDBInstances",
+            "rds:DescribeGlobalClusters",
             "sqs:GetQueueAttributes",
             "sqs:GetQueueUrl",
         )

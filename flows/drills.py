@@ -16,7 +16,8 @@ Reports the snapshot's age when the restore began, the copy time and the restore
 
 1. Check the stop alarms exist and none is in ALARM, and that the stack is healthy; get
    approval in a protected environment; take the ``game-day`` lock.
-2. Force a Multi-AZ database failover, start a cache failover, stop the ECS tasks of one AZ —
+2. Force a database failover (Multi-AZ: reboot with failover; Aurora: ``FailoverDBCluster`` to
+   a reader), start a cache failover, stop the ECS tasks of one AZ —
    reading the stop alarms between each: one in ALARM aborts the game day.
 3. Wait until the database is available, every service runs its desired count and the cache
    is available (still watching the stop alarms); report each one's time to recovery.

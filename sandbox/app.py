@@ -22,7 +22,13 @@ from sandbox import moto_fixes, wire
 from sandbox.settings import FaultRule, Timings
 from sandbox.sim_ecs import EcsSim
 from sandbox.sim_misc import CodeBuildSim, Route53Sim
-from sandbox.sim_rds import GLOBAL_CHANGES, INSTANCE_CHANGES, SNAPSHOT_CHANGES, RdsSim
+from sandbox.sim_rds import (
+    CLUSTER_CHANGES,
+    GLOBAL_CHANGES,
+    INSTANCE_CHANGES,
+    SNAPSHOT_CHANGES,
+    RdsSim,
+)
 from sandbox.sim_route53 import Route53DataPlaneSim
 
 StartResponse = Callable[..., Any]
@@ -218,7 +224,8 @@ class SandboxApp:
                 self.ecs.handle(call.region, call.operation, params, answer), default=str
             ).encode()
         if call.service == "rds":
-            if call.operation in {**INSTANCE_CHANGES, **SNAPSHOT_CHANGES, **GLOBAL_CHANGES}:
+            changes = {**INSTANCE_CHANGES, **SNAPSHOT_CHANGES, **GLOBAL_CHANGES, **CLUSTER_CHANGES}
+            if call.operation in changes:
                 self.rds.record(call.region, call.operation, params)
             if call.operation == "DescribeDBInstances":
                 self.rds.publish_lag(call.region)

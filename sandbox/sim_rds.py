@@ -1,4 +1,6 @@
 """RDS instances and snapshots that take time: creating / modifying / rebooting → available.
+An Aurora cluster told to fail over (``FailoverDBCluster``) reports ``failing-over`` for as long
+as a reboot takes (moto swaps its writer at once, which is where a failover ends).
 
 moto finishes every RDS change at once. The sandbox remembers when a change started and, until
 its configured time has passed, rewrites the status in moto's answers. Read replicas report a
@@ -31,6 +33,7 @@ INSTANCE_CHANGES = {
     "RebootDBInstance": ("rebooting", "rds_modify_seconds"),
 }
 GLOBAL_CHANGES = {"CreateGlobalCluster": ("creating", "rds_create_seconds")}
+CLUSTER_CHANGES = {"FailoverDBCluster": ("failing-over", "rds_modify_seconds")}
 SNAPSHOT_CHANGES = {
     "CreateDBSnapshot": ("creating", "rds_snapshot_seconds"),
     "CopyDBSnapshot": ("copying", "rds_snapshot_seconds"),
@@ -44,6 +47,12 @@ _BLOCK = {
     "snapshot": (
         re.compile(r"<DBSnapshot>.*?</DBSnapshot>", re.S),
         "DBSnapshotIdentifier",
+        "Status",
+    ),
+    "cluster": (
+        # the cluster's own Status comes before its members' and security groups' (AWS's order)
+        re.compile(r"<DBCluster>.*?</DBCluster>", re.S),
+        "DBClusterIdentifier",
         "Status",
     ),
     "global": (
@@ -124,6 +133,14 @@ class RdsSim:
                 ident = str(params.get("GlobalClusterIdentifier") or "").lower()
                 if ident:
                     self.pending[(GLOBAL, "global", ident)] = (
+                        status,
+                        now + getattr(self.timings, key),
+                    )
+            elif op in CLUSTER_CHANGES:
+                status, key = CLUSTER_CHANGES[op]
+                ident = str(params.get("DBClusterIdentifier") or "").lower()
+                if ident:
+                    self.pending[(region, "cluster", ident)] = (
                         status,
                         now + getattr(self.timings, key),
                     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tasks.runbooks.audit import rules as audit
 
 R = "us-east-1"
@@ -43,15 +45,24 @@ def test_acknowledged_single_az_is_low() -> None:
     assert "acknowledge" in f.message
 
 
-def test_aurora_cluster_spread_over_azs_counts_as_multi_az() -> None:
-    cluster = {
-        "DBClusterIdentifier": "c",
-        "AvailabilityZones": ["us-east-1a", "us-east-1b"],
-        "StorageEncrypted": True,
-        "DeletionProtection": True,
-        "BackupRetentionPeriod": 1,
-    }
-    assert audit.database_findings(cluster, R) == []
+AURORA = {
+    "DBClusterIdentifier": "c",
+    "DBClusterArn": "arn:aws:rds:us-east-1:123456789012:cluster:c",
+    # where instances can be created: every Aurora cluster lists three, whatever it runs
+    "AvailabilityZones": ["us-east-1a", "us-east-1b", "us-east-1c"],
+    "StorageEncrypted": True,
+    "DeletionProtection": True,
+    "BackupRetentionPeriod": 1,
+}
+
+
+def test_aurora_cluster_with_instances_in_two_azs_is_multi_az() -> None:
+    assert audit.database_findings({**AURORA, "MultiAZ": True}, R) == []
+
+
+def test_aurora_writer_alone_is_single_az_whatever_its_availability_zones() -> None:
+    (f,) = audit.database_findings({**AURORA, "MultiAZ": False}, R)
+    assert (f.id, f.severity, f.resource) == ("db-single-az", "high", "rds:cluster c")
 
 
 def test_dr_replica_found_by_source_arn_or_missing() -> None:
@@ -61,6 +72,43 @@ def test_dr_replica_found_by_source_arn_or_missing() -> None:
     other = {"DBInstanceIdentifier": "x", "ReadReplicaSourceDBInstanceIdentifier": "other"}
     (f,) = audit.dr_replica_findings(arn, "db", [other], "us-west-2")
     assert (f.id, f.severity, f.region) == ("dr-replica-missing", "high", "us-west-2")
+
+
+def glob(*members: tuple[str, bool]) -> dict:
+    return {
+        "GlobalClusterIdentifier": "g",
+        "GlobalClusterMembers": [{"DBClusterArn": a, "IsWriter": w} for a, w in members],
+    }
+
+
+def test_aurora_global_secondary_in_dr_is_the_dr_replica() -> None:
+    primary = AURORA["DBClusterArn"]
+    secondary = "arn:aws:rds:us-west-2:123456789012:cluster:c-dr"
+    dr = [{"DBClusterIdentifier": "c-dr", "DBClusterArn": secondary}]  # no replication source
+    found = audit.dr_replica_findings(
+        primary, "c", dr, "us-west-2", [glob((primary, True), (secondary, False))]
+    )
+    assert found == []
+
+
+@pytest.mark.parametrize(
+    "members",
+    [
+        # the DR cluster left the global database: it no longer follows the primary
+        ((AURORA["DBClusterArn"], True),),
+        # the DR cluster writes (a failover promoted it): the primary is no longer the source
+        (
+            (AURORA["DBClusterArn"], False),
+            ("arn:aws:rds:us-west-2:123456789012:cluster:c-dr", True),
+        ),
+        # a global database of other clusters
+        (("arn:aws:rds:us-east-1:1:cluster:x", True), ("arn:aws:rds:us-west-2:1:cluster:y", False)),
+    ],
+)
+def test_aurora_without_a_following_dr_cluster_is_missing_its_replica(members: tuple) -> None:
+    dr = [{"DBClusterArn": "arn:aws:rds:us-west-2:123456789012:cluster:c-dr"}]
+    (f,) = audit.dr_replica_findings(AURORA["DBClusterArn"], "c", dr, "us-west-2", [glob(*members)])
+    assert f.id == "dr-replica-missing"
 
 
 def sg(*perms: dict) -> dict:

@@ -298,6 +298,50 @@ def test_rds_promote_stays_modifying_for_its_time(sandbox: Sandbox, clean_aws: s
     assert time.monotonic() - started >= 0.9
 
 
+def test_aurora_failover_swaps_the_writer_and_is_failing_over_for_its_time(
+    sandbox: Sandbox, clean_aws: str
+) -> None:
+    ec2, rds = client(clean_aws, "ec2"), client(clean_aws, "rds")
+    group = ec2.create_security_group(GroupName="data", Description="data")["GroupId"]
+    rds.create_db_cluster(
+        DBClusterIdentifier="c",
+        Engine="aurora-postgresql",
+        MasterUsername="u",
+        MasterUserPassword="password1",
+        VpcSecurityGroupIds=[group],
+    )
+    for ident, az in (("c-1", "us-east-1a"), ("c-2", "us-east-1b")):
+        rds.create_db_instance(
+            DBInstanceIdentifier=ident,
+            DBClusterIdentifier="c",
+            Engine="aurora-postgresql",
+            DBInstanceClass="db.r6g.large",
+            AvailabilityZone=az,
+        )
+
+    def cluster() -> dict[str, Any]:
+        return dict(rds.describe_db_clusters(DBClusterIdentifier="c")["DBClusters"][0])
+
+    def writer(c: dict[str, Any]) -> str:
+        return next(
+            m["DBInstanceIdentifier"] for m in c["DBClusterMembers"] if m["IsClusterWriter"]
+        )
+
+    assert until(cluster, lambda c: c["Status"] == "available")["Status"] == "available"
+    before = writer(cluster())
+    sandbox.control.timings(rds_modify_seconds=1.0)
+    answer = rds.failover_db_cluster(DBClusterIdentifier="C")["DBCluster"]  # any case, as AWS
+    started = time.monotonic()
+    assert answer["Status"] == "failing-over"
+    now = cluster()
+    assert now["Status"] == "failing-over"
+    # only the cluster's own status: its security groups stay active
+    assert [g["Status"] for g in now["VpcSecurityGroups"]] == ["active"]
+    assert writer(now) == ({"c-1", "c-2"} - {before}).pop()
+    assert until(cluster, lambda c: c["Status"] == "available")["Status"] == "available"
+    assert time.monotonic() - started >= 0.9
+
+
 def test_replica_lag_metric_is_published_and_settable(sandbox: Sandbox, clean_aws: str) -> None:
     east, west = client(clean_aws, "rds", "us-east-1"), client(clean_aws, "rds", "us-west-2")
     src = east.create_db_instance(

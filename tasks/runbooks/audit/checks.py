@@ -102,9 +102,16 @@ def check_dr_replica(cfg: Config, vpc_id: str | None) -> StepResult:
     ident = primary.get("DBInstanceIdentifier") or primary["DBClusterIdentifier"]
     arn = primary.get("DBInstanceArn") or primary["DBClusterArn"]
     rds = _client(cfg, "rds", cfg.regions.dr)
-    key = "DBClusters" if "DBClusterArn" in primary else "DBInstances"
-    op = "describe_db_clusters" if key == "DBClusters" else "describe_db_instances"
-    found = audit.dr_replica_findings(arn, ident, _all(rds, op, key), cfg.regions.dr)
+    cluster = "DBClusterArn" in primary
+    key = "DBClusters" if cluster else "DBInstances"
+    op = "describe_db_clusters" if cluster else "describe_db_instances"
+    # an Aurora cluster's DR copy is usually the secondary of a global database
+    global_clusters = (
+        _all(_client(cfg, "rds"), "describe_global_clusters", "GlobalClusters") if cluster else []
+    )
+    found = audit.dr_replica_findings(
+        arn, ident, _all(rds, op, key), cfg.regions.dr, global_clusters
+    )
     return result(found, f"replica of {ident} in {cfg.regions.dr}")
 
 

@@ -94,11 +94,10 @@ def database_findings(
     ident = db.get("DBClusterIdentifier") if cluster else db.get("DBInstanceIdentifier")
     resource = f"rds:{'cluster' if cluster else 'instance'} {ident}"
     out: list[Finding] = []
-    if cluster:
-        multi_az = bool(db.get("MultiAZ")) or len(db.get("AvailabilityZones") or []) > 1
-    else:
-        multi_az = bool(db.get("MultiAZ"))
-    if not multi_az:
+    # A cluster's MultiAZ says whether its instances span AZs. Its AvailabilityZones are where
+    # instances *can* be created (every Aurora cluster lists three): a writer alone is
+    # single-AZ however many it lists.
+    if not db.get("MultiAZ"):
         out.append(
             finding(
                 "db-single-az",
@@ -130,16 +129,40 @@ def database_findings(
     return out
 
 
+def in_global_database(
+    primary_arn: str, dr_dbs: list[dict[str, Any]], global_clusters: list[dict[str, Any]]
+) -> bool:
+    """An Aurora global database whose writer is the primary and which has a secondary (a
+    reader) among ``dr_dbs``. A global secondary names no ``ReplicationSourceIdentifier``:
+    its global cluster's members are where the replication shows."""
+    dr_arns = {db.get("DBClusterArn") for db in dr_dbs} - {None}
+    for group in global_clusters:
+        members = group.get("GlobalClusterMembers") or []
+        writes = any(m.get("DBClusterArn") == primary_arn and m.get("IsWriter") for m in members)
+        follows = any(m.get("DBClusterArn") in dr_arns and not m.get("IsWriter") for m in members)
+        if writes and follows:
+            return True
+    return False
+
+
 def dr_replica_findings(
-    primary_arn: str, primary_id: str, dr_dbs: list[dict[str, Any]], dr_region: str
+    primary_arn: str,
+    primary_id: str,
+    dr_dbs: list[dict[str, Any]],
+    dr_region: str,
+    global_clusters: list[dict[str, Any]] | None = None,
 ) -> list[Finding]:
-    """The DR region must hold a replica of the primary (instance or cluster)."""
+    """The DR region must hold a replica of the primary: a read replica of the instance, a
+    cluster replicating from the cluster, or the secondary of the cluster's global database
+    (``global_clusters``: ``DescribeGlobalClusters`` entries)."""
     for db in dr_dbs:
         source = db.get("ReadReplicaSourceDBInstanceIdentifier") or db.get(
             "ReplicationSourceIdentifier"
         )
         if source in (primary_arn, primary_id):
             return []
+    if in_global_database(primary_arn, dr_dbs, global_clusters or []):
+        return []
     return [
         finding(
             "dr-replica-missing",

@@ -25,7 +25,11 @@ from tasks.core.changes import Action, Change, StepResult
 from tasks.core.errors import AwsError
 from tasks.core.retry import TRANSIENT_CODES, is_code, wait_for
 from tasks.core.steps import step
-from tasks.resources.database.lookup import INSTANCE_NOT_FOUND, describe_instance
+from tasks.resources.database.lookup import (
+    INSTANCE_NOT_FOUND,
+    describe_cluster,
+    describe_instance,
+)
 
 # What an endpoint without the operation answers (moto: a 500 HTML page botocore cannot parse).
 UNSUPPORTED_CODES = (
@@ -67,6 +71,14 @@ def busiest_az(tasks: list[dict[str, Any]], zones: list[str]) -> str:
         if t.get("availabilityZone") in count and t.get("lastStatus") != "STOPPED":
             count[t["availabilityZone"]] += 1
     return max(zones, key=lambda z: (count[z], -zones.index(z)))
+
+
+def cluster_roles(cluster: dict[str, Any]) -> tuple[str | None, list[str]]:
+    """An Aurora cluster's writer instance and its readers (the failover targets)."""
+    members = cluster.get("DBClusterMembers") or []
+    writer = next((m["DBInstanceIdentifier"] for m in members if m.get("IsClusterWriter")), None)
+    readers = sorted(m["DBInstanceIdentifier"] for m in members if not m.get("IsClusterWriter"))
+    return writer, readers
 
 
 def service_recovered(svc: dict[str, Any]) -> bool:
@@ -126,10 +138,7 @@ def force_db_failover(cfg: Config) -> StepResult:
     names = names_for(cfg, "primary")
     rds = connect(cfg).client("rds", names.region)
     if cfg.database.engine == "aurora-postgresql":
-        rds.failover_db_cluster(DBClusterIdentifier=names.db_cluster)
-        return StepResult(
-            outputs={"at": time.time()}, status="ok", detail=f"failover of {names.db_cluster}"
-        )
+        return _fail_over_cluster(rds, names.db_cluster, names.region)
     db = describe_instance(rds, names.db_instance)
     if db is None:
         raise BadInput(f"database {names.db_instance} not found in {names.region}")
@@ -141,6 +150,23 @@ def force_db_failover(cfg: Config) -> StepResult:
         outputs={"at": time.time()},
         status="ok",
         detail=f"reboot with failover of {names.db_instance} (writer was in {was})",
+    )
+
+
+def _fail_over_cluster(rds: Any, ident: str, region: str) -> StepResult:
+    """``FailoverDBCluster``: a reader becomes the writer (AWS picks which). Without a
+    reader there is nothing to fail over to: skipped, as a single-AZ instance is."""
+    cluster = describe_cluster(rds, ident)
+    if cluster is None:
+        raise BadInput(f"database cluster {ident} not found in {region}")
+    writer, readers = cluster_roles(cluster)
+    if not readers:
+        return StepResult(skipped=f"{ident} has no reader: no instance to fail over to")
+    rds.failover_db_cluster(DBClusterIdentifier=ident)
+    return StepResult(
+        outputs={"at": time.time(), "writer": writer},
+        status="ok",
+        detail=f"FailoverDBCluster on {ident} (writer was {writer})",
     )
 
 
@@ -295,7 +321,13 @@ def plan_game_day(cfg: Config, az: str) -> StepResult:
     changes: list[Change] = []
     rds = connect(cfg).client("rds", region)
     if cfg.database.engine == "aurora-postgresql":
-        changes.append(_invoke("rds:cluster", names.db_cluster, region, "FailoverDBCluster"))
+        cluster = describe_cluster(rds, names.db_cluster)
+        if cluster is None:
+            raise BadInput(f"database cluster {names.db_cluster} not found in {region}")
+        writer, readers = cluster_roles(cluster)
+        if readers:
+            detail = f"FailoverDBCluster (writer {writer}; readers {', '.join(readers)})"
+            changes.append(_invoke("rds:cluster", names.db_cluster, region, detail))
     else:
         try:
             db = rds.describe_db_instances(DBInstanceIdentifier=names.db_instance)["DBInstances"][0]
