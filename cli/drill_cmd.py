@@ -67,6 +67,14 @@ def gameday(
         typer.Option("--recovery-timeout", help="Seconds to wait for recovery (default: config)."),
     ] = None,
     plan: PlanOpt = False,
+    isolate_network: Annotated[
+        bool,
+        typer.Option(
+            "--isolate-network",
+            help="Also cut the AZ's subnets off with a deny-all network ACL during the faults; "
+            "the original ACLs are restored at the end, after a failure or an abort.",
+        ),
+    ] = False,
     output: OutputOpt = Output.text,
 ) -> None:
     """AZ game day: database and cache failover, one AZ's tasks stopped; time the recovery."""
@@ -78,6 +86,7 @@ def gameday(
         yes=yes,
         recovery_timeout_s=recovery_timeout,
         plan=plan,
+        isolate_network=isolate_network,
     )
 
 

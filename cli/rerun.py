@@ -7,7 +7,11 @@ READ_ONLY = "Safe to re-run: it only reads."
 RERUN = {
     "preflight": READ_ONLY,
     "audit": READ_ONLY,
-    "readiness": READ_ONLY,
+    "readiness": (
+        "Safe to re-run: it only reads, except that it restores the network ACLs of an AZ a "
+        "killed game day left cut off (--isolate-network), then deletes the drill's deny-all "
+        "ACL and its record."
+    ),
     "provision": (
         "Safe to re-run, also after Ctrl-C or a failure: every step describes, compares and "
         "changes only the difference, so a re-run picks up where the last one stopped and a "
@@ -53,6 +57,9 @@ RERUN = {
     ),
     "gameday": (
         "Do not re-run at once: the faults already injected (a database or cache failover, "
-        "stopped tasks) recover on their own; wait for `tierbook drill readiness` to pass."
+        "stopped tasks) recover on their own; wait for `tierbook drill readiness` to pass. "
+        "An AZ cut off with --isolate-network is put back on its network ACLs at the end, "
+        "after a failure and on Ctrl-C; after a crash the next game day or `tierbook drill "
+        "readiness` restores it from the record in the DR region's lock table."
     ),
 }

@@ -42,6 +42,15 @@ FENCE_ON_RETURN = (
     "ecs:UpdateService",
 )
 
+# Restoring the network a game day cut off (tasks/runbooks/drills/isolation.py): the game day
+# at its end, and the next game day or the readiness drill after a crash, put the AZ's subnets
+# back on their recorded ACLs and delete the deny-all ACL (and the record: dynamodb:DeleteItem).
+NETWORK_ISOLATION = (
+    "ec2:DeleteNetworkAcl",
+    "ec2:DescribeNetworkAcls",
+    "ec2:ReplaceNetworkAclAssociation",
+)
+
 # Failover and failback: readiness checks, fence, promote, scale up, flip DNS or ARC, verify.
 REGION_MOVE = (
     "application-autoscaling:DescribeScalableTargets",
@@ -444,7 +453,12 @@ RUNBOOKS: dict[str, Permissions] = {
     "game-day": Permissions(
         calls=(
             *FENCE_ON_RETURN,
+            *NETWORK_ISOLATION,
             "cloudwatch:DescribeAlarms",
+            # --isolate-network: the AZ's subnets found by the address plan, the deny-all ACL
+            "ec2:CreateNetworkAcl",
+            "ec2:DescribeSubnets",
+            "ec2:DescribeVpcs",
             "ecs:DescribeServices",
             "ecs:DescribeTasks",
             "ecs:ListTasks",
@@ -456,11 +470,16 @@ RUNBOOKS: dict[str, Permissions] = {
             "rds:FailoverDBCluster",
             "rds:RebootDBInstance",
             *LOCK,
-        )
+        ),
+        implicit={
+            "ec2:CreateTags": "EC2 authorizes the tags of a create call (TagSpecifications on "
+            "the deny-all network ACL) as ec2:CreateTags",
+        },
     ),
     "drill-readiness": Permissions(
         calls=(
             *FENCE_ON_RETURN,
+            *NETWORK_ISOLATION,
             # The failover's readiness checks, and the scorecard item (no lock: it reads only).
             "cloudwatch:DescribeAlarms",  # the DNS switch's alarm in DR
             "cloudwatch:GetMetricStatistics",

@@ -18,9 +18,14 @@ Reports the snapshot's age when the restore began, the copy time and the restore
    approval in a protected environment; take the ``game-day`` lock.
 2. Force a database failover (Multi-AZ: reboot with failover; Aurora: ``FailoverDBCluster`` to
    a reader), start a cache failover, stop the ECS tasks of one AZ —
-   reading the stop alarms between each: one in ALARM aborts the game day.
+   reading the stop alarms between each: one in ALARM aborts the game day. With
+   ``isolate_network``, also cut the AZ's subnets (every tier) off with a deny-all network
+   ACL, their original ACLs recorded first in the DR region's lock table.
 3. Wait until the database is available, every service runs its desired count and the cache
    is available (still watching the stop alarms); report each one's time to recovery.
+4. Put the AZ's subnets back on their original network ACLs and delete the deny-all one: at
+   the end, and after a failure or an abort. A cut a killed run left is restored by the next
+   game day (before its checks) or the readiness drill.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from configs import resolve_config
 from configs.errors import BadInput
 from flows.approval import approve_protected
 from flows.fencing import fence_on_return
+from flows.isolation import restore_left_isolation
 from flows.report import Timeline, publish_plan, runbook
 from tasks.core.changes import Change
 from tasks.core.locks import hold
@@ -61,6 +67,12 @@ from tasks.runbooks.drills.game_day import (
     stop_tasks_in_az,
     wait_for_recovery,
 )
+from tasks.runbooks.drills.isolation import (
+    isolate_az,
+    pending_isolation,
+    plan_isolation,
+    restore_isolation,
+)
 from tasks.runbooks.preflight import check_account
 
 SOURCES = ("new", "automated")
@@ -81,6 +93,24 @@ def _cleanup(tl: Timeline, cfg: Any, instance: str, failing: bool) -> None:
         if not failing:
             raise
         tl.note(f"could not delete {instance}: {exc}; delete it by hand")
+
+
+def _reconnect(tl: Timeline, cfg: Any, failing: bool) -> None:
+    """Undo the network cut, as recorded; a failed restore never hides the run's own failure
+    (the record stays: the next game day or readiness drill restores it)."""
+    try:
+        left = pending_isolation(cfg)
+        if left is not None:
+            done = restore_isolation(cfg, left)
+            tl.changes.extend(done.changes)
+            tl.metrics["subnets_restored"] = done.outputs["restored"]
+    except Exception as exc:
+        if not failing:
+            raise
+        tl.note(
+            f"could not restore the network ACLs of the isolated AZ: {exc}; the next game day "
+            "or `tierbook drill readiness` restores them"
+        )
 
 
 @flow(name="backup-drill", persist_result=False)
@@ -144,6 +174,7 @@ def game_day(
     yes: bool = False,
     recovery_timeout_s: float | None = None,
     plan: bool = False,
+    isolate_network: bool = False,
 ) -> dict[str, Any]:
     """Fail the database and cache over and stop one AZ's tasks; time the recovery.
     With ``plan``, only list the faults it would inject.
@@ -156,6 +187,9 @@ def game_day(
         recovery_timeout_s: Give up waiting for recovery after this many seconds (empty:
             the config's value).
         plan: Only list the faults the drill would inject; change nothing.
+        isolate_network: Also cut the AZ's subnets off with a deny-all network ACL for the
+            duration of the faults; the original ACLs are restored at the end, after a
+            failure or an abort, and (after a crash) by the next game day or readiness drill.
     """
     cfg = resolve_config(config)
     zones = cfg.network.primary.azs
@@ -167,34 +201,49 @@ def game_day(
     with runbook("game-day", cfg.stack) as tl:
         check_account(cfg)
         fence_on_return(tl, cfg, dry_run=plan)
+        restore_left_isolation(tl, cfg, dry_run=plan, strict=True)
         check_stop_alarms(cfg)
         check_steady_state(cfg)
         az = az or choose_az(cfg).outputs["az"]
         if plan:
             tl.metrics["az"] = az
-            _planned(tl, cfg.stack, "game-day", plan_game_day(cfg, az).changes)
+            changes = plan_game_day(cfg, az).changes
+            if isolate_network:
+                changes += plan_isolation(cfg, az)
+            _planned(tl, cfg.stack, "game-day", changes)
             return tl.model_dump(mode="json")
         approve_protected(tl, cfg, yes, f"a game day in {az}")
         tl.metrics["az"] = az
         with hold(cfg, "game-day", region=cfg.regions.primary, purpose=f"game day in {az}"):
             injected: dict[str, float] = {}
-            db = force_db_failover(cfg)
-            if "at" in db.outputs:
-                injected["database"] = db.outputs["at"]
-            abort_if_alarm(cfg)
-            cache = start_cache_failover(cfg)
-            tl.metrics["cache_failover"] = cache.outcome()
-            if "at" in cache.outputs:
-                injected["cache"] = cache.outputs["at"]
-            abort_if_alarm(cfg)
-            stopped = stop_tasks_in_az(cfg, az).outputs
-            tl.metrics["tasks_stopped"] = sum(stopped["stopped"].values())
-            for svc, count in stopped["stopped"].items():
-                if count:
-                    injected[svc] = stopped["at"]
-            recovery = wait_for_recovery(cfg, injected, timeout_s).outputs["seconds"]
-            for target, seconds in recovery.items():
-                tl.metrics[f"{target}_recovery_seconds"] = seconds
-            if recovery:
-                tl.metrics["recovery_seconds"] = max(recovery.values())
+            failing = True
+            try:
+                db = force_db_failover(cfg)
+                if "at" in db.outputs:
+                    injected["database"] = db.outputs["at"]
+                abort_if_alarm(cfg)
+                cache = start_cache_failover(cfg)
+                tl.metrics["cache_failover"] = cache.outcome()
+                if "at" in cache.outputs:
+                    injected["cache"] = cache.outputs["at"]
+                abort_if_alarm(cfg)
+                stopped = stop_tasks_in_az(cfg, az).outputs
+                tl.metrics["tasks_stopped"] = sum(stopped["stopped"].values())
+                for svc, count in stopped["stopped"].items():
+                    if count:
+                        injected[svc] = stopped["at"]
+                if isolate_network:
+                    abort_if_alarm(cfg)
+                    cut = isolate_az(cfg, az)
+                    tl.changes.extend(cut.changes)
+                    tl.metrics["subnets_isolated"] = len(cut.outputs["subnets"])
+                recovery = wait_for_recovery(cfg, injected, timeout_s).outputs["seconds"]
+                for target, seconds in recovery.items():
+                    tl.metrics[f"{target}_recovery_seconds"] = seconds
+                if recovery:
+                    tl.metrics["recovery_seconds"] = max(recovery.values())
+                failing = False
+            finally:
+                if isolate_network:
+                    _reconnect(tl, cfg, failing)
     return tl.model_dump(mode="json")

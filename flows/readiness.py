@@ -1,7 +1,11 @@
 """Readiness drill: the failover's readiness checks on a schedule, changing nothing in the
 stack. Publishes a scorecard; a check that turns from pass to fail emits
 ``tierbook.readiness.check-failed`` (a Prefect automation can page on it). Ends failed when
-any check fails, so the run's state shows it too."""
+any check fails, so the run's state shows it too.
+
+One exception to "changing nothing": a game day killed while it had an AZ's network cut off
+left its record (:mod:`flows.isolation`); the drill restores the subnets' network ACLs and
+deletes the drill's ACL first, unless a game day is running."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from configs import resolve_config
 from configs.errors import StepFailed
 from flows.failover import check_readiness, record_readiness
 from flows.fencing import fence_on_return
+from flows.isolation import restore_left_isolation
 from flows.report import publish_table, runbook
 from tasks.runbooks.drills.scorecard import emit_failed, swap, turned_failed
 
@@ -27,6 +32,7 @@ def readiness_drill(config: str = "sandbox") -> dict[str, Any]:
     cfg = resolve_config(config)
     with runbook("drill-readiness", cfg.stack) as tl:
         fence_on_return(tl, cfg)
+        restore_left_isolation(tl, cfg)
         ready = check_readiness(cfg)
         statuses: dict[str, str] = {f.check: f.status for f in ready.findings}
         before = swap(cfg, statuses)

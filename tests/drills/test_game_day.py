@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from configs.models import Config
+from configs.names import names_for
 from flows.drills import game_day
 from sandbox.control import SandboxControl
 from sandbox.testing import CONFIG, ROOT, TEST_TIMINGS, plain
@@ -259,6 +260,177 @@ def test_no_recovery_within_the_timeout_fails_and_says_what_is_down(
     wait_steady(cfg)
 
 
+# -- --isolate-network ----------------------------------------------------------------------
+DENY_ALL = "shop-sandbox-game-day-deny-all"
+
+
+def az_subnets(cfg: Config, az: str) -> list[str]:
+    """The primary VPC's subnets in ``az`` (public, app, data), as the emulator has them."""
+    ec2 = plain(cfg, "ec2")
+    name = names_for(cfg, "primary").vpc
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": [name]}])["Vpcs"][0]
+    subnets = ec2.describe_subnets(
+        Filters=[
+            {"Name": "vpc-id", "Values": [vpc["VpcId"]]},
+            {"Name": "availability-zone", "Values": [az]},
+        ]
+    )["Subnets"]
+    return sorted(s["SubnetId"] for s in subnets)
+
+
+def acl_of(cfg: Config, subnets: list[str]) -> dict[str, str]:
+    """Each subnet's network ACL."""
+    acls = plain(cfg, "ec2").describe_network_acls(
+        Filters=[{"Name": "association.subnet-id", "Values": subnets}]
+    )["NetworkAcls"]
+    return {
+        a["SubnetId"]: acl["NetworkAclId"]
+        for acl in acls
+        for a in acl["Associations"]
+        if a["SubnetId"] in subnets
+    }
+
+
+def deny_all_acls(cfg: Config) -> list[dict[str, Any]]:
+    return list(
+        plain(cfg, "ec2").describe_network_acls(
+            Filters=[{"Name": "tag:Name", "Values": [DENY_ALL]}]
+        )["NetworkAcls"]
+    )
+
+
+def isolation_record(cfg: Config) -> dict[str, Any] | None:
+    item = plain(cfg, "dynamodb", cfg.regions.dr).get_item(
+        TableName=names_for(cfg).lock_table,
+        Key={"lock_id": {"S": f"shop-sandbox/isolation/{cfg.regions.primary}"}},
+        ConsistentRead=True,
+    )
+    return item.get("Item")
+
+
+def wait_cut(cfg: Config, subnets: list[str], runner: threading.Thread) -> dict[str, str]:
+    """Until every subnet is on the drill's deny-all ACL (read while the game day runs)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and runner.is_alive():
+        acls = deny_all_acls(cfg)
+        if acls and set(acl_of(cfg, subnets).values()) == {acls[0]["NetworkAclId"]}:
+            return acl_of(cfg, subnets)
+        time.sleep(0.05)
+    raise AssertionError("the AZ's subnets never went onto the deny-all ACL")
+
+
+def assert_restored(cfg: Config, subnets: list[str], before: dict[str, str]) -> None:
+    assert acl_of(cfg, subnets) == before
+    assert deny_all_acls(cfg) == []
+    assert isolation_record(cfg) is None
+
+
+def in_thread(outcome: dict[str, Any], **params: Any) -> threading.Thread:
+    def run() -> None:
+        try:
+            outcome["report"] = game_day(config=CONFIG, **params)
+        except Exception as exc:
+            outcome["error"] = exc
+
+    return threading.Thread(target=run)
+
+
+def test_isolate_network_cuts_the_az_off_during_the_faults_and_restores_it(
+    provisioned: Config, aws_endpoint: str
+) -> None:
+    cfg = provisioned
+    wait_steady(cfg)
+    az = cfg.network.primary.azs[0]
+    subnets = az_subnets(cfg, az)
+    assert len(subnets) == 3  # public, app, data
+    before = acl_of(cfg, subnets)
+    control = SandboxControl(aws_endpoint)
+    control.timings(rds_modify_seconds=5)  # the faults last while the cut is read
+    outcome: dict[str, Any] = {}
+    runner = in_thread(outcome, az=az, isolate_network=True, recovery_timeout_s=120)
+    try:
+        runner.start()
+        during = wait_cut(cfg, subnets, runner)
+        (acl,) = deny_all_acls(cfg)
+        record = isolation_record(cfg)
+        runner.join(timeout=120)
+        assert not runner.is_alive()
+    finally:
+        control.timings(**TEST_TIMINGS)
+    # during the faults: every tier's subnet on the one deny-all ACL, tagged, with no rules
+    # but the implicit deny, the original ACLs recorded in the DR lock table
+    assert set(during.values()) == {acl["NetworkAclId"]}
+    assert not acl["IsDefault"] and all(e["RuleAction"] == "deny" for e in acl["Entries"])
+    assert {"Key": "component", "Value": "game-day"} in acl["Tags"]
+    assert record is not None and record["kind"]["S"] == "isolation"
+    assert {k: v["S"] for k, v in record["subnets"]["M"].items()} == before
+    report = outcome.get("report")
+    assert report is not None, outcome
+    assert report["outcome"] == "succeeded", report["error"]
+    assert report["metrics"]["subnets_isolated"] == 3
+    assert report["metrics"]["subnets_restored"] == 3
+    assert_restored(cfg, subnets, before)
+
+
+def test_a_stop_alarm_aborts_the_isolated_game_day_and_restores_the_network(
+    provisioned: Config, aws_endpoint: str
+) -> None:
+    cfg = provisioned
+    wait_steady(cfg)
+    az = cfg.network.primary.azs[1]
+    subnets = az_subnets(cfg, az)
+    before = acl_of(cfg, subnets)
+    control = SandboxControl(aws_endpoint)
+    control.timings(rds_modify_seconds=20)  # still failing over when the alarm fires
+    outcome: dict[str, Any] = {}
+    runner = in_thread(outcome, az=az, isolate_network=True, recovery_timeout_s=300)
+    try:
+        runner.start()
+        wait_cut(cfg, subnets, runner)
+        set_alarm(cfg, "ALARM")
+        runner.join(timeout=120)
+        assert not runner.is_alive()
+    finally:
+        set_alarm(cfg, "OK")
+        control.timings(**TEST_TIMINGS)
+    exc = outcome.get("error")
+    assert exc is not None, outcome
+    assert f"stop alarm {STOP_ALARM} in ALARM" in str(exc)
+    assert exc.timeline.outcome == "failed"  # type: ignore[attr-defined]
+    assert_restored(cfg, subnets, before)
+    wait_steady(cfg)
+
+
+def test_a_cut_left_by_a_killed_run_is_restored_by_a_rerun_and_by_readiness(
+    provisioned: Config,
+) -> None:
+    from flows.readiness import readiness_drill
+    from tasks.runbooks.drills.isolation import isolate_az
+
+    cfg = provisioned
+    wait_steady(cfg)
+    az = cfg.network.primary.azs[0]
+    subnets = az_subnets(cfg, az)
+    before = acl_of(cfg, subnets)
+    for rerun in ("game-day", "readiness"):
+        # the cut done and recorded, then the run dies before restoring (nothing restores)
+        cut = isolate_az(cfg, az)
+        assert set(acl_of(cfg, subnets).values()) == {cut.outputs["acl"]}
+        assert isolation_record(cfg) is not None
+        if rerun == "game-day":
+            report = game_day(config=CONFIG, az=az)
+            assert report["outcome"] == "succeeded", report["error"]
+            metrics = report["metrics"]
+        else:
+            try:
+                metrics = readiness_drill(config=CONFIG)["metrics"]
+            except Exception as exc:  # a failing readiness check still restores first
+                metrics = exc.timeline.metrics  # type: ignore[attr-defined]
+        assert metrics["isolation_restored"] == az, rerun
+        assert_restored(cfg, subnets, before)
+        wait_steady(cfg)
+
+
 def test_stop_alarm_during_the_game_day_aborts_it(provisioned: Config, aws_endpoint: str) -> None:
     cfg = provisioned
     wait_steady(cfg)
@@ -294,7 +466,7 @@ def test_stop_alarm_during_the_game_day_aborts_it(provisioned: Config, aws_endpo
     assert "database_recovery_seconds" not in timeline.metrics
 
 
-@pytest.mark.parametrize("flag", ["--az"])
+@pytest.mark.parametrize("flag", ["--az", "--isolate-network"])
 def test_cli_lists_gameday_and_backup(flag: str) -> None:
     out = CliRunner().invoke(app, ["drill", "--help"])
     assert out.exit_code == 0

@@ -119,6 +119,21 @@ def _subnets_of(ec2: Any, vpc_id: str) -> list[dict[str, Any]]:
     return [s for page in pages for s in page["Subnets"]]
 
 
+def subnets_in_az(cfg: Config, role: Role, az: str) -> tuple[str | None, list[str]]:
+    """Read-only: the VPC's id and its subnets of every tier (public, app, data) planned in
+    ``az``, found by the address plan; ``(None, [])`` without the VPC."""
+    names = names_for(cfg, role)
+    ec2 = ec2_client(cfg, role)
+    vpc = find_vpc(ec2, names)
+    if vpc is None:
+        return None, []
+    plan = subnet_plan(getattr(cfg.network, role))
+    matched = match_subnets(plan, _subnets_of(ec2, vpc["VpcId"]), names)
+    return vpc["VpcId"], [
+        matched[(tier, az)]["SubnetId"] for tier in TIERS if (tier, az) in matched
+    ]
+
+
 def find_security_groups(ec2: Any, names: StackNames, vpc_id: str) -> dict[str, dict[str, Any]]:
     if is_placeholder(vpc_id):
         return {}
