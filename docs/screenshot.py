@@ -274,13 +274,23 @@ class DevTools:
         got = self.send("Runtime.evaluate", expression=expression, returnByValue=True)
         return (got.get("result") or {}).get("value")
 
-    def wait_for(self, expression: str, what: str, deadline_s: float = 30) -> None:
+    def wait_for(self, expression: str, what: str, deadline_s: float = 30) -> Any:
+        """The value of ``expression`` once it is truthy."""
         deadline = time.monotonic() + deadline_s
-        while not self.js(expression):
+        while not (value := self.js(expression)):
             if time.monotonic() > deadline:
                 shown = self.js("document.body.innerText.slice(0, 600)")
                 raise RuntimeError(f"the page never showed {what}; it showed: {shown!r}")
             time.sleep(0.25)
+        return value
+
+    def mouse(self, kind: str, x: int, y: int, **params: Any) -> None:
+        self.send("Input.dispatchMouseEvent", type=kind, x=x, y=y, **params)
+
+    def click(self, x: int, y: int) -> None:
+        self.mouse("mouseMoved", x, y)
+        for kind in ("mousePressed", "mouseReleased"):
+            self.mouse(kind, x, y, button="left", clickCount=1)
 
     def close(self) -> None:
         with suppress(Exception):
@@ -307,30 +317,63 @@ GRAPH_BOX = """(() => {
     .filter(r => r.width > 300).sort((a, b) => b.width - a.width)[0];
   return r ? [r.left, r.top, r.right, r.bottom] : null;
 })()"""
+# The graph's cursor: "pointer" while the mouse is over one of its nodes (an artifact's pill).
+GRAPH_CURSOR = """(() => {
+  const c = [...document.querySelectorAll('canvas')]
+    .filter(c => c.getBoundingClientRect().width > 300)
+    .sort((a, b) => b.getBoundingClientRect().width - a.getBoundingClientRect().width)[0];
+  return c ? c.style.cursor : null;
+})()"""
+# What a click on a node of the artifact row opened: the side panel with the title sought,
+# the popover of artifacts too close together to draw apart, or something else.
+CLICKED = """(() => {
+  if (document.body.innerText.includes(%s)) return 'shown';
+  if (document.querySelector('.flow-run-graph-artifacts-popover__label')) return 'cluster';
+  if (document.querySelector('.flow-run-graph-popover, .flow-run-graph-artifact-drawer__header'))
+    return 'other';
+  return null;
+})()"""
 # Artifacts sit on a row just above the graph's bottom edge (the run's state bar).
 ARTIFACT_ROW_OFFSETS = (41, 36, 46, 31, 51)
 
 
 def open_artifact_on_graph(chrome: DevTools, title: str) -> None:
-    """Click along the graph's artifact row until the artifact's panel shows ``title``."""
-    shown = f"document.body.innerText.includes({json.dumps(title)})"
+    """Open the artifact whose side panel shows ``title`` from the graph's artifact row.
+
+    The mouse moves along the row from the right (the timeline is a run's last artifact)
+    and clicks each node it comes over, then waits for what opens: the panel loads the
+    artifact from the API first (seconds, on a loaded machine). Artifacts created close
+    together (a short run) share one node, a popover that links elsewhere: the graph is
+    then zoomed in around it (the mouse wheel) until they are drawn apart."""
+    clicked = CLICKED % json.dumps(title)
     chrome.wait_for(GRAPH_BOX, "the run graph")
     time.sleep(1.5)  # the graph lays out its nodes after the canvas appears
-    left, _top, right, bottom = chrome.js(GRAPH_BOX)
-    for dy in ARTIFACT_ROW_OFFSETS:
-        for x in range(int(left) + 20, int(right) - 20, 24):
-            for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
-                chrome.send(
-                    "Input.dispatchMouseEvent",
-                    type=kind,
-                    x=x,
-                    y=int(bottom) - dy,
-                    button="left",
-                    clickCount=1,
-                )
-            with suppress(RuntimeError):
-                chrome.wait_for(shown, title, deadline_s=0.4)
-                return
+    left, top, right, bottom = (int(v) for v in chrome.js(GRAPH_BOX))
+    for _zoom in range(4):
+        cluster = None
+        for dy in ARTIFACT_ROW_OFFSETS:
+            y, on_node = bottom - dy, False
+            for x in range(right - 20, left + 20, -12):
+                chrome.mouse("mouseMoved", x, y)
+                over = chrome.js(GRAPH_CURSOR) == "pointer"
+                if over and not on_node:
+                    chrome.click(x, y)
+                    with suppress(RuntimeError):
+                        opened = chrome.wait_for(clicked, "a click's result", deadline_s=15)
+                        if opened == "shown":
+                            return
+                        if opened == "cluster":
+                            cluster = (x, y)
+                            break
+                on_node = over
+            if cluster:
+                break
+        if not cluster:
+            break
+        chrome.click(left + 10, top + 10)  # an empty corner: the popover closes
+        chrome.mouse("mouseMoved", *cluster)
+        chrome.mouse("mouseWheel", *cluster, deltaX=0, deltaY=-400)
+        time.sleep(1.5)  # the zoom eases in
     raise RuntimeError(f"no artifact on the run graph opened {title!r}")
 
 
