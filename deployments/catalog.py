@@ -64,9 +64,26 @@ SEPARATOR = " · "
 
 class ClosedParameterSchema(ParameterSchema):
     """A parameter schema that names every parameter a run may pass: with schema
-    enforcement (on for these deployments) the API refuses any other."""
+    enforcement (on for these deployments) the API refuses any other.
+
+    The runner sends a schema without the fields left at their defaults, so every field the
+    UI needs is set explicitly: without ``type: object`` at its root the UI cannot tell the
+    schema is a form and offers a JSON editor instead of the fields."""
 
     additionalProperties: bool = False  # the JSON Schema keyword
+
+    @classmethod
+    def of(
+        cls, properties: dict[str, Any], required: list[str], definitions: dict[str, Any]
+    ) -> ClosedParameterSchema:
+        return cls(
+            title="Parameters",
+            type="object",
+            additionalProperties=False,
+            properties=properties,
+            required=required,
+            definitions=definitions,
+        )
 
 
 def deployment_name(runbook: str, cfg: Config) -> str:
@@ -105,8 +122,7 @@ def form(
     }
     for name, value in defaults_for(runbook).items():
         properties[name] = {**properties[name], "default": value}
-    return ClosedParameterSchema(
-        additionalProperties=False,  # set explicitly: the schema is sent without defaults
+    return ClosedParameterSchema.of(
         properties=properties,
         required=[name for name in schema.required if name in properties],
         definitions=schema.definitions,
@@ -175,8 +191,7 @@ def build_fleets(*fleets: str) -> list[RunnerDeployment]:
             "default": "readiness",
         }
         properties["continue_on_error"] = {**properties["continue_on_error"], "default": True}
-        deployment._parameter_openapi_schema = ClosedParameterSchema(
-            additionalProperties=False,
+        deployment._parameter_openapi_schema = ClosedParameterSchema.of(
             properties=properties,
             required=[],
             definitions=schema.definitions,

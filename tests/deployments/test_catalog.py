@@ -40,6 +40,15 @@ def test_no_parameter_approves_a_region_move_or_destroy_up_front(
     assert schema["additionalProperties"] is False  # so the API refuses them too
 
 
+def test_every_form_is_an_object_schema_the_ui_renders_as_fields(
+    forms: dict[str, dict[str, Any]],
+) -> None:
+    # Without ``type: object`` at its root the UI's custom-run form is a JSON editor.
+    for name, schema in forms.items():
+        assert schema["type"] == "object", name
+        assert schema["title"] == "Parameters", name
+
+
 def test_every_parameter_says_what_it_does_and_the_environment_is_a_choice(
     forms: dict[str, dict[str, Any]],
     tmp_path: Path,

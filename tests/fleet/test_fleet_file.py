@@ -139,6 +139,7 @@ def test_the_fleet_scorecard_is_a_scheduled_read_only_deployment() -> None:
     assert set(form["properties"]) == {"fleet", "runbook", "continue_on_error", "only"}
     assert form["properties"]["runbook"]["enum"] == ["audit", "readiness"]
     assert form["additionalProperties"] is False
+    assert form["type"] == "object"  # the UI renders fields, not a JSON editor
 
 
 def test_each_runbook_gets_the_fleet_parameters_it_takes() -> None:
