@@ -202,12 +202,15 @@ def run_flow(flow_ref: str | Callable[..., Any], output: Output, /, **params: An
 @contextmanager
 def before_the_runbook() -> Iterator[None]:
     """Ctrl-C before the runbook has started (config, probe, Prefect loading): nothing was
-    done, exit 130 at once."""
-    try:
+    done, exit 130 — at once, or at the end of the block where a library swallowed the
+    KeyboardInterrupt (see :func:`cli.interrupts.caught_before_start`)."""
+    from cli.interrupts import caught_before_start
+
+    with caught_before_start() as hit:
         yield
-    except KeyboardInterrupt:
+    if hit.is_set():
         err_console.print("[red]interrupted[/] before the runbook started: nothing done")
-        raise typer.Exit(INTERRUPTED) from None
+        raise typer.Exit(INTERRUPTED)
 
 
 def run_prepared(
@@ -216,10 +219,11 @@ def run_prepared(
     """:func:`run_flow` once its input is checked and the Prefect API chosen."""
     from cli import prefect_env
 
+    with before_the_runbook():  # a Ctrl-C a library swallowed while loading: exit here
+        flow_fn = load_flow(flow_ref)
+        prefect_env.quiet_console()
     try:
         with before_the_runbook():
-            flow_fn = load_flow(flow_ref)
-            prefect_env.quiet_console()
             api_ready(step_view(output))
     except RuntimeError as exc:
         show(None, output, error=exc)

@@ -63,6 +63,35 @@ def first_stops_second_aborts() -> Iterator[None]:
 
 
 @contextmanager
+def caught_before_start() -> Iterator[threading.Event]:
+    """Ctrl-C while nothing has started yet (config, probe, Prefect loading): raise
+    KeyboardInterrupt at once *and* remember it in the yielded event, so a Ctrl-C that lands
+    inside a library's catch-all (an optional import, a probe's retry) is not lost: the
+    caller checks the event when the block ends. A second Ctrl-C ends the process at once."""
+    hit = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield hit
+        return
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        if hit.is_set():
+            from cli.prefect_env import shutdown_api
+
+            shutdown_api()
+            os._exit(INTERRUPTED)
+        hit.set()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield hit
+    except KeyboardInterrupt:
+        hit.set()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
 def leave_now_if_interrupted() -> Iterator[None]:
     """After a Ctrl-C, once the block (the run, its report printed) is done: exit 130 at once,
     without waiting for Prefect's background workers to drain at interpreter exit."""

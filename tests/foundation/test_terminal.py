@@ -305,6 +305,27 @@ def test_ctrl_c_before_the_runbook_starts_exits_at_once(clean_aws: str, home: Pa
     assert not list((home / "reports").glob("provision-*.json")), "no run, no report"
 
 
+def test_a_ctrl_c_a_library_swallows_before_the_runbook_still_stops_it() -> None:
+    """A Ctrl-C landing inside a library's catch-all (e.g. around an optional import while the
+    runbook loads) is not lost: the block ends with exit 130, nothing started."""
+    import signal
+    import time
+
+    import typer
+
+    from cli.common import before_the_runbook
+
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(typer.Exit) as stopped, before_the_runbook():
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(2)  # the handler runs here and raises
+        except BaseException:  # the catch-all under test
+            pass
+    assert stopped.value.exit_code == 130
+    assert signal.getsignal(signal.SIGINT) is before  # the handler is gone again
+
+
 def test_each_failed_readiness_check_has_a_fix() -> None:
     from cli.fixes import fixes
 
