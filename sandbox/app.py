@@ -22,13 +22,8 @@ from sandbox import moto_fixes, wire
 from sandbox.settings import FaultRule, Timings
 from sandbox.sim_ecs import EcsSim
 from sandbox.sim_misc import CodeBuildSim, Route53Sim
-from sandbox.sim_rds import (
-    CLUSTER_CHANGES,
-    GLOBAL_CHANGES,
-    INSTANCE_CHANGES,
-    SNAPSHOT_CHANGES,
-    RdsSim,
-)
+from sandbox.sim_rds import CHANGES as RDS_CHANGES
+from sandbox.sim_rds import RdsSim
 from sandbox.sim_route53 import Route53DataPlaneSim
 
 StartResponse = Callable[..., Any]
@@ -224,8 +219,7 @@ class SandboxApp:
                 self.ecs.handle(call.region, call.operation, params, answer), default=str
             ).encode()
         if call.service == "rds":
-            changes = {**INSTANCE_CHANGES, **SNAPSHOT_CHANGES, **GLOBAL_CHANGES, **CLUSTER_CHANGES}
-            if call.operation in changes:
+            if call.operation in RDS_CHANGES:
                 self.rds.record(call.region, call.operation, params)
             if call.operation == "DescribeDBInstances":
                 self.rds.publish_lag(call.region)

@@ -16,27 +16,47 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from moto.core.models import DEFAULT_ACCOUNT_ID
 
 from sandbox.settings import Timings
 
-# operation -> (status while in progress, timing key)
-INSTANCE_CHANGES = {
-    "CreateDBInstance": ("creating", "rds_create_seconds"),
-    "CreateDBInstanceReadReplica": ("creating", "rds_create_seconds"),
-    "RestoreDBInstanceFromDBSnapshot": ("creating", "rds_create_seconds"),
-    "RestoreDBInstanceToPointInTime": ("creating", "rds_create_seconds"),
-    "PromoteReadReplica": ("modifying", "rds_modify_seconds"),
-    "ModifyDBInstance": ("modifying", "rds_modify_seconds"),
-    "RebootDBInstance": ("rebooting", "rds_modify_seconds"),
-}
-GLOBAL_CHANGES = {"CreateGlobalCluster": ("creating", "rds_create_seconds")}
-CLUSTER_CHANGES = {"FailoverDBCluster": ("failing-over", "rds_modify_seconds")}
-SNAPSHOT_CHANGES = {
-    "CreateDBSnapshot": ("creating", "rds_snapshot_seconds"),
-    "CopyDBSnapshot": ("copying", "rds_snapshot_seconds"),
+
+@dataclass(frozen=True)
+class Change:
+    """An RDS call whose effect takes time: what it changes (``kind``), the status it shows
+    until then, the timing that says how long, and the parameters naming the resource."""
+
+    kind: str  # "instance" | "cluster" | "global" | "snapshot"
+    status: str
+    timing: str
+    ids: tuple[str, ...]
+
+
+_INSTANCE = ("DBInstanceIdentifier", "TargetDBInstanceIdentifier")
+_SNAPSHOT = ("DBSnapshotIdentifier", "TargetDBSnapshotIdentifier")
+CHANGES = {
+    "CreateDBInstance": Change("instance", "creating", "rds_create_seconds", _INSTANCE),
+    "CreateDBInstanceReadReplica": Change("instance", "creating", "rds_create_seconds", _INSTANCE),
+    "RestoreDBInstanceFromDBSnapshot": Change(
+        "instance", "creating", "rds_create_seconds", _INSTANCE
+    ),
+    "RestoreDBInstanceToPointInTime": Change(
+        "instance", "creating", "rds_create_seconds", _INSTANCE
+    ),
+    "PromoteReadReplica": Change("instance", "modifying", "rds_modify_seconds", _INSTANCE),
+    "ModifyDBInstance": Change("instance", "modifying", "rds_modify_seconds", _INSTANCE),
+    "RebootDBInstance": Change("instance", "rebooting", "rds_modify_seconds", _INSTANCE),
+    "CreateGlobalCluster": Change(
+        "global", "creating", "rds_create_seconds", ("GlobalClusterIdentifier",)
+    ),
+    "FailoverDBCluster": Change(
+        "cluster", "failing-over", "rds_modify_seconds", ("DBClusterIdentifier",)
+    ),
+    "CreateDBSnapshot": Change("snapshot", "creating", "rds_snapshot_seconds", _SNAPSHOT),
+    "CopyDBSnapshot": Change("snapshot", "copying", "rds_snapshot_seconds", _SNAPSHOT),
 }
 _BLOCK = {
     "instance": (
@@ -109,53 +129,22 @@ class RdsSim:
         return lag
 
     def record(self, region: str, op: str, params: dict[str, Any]) -> None:
-        now = time.time()
+        change = CHANGES.get(op)
+        if change is None:
+            return
+        if op == "ModifyDBInstance" and str(params.get("ApplyImmediately", "")).lower() != "true":
+            return
+        ident = next((str(params[p]) for p in change.ids if params.get(p)), "")
+        if change.kind in ("global", "cluster"):
+            ident = ident.lower()
+        if not ident:
+            return
+        where = GLOBAL if change.kind == "global" else region
         with self.lock:
-            if op in INSTANCE_CHANGES:
-                status, key = INSTANCE_CHANGES[op]
-                ident = str(
-                    params.get("DBInstanceIdentifier")
-                    or params.get("TargetDBInstanceIdentifier")
-                    or ""
-                )
-                if (
-                    op == "ModifyDBInstance"
-                    and str(params.get("ApplyImmediately", "")).lower() != "true"
-                ):
-                    return
-                if ident:
-                    self.pending[(region, "instance", ident)] = (
-                        status,
-                        now + getattr(self.timings, key),
-                    )
-            elif op in GLOBAL_CHANGES:
-                status, key = GLOBAL_CHANGES[op]
-                ident = str(params.get("GlobalClusterIdentifier") or "").lower()
-                if ident:
-                    self.pending[(GLOBAL, "global", ident)] = (
-                        status,
-                        now + getattr(self.timings, key),
-                    )
-            elif op in CLUSTER_CHANGES:
-                status, key = CLUSTER_CHANGES[op]
-                ident = str(params.get("DBClusterIdentifier") or "").lower()
-                if ident:
-                    self.pending[(region, "cluster", ident)] = (
-                        status,
-                        now + getattr(self.timings, key),
-                    )
-            elif op in SNAPSHOT_CHANGES:
-                status, key = SNAPSHOT_CHANGES[op]
-                ident = str(
-                    params.get("DBSnapshotIdentifier")
-                    or params.get("TargetDBSnapshotIdentifier")
-                    or ""
-                )
-                if ident:
-                    self.pending[(region, "snapshot", ident)] = (
-                        status,
-                        now + getattr(self.timings, key),
-                    )
+            self.pending[(where, change.kind, ident)] = (
+                change.status,
+                time.time() + getattr(self.timings, change.timing),
+            )
 
     def refuse(self, op: str, params: dict[str, Any]) -> str | None:
         """Why AWS would refuse this call now: a cluster cannot join a global cluster that is
