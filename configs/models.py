@@ -427,3 +427,8 @@ class Config(Strict):
     def pilot_light(self) -> bool:
         """The DR region runs no services until a move there creates them."""
         return self.dr.posture == "pilot_light"
+
+    def runs_services(self, role: Literal["primary", "dr"]) -> bool:
+        """Whether ``role``'s region keeps its services between moves (not a pilot light's DR:
+        there a move creates them from the task definitions kept current)."""
+        return not (role == "dr" and self.pilot_light)

@@ -246,7 +246,7 @@ def _roll(
 def _pilot_light_idle(cfg: Config, role: Role, svc: str) -> bool:
     """A pilot-light DR region between moves: its revisions are kept current, no service
     runs them (a move creates the services from the newest one)."""
-    if role != "dr" or not cfg.pilot_light:
+    if cfg.runs_services(role):
         return False
     try:
         describe_service(cfg, role, svc)

@@ -159,7 +159,7 @@ def bring_up(cfg: Config, to: Role, counts: dict[str, int]) -> list[PrefectFutur
     Pilot light (DR): first created from the task definitions provision registered there,
     with their autoscaling and the region's alarms — provision's own steps, on what DR
     holds (no call outside it) — while the database is promoted."""
-    if not (to == "dr" and cfg.pilot_light):
+    if cfg.runs_services(to):
         return [scale_service.submit(cfg, to, svc, n) for svc, n in counts.items()]
     base = find_foundation(cfg, to)
     started: list[PrefectFuture[StepResult]] = [
@@ -195,7 +195,7 @@ def _service_of(
 
 def plan_bring_up(cfg: Config, to: Role, counts: dict[str, int]) -> list[Change]:
     """What :func:`bring_up` would create (pilot light): the services, autoscaling, alarms."""
-    if not (to == "dr" and cfg.pilot_light):
+    if cfg.runs_services(to):
         return []
     base = find_foundation(cfg, to)
     alarms = ensure_alarms(cfg, to, base.alb_suffix, base.target_group_suffix, dry_run=True)

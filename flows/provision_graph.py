@@ -479,7 +479,7 @@ def _app(
     )
     # Pilot light: DR keeps its task definitions and runs nothing; a move there creates the
     # services, their autoscaling and the alarms (see flows.failover.bring_up).
-    running = not (r == "dr" and cfg.pilot_light)
+    running = cfg.runs_services(r)
     for svc, _ in cfg.services.items():
         _service(g, reg, svc, running=running)
     if not running:

@@ -166,7 +166,7 @@ def current_revision(cfg: Config, role: Role, svc: str) -> str:
     try:
         return str(describe_service(cfg, role, svc)["taskDefinition"])
     except NotFound:
-        if role == "dr" and cfg.pilot_light:
+        if not cfg.runs_services(role):
             return names_for(cfg, role).task_family(svc)
         raise
 

@@ -301,7 +301,7 @@ def check_services(cfg: Config, primary_answers: bool) -> tuple[list[Finding], d
     counts: dict[str, int] = {}
     for svc in service_names(cfg):
         dr_service, dr_image = running_image(cfg, "dr", svc)
-        if dr_service is None and cfg.pilot_light:
+        if dr_service is None and not cfg.runs_services("dr"):
             # Pilot light: no service until a move creates one from the newest revision.
             dr_image = revision_image(cfg, "dr", svc)
             if dr_image is None:
