@@ -21,12 +21,13 @@ from flows.readiness import readiness_drill
 from flows.redrive import redrive
 from sandbox.testing import CONFIG, Stack
 from tasks.core.aws import connect
+from tasks.core.records import fields_of, item_of
 from tasks.resources.autoscaling import DIMENSION
 from tasks.runbooks.failover.fencing import (
     EVENT,
     PendingFence,
+    fence_fields,
     fence_id,
-    fence_item,
     fence_of,
     pending_fence,
     pending_fences,
@@ -142,7 +143,9 @@ FENCE = PendingFence(
 
 
 def test_a_record_reads_back_as_written_and_the_check_decides_from_it() -> None:
-    assert fence_of(fence_item(FENCE)) == FENCE
+    item = item_of(fence_id(FENCE.environment, FENCE.region), "fence", fence_fields(FENCE))
+    assert item["services"] == {"L": [{"S": "app-web"}, {"S": "app-worker"}]}
+    assert fence_of(fields_of(item)) == FENCE
     assert fence_finding(None, None).status == "pass"
     dark_ = fence_finding(FENCE, None)
     assert dark_.status == "fail" and not dark_.blocking and "does not answer" in dark_.detail

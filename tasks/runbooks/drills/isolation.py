@@ -14,15 +14,17 @@ one left (:func:`pending_isolation`), unless a game day holds its lock right now
 
 ::
 
-    isolation item   lock_id "<app>-<env>/isolation/<region>", kind "isolation", environment,
-                     region, az, vpc, acl (the deny-all ACL's id), subnets (map: subnet id ->
-                     its original ACL id), since, run (the game day's flow run)
+    isolation record   "<app>-<env>/isolation/<region>", kind "isolation" (tasks.core.records):
+                       the fields of :class:`Isolation` — environment, region, az, vpc_id,
+                       acl_id (the deny-all ACL), subnets (subnet id -> its original ACL id),
+                       since, run (the game day's flow run)
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from dataclasses import fields as dataclass_fields
 from typing import Any
 
 from configs.errors import BadInput, StepFailed
@@ -31,13 +33,13 @@ from configs.names import names_for
 from tasks.core.aws import connect
 from tasks.core.changes import Action, Change, StepResult
 from tasks.core.events import current_run
-from tasks.core.locks import ensure_lock_table, lock_key
+from tasks.core.locks import ensure_lock_table, lock_key, view_of
+from tasks.core.records import NO_TABLE, delete_record, get_record, put_record
 from tasks.core.retry import absent
 from tasks.core.steps import step
-from tasks.resources.network.vpc import subnets_in_az
+from tasks.resources.network.vpc import ec2_tags, subnets_in_az, tag_spec
 
 KIND = "isolation"
-NO_TABLE = "ResourceNotFoundException"
 ACL_GONE = "InvalidNetworkAclID.NotFound"
 
 
@@ -72,34 +74,15 @@ def deny_all_name(cfg: Config) -> str:
     return f"{cfg.stack}-game-day-deny-all"
 
 
-def isolation_item(iso: Isolation) -> dict[str, Any]:
-    return {
-        "lock_id": {"S": isolation_id(iso.environment, iso.region)},
-        "kind": {"S": KIND},
-        "environment": {"S": iso.environment},
-        "region": {"S": iso.region},
-        "az": {"S": iso.az},
-        "vpc": {"S": iso.vpc_id},
-        "acl": {"S": iso.acl_id},
-        "subnets": {"M": {s: {"S": acl} for s, acl in iso.subnets.items()}},
-        "since": {"N": f"{iso.since:.3f}"},
-        "run": {"S": iso.run},
-    }
-
-
-def isolation_of(item: dict[str, Any]) -> Isolation:
-    def s(key: str) -> str:
-        return str(item.get(key, {}).get("S", ""))
-
+def isolation_of(fields: dict[str, Any]) -> Isolation:
+    """An isolation from its record's fields (pure)."""
+    known = {f.name for f in dataclass_fields(Isolation)}
     return Isolation(
-        environment=s("environment"),
-        region=s("region"),
-        az=s("az"),
-        vpc_id=s("vpc"),
-        acl_id=s("acl"),
-        subnets={k: str(v["S"]) for k, v in item.get("subnets", {}).get("M", {}).items()},
-        since=float(item.get("since", {}).get("N", "0")),
-        run=s("run"),
+        **{
+            **{k: v for k, v in fields.items() if k in known},
+            "subnets": {str(k): str(v) for k, v in (fields.get("subnets") or {}).items()},
+            "since": float(fields.get("since", 0)),
+        }
     )
 
 
@@ -113,29 +96,19 @@ def associations_of(acls: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
 
 
 # -- the record, in the DR region's lock table ------------------------------------------------
-def _table(cfg: Config) -> tuple[Any, str]:
-    return connect(cfg).client("dynamodb", cfg.regions.dr), names_for(cfg).lock_table
-
-
 def record_isolation(cfg: Config, iso: Isolation) -> None:
     ensure_lock_table(cfg, cfg.regions.dr)
-    ddb, table = _table(cfg)
-    ddb.put_item(TableName=table, Item=isolation_item(iso))
+    put_record(cfg, isolation_id(iso.environment, iso.region), KIND, asdict(iso))
 
 
 def pending_isolation(cfg: Config) -> Isolation | None:
     """What a game day's cut left in the primary region; None without a record or a table."""
-    ddb, table = _table(cfg)
-    key = {"lock_id": {"S": isolation_id(cfg.stack, cfg.regions.primary)}}
-    found = absent(lambda: ddb.get_item(TableName=table, Key=key, ConsistentRead=True), NO_TABLE)
-    item = (found or {}).get("Item")
-    return isolation_of(item) if item else None
+    found = get_record(cfg, isolation_id(cfg.stack, cfg.regions.primary))
+    return isolation_of(found) if found else None
 
 
 def clear_isolation(cfg: Config, region: str) -> None:
-    ddb, table = _table(cfg)
-    key = {"lock_id": {"S": isolation_id(cfg.stack, region)}}
-    absent(lambda: ddb.delete_item(TableName=table, Key=key), NO_TABLE)
+    delete_record(cfg, isolation_id(cfg.stack, region))
 
 
 def game_day_running(cfg: Config) -> bool:
@@ -146,8 +119,8 @@ def game_day_running(cfg: Config) -> bool:
         lambda: ddb.get_item(TableName=names_for(cfg).lock_table, Key=key, ConsistentRead=True),
         NO_TABLE,
     )
-    item = (found or {}).get("Item") or {}
-    return float(item.get("expires_at", {}).get("N", "0")) > time.time()
+    item = (found or {}).get("Item")
+    return item is not None and view_of(item, cfg.regions.primary).lease_left(time.time()) > 0
 
 
 # -- EC2 --------------------------------------------------------------------------------------
@@ -204,18 +177,9 @@ def isolate_az(cfg: Config, az: str) -> StepResult:
     else:
         acl_id = ec2.create_network_acl(
             VpcId=vpc_id,
-            TagSpecifications=[
-                {
-                    "ResourceType": "network-acl",
-                    "Tags": [
-                        {"Key": k, "Value": v}
-                        for k, v in {
-                            **names.tags("game-day"),
-                            "Name": deny_all_name(cfg),
-                        }.items()
-                    ],
-                }
-            ],
+            TagSpecifications=tag_spec(
+                "network-acl", ec2_tags(names, "game-day", deny_all_name(cfg))
+            ),
         )["NetworkAcl"]["NetworkAclId"]
         changes.append(_change(region, deny_all_name(cfg), Action.CREATE, f"deny all, {acl_id}"))
     run = current_run()

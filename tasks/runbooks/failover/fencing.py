@@ -19,7 +19,8 @@ inspection; the report names it.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from dataclasses import fields as dataclass_fields
 from typing import Any
 
 from configs.models import Config
@@ -28,14 +29,14 @@ from tasks.core.aws import connect
 from tasks.core.changes import StepResult
 from tasks.core.events import current_run, emit_about
 from tasks.core.log import logger
-from tasks.core.retry import absent
+from tasks.core.records import delete_record, get_records, put_record
 from tasks.core.steps import step
 from tasks.resources.database.lookup import is_aurora
 from tasks.resources.ecs import service_names
 from tasks.runbooks.failover.services import fence_services
 
 EVENT = "tierbook.fence.applied"
-NO_TABLE = "ResourceNotFoundException"
+KIND = "fence"
 
 
 @dataclass(frozen=True)
@@ -82,63 +83,35 @@ def pending_fence(cfg: Config, role: Role, *, why: str, reason: str, run: str) -
     )
 
 
-def fence_item(fence: PendingFence) -> dict[str, Any]:
-    return {
-        "lock_id": {"S": fence_id(fence.environment, fence.region)},
-        "kind": {"S": "fence"},
-        "environment": {"S": fence.environment},
-        "region": {"S": fence.region},
-        "role": {"S": fence.role},
-        "services": {"L": [{"S": s} for s in fence.services]},
-        "database": {"S": fence.database},
-        "since": {"N": f"{fence.since:.3f}"},
-        "run": {"S": fence.run},
-        "reason": {"S": fence.reason},
-        "why": {"S": fence.why},
-    }
+def fence_fields(fence: PendingFence) -> dict[str, Any]:
+    """What the record of ``fence`` holds (pure)."""
+    return {**asdict(fence), "services": list(fence.services)}
 
 
-def fence_of(item: dict[str, Any]) -> PendingFence:
-    def s(key: str) -> str:
-        return str(item.get(key, {}).get("S", ""))
-
-    role: Role = "dr" if s("role") == "dr" else "primary"
+def fence_of(fields: dict[str, Any]) -> PendingFence:
+    """A pending fence from its record's fields (pure)."""
+    known = {f.name for f in dataclass_fields(PendingFence)}
+    role: Role = "dr" if fields.get("role") == "dr" else "primary"
     return PendingFence(
-        environment=s("environment"),
-        region=s("region"),
-        role=role,
-        services=tuple(str(v["S"]) for v in item.get("services", {}).get("L", [])),
-        database=s("database"),
-        since=float(item.get("since", {}).get("N", "0")),
-        run=s("run"),
-        reason=s("reason"),
-        why=s("why"),
+        **{
+            **{k: v for k, v in fields.items() if k in known},
+            "role": role,
+            "services": tuple(fields.get("services", ())),
+            "since": float(fields.get("since", 0)),
+        }
     )
 
 
 # -- the table ------------------------------------------------------------------------------
-def _table(cfg: Config, *, probe: bool = False) -> tuple[Any, str]:
-    """The DR region's DynamoDB client and the lock table's name. ``probe``: a hang is not
-    retried (the check every run makes must never hold a run up)."""
-    return connect(cfg).client("dynamodb", cfg.regions.dr, probe=probe), names_for(cfg).lock_table
-
-
 def record_pending_fence(cfg: Config, fence: PendingFence) -> None:
-    ddb, table = _table(cfg)
-    ddb.put_item(TableName=table, Item=fence_item(fence))
+    put_record(cfg, fence_id(fence.environment, fence.region), KIND, fence_fields(fence))
 
 
 def pending_fences(cfg: Config) -> list[PendingFence]:
-    """The environment's pending fences: one read in the DR region; none without a table
-    (before provision) or a record."""
-    ddb, table = _table(cfg, probe=True)
-    keys = [{"lock_id": {"S": fence_id(cfg.stack, r)}} for r in cfg_regions(cfg)]
-    found = absent(
-        lambda: ddb.batch_get_item(RequestItems={table: {"Keys": keys, "ConsistentRead": True}}),
-        NO_TABLE,
-    )
-    items = (found or {}).get("Responses", {}).get(table, [])
-    return sorted((fence_of(i) for i in items), key=lambda f: f.since)
+    """The environment's pending fences: one read in the DR region (never held up by a
+    hang); none without a table (before provision) or a record."""
+    ids = [fence_id(cfg.stack, r) for r in cfg_regions(cfg)]
+    return sorted((fence_of(f) for f in get_records(cfg, ids, probe=True)), key=lambda f: f.since)
 
 
 def cfg_regions(cfg: Config) -> tuple[str, ...]:
@@ -147,16 +120,7 @@ def cfg_regions(cfg: Config) -> tuple[str, ...]:
 
 def clear_pending_fence(cfg: Config, region: str) -> bool:
     """Delete the record of ``region``; True when there was one."""
-    ddb, table = _table(cfg)
-    gone = absent(
-        lambda: ddb.delete_item(
-            TableName=table,
-            Key={"lock_id": {"S": fence_id(cfg.stack, region)}},
-            ReturnValues="ALL_OLD",
-        ),
-        NO_TABLE,
-    )
-    return bool((gone or {}).get("Attributes"))
+    return delete_record(cfg, fence_id(cfg.stack, region))
 
 
 def settle_fence(cfg: Config, role: Role, fenced: StepResult, *, reason: str = "") -> str | None:
