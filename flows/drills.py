@@ -39,7 +39,7 @@ from configs import resolve_config
 from configs.errors import BadInput
 from flows.approval import approve_protected
 from flows.fencing import fence_on_return
-from flows.isolation import restore_left_isolation
+from flows.isolation import reconnect, restore_left_isolation
 from flows.report import Timeline, publish_plan, runbook
 from tasks.core.changes import Change
 from tasks.core.locks import hold
@@ -67,12 +67,7 @@ from tasks.runbooks.drills.game_day import (
     stop_tasks_in_az,
     wait_for_recovery,
 )
-from tasks.runbooks.drills.isolation import (
-    isolate_az,
-    pending_isolation,
-    plan_isolation,
-    restore_isolation,
-)
+from tasks.runbooks.drills.isolation import isolate_az, plan_isolation
 from tasks.runbooks.preflight import check_account
 
 SOURCES = ("new", "automated")
@@ -93,24 +88,6 @@ def _cleanup(tl: Timeline, cfg: Any, instance: str, failing: bool) -> None:
         if not failing:
             raise
         tl.note(f"could not delete {instance}: {exc}; delete it by hand")
-
-
-def _reconnect(tl: Timeline, cfg: Any, failing: bool) -> None:
-    """Undo the network cut, as recorded; a failed restore never hides the run's own failure
-    (the record stays: the next game day or readiness drill restores it)."""
-    try:
-        left = pending_isolation(cfg)
-        if left is not None:
-            done = restore_isolation(cfg, left)
-            tl.changes.extend(done.changes)
-            tl.metrics["subnets_restored"] = done.outputs["restored"]
-    except Exception as exc:
-        if not failing:
-            raise
-        tl.note(
-            f"could not restore the network ACLs of the isolated AZ: {exc}; the next game day "
-            "or `tierbook drill readiness` restores them"
-        )
 
 
 @flow(name="backup-drill", persist_result=False)
@@ -245,5 +222,5 @@ def game_day(
                 failing = False
             finally:
                 if isolate_network:
-                    _reconnect(tl, cfg, failing)
+                    reconnect(tl, cfg, failing=failing)
     return tl.model_dump(mode="json")

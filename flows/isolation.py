@@ -1,4 +1,5 @@
-"""A game day's network cut left behind, restored by the next game day or readiness drill.
+"""A game day's network cut undone: by the game day itself, or, left behind by a crash, by the
+next game day or readiness drill.
 
 The game day records the original network ACLs of the AZ it cuts off before the cut
 (:mod:`tasks.runbooks.drills.isolation`) and restores them at its end, after a failure or an
@@ -38,3 +39,22 @@ def restore_left_isolation(
     tl.changes.extend(done.changes)
     tl.metrics["isolation_restored"] = left.az
     tl.note(f"restored what a game day left: {left.describe()}; {done.detail}")
+
+
+def reconnect(tl: Timeline, cfg: Config, *, failing: bool) -> None:
+    """The game day's own undo of its cut, as recorded; a failed restore never hides the run's
+    own failure (``failing``): the record stays and the next game day or readiness drill
+    restores it."""
+    try:
+        left = pending_isolation(cfg)
+        if left is not None:
+            done = restore_isolation(cfg, left)
+            tl.changes.extend(done.changes)
+            tl.metrics["subnets_restored"] = done.outputs["restored"]
+    except Exception as exc:
+        if not failing:
+            raise
+        tl.note(
+            f"could not restore the network ACLs of the isolated AZ: {exc}; the next game day "
+            "or `tierbook drill readiness` restores them"
+        )

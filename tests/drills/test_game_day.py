@@ -437,14 +437,7 @@ def test_stop_alarm_during_the_game_day_aborts_it(provisioned: Config, aws_endpo
     control = SandboxControl(aws_endpoint)
     control.timings(rds_modify_seconds=120)
     outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["report"] = game_day(config=CONFIG, recovery_timeout_s=300)
-        except Exception as exc:
-            outcome["error"] = exc
-
-    runner = threading.Thread(target=run)
+    runner = in_thread(outcome, recovery_timeout_s=300)
     try:
         runner.start()
         deadline = time.monotonic() + 60

@@ -212,8 +212,6 @@ def writes(cfg: Config, db: dict[str, Any]) -> bool:
         return False
     if not is_aurora(cfg):
         return True
-    pass
-
     rds = connect(cfg).client("rds", cfg.regions.dr)
     glob = describe_global_cluster(rds, global_cluster_id(cfg)) or {}
     me = [
