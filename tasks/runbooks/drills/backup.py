@@ -30,7 +30,8 @@ from tasks.core.errors import AwsError
 from tasks.core.retry import is_code, wait_for
 from tasks.core.steps import step
 from tasks.core.tags import tag_list
-from tasks.resources.database.lookup import describe_instance, describe_snapshot
+from tasks.resources.database.copies import copy_to_dr, wait_snapshot
+from tasks.resources.database.lookup import describe_instance
 
 SNAPSHOT_TIMEOUT_S = 3600.0
 
@@ -76,19 +77,6 @@ def _tags(cfg: Config, drill: str) -> list[dict[str, str]]:
 
 def _rds(cfg: Config, region: str) -> Any:
     return connect(cfg).client("rds", region)
-
-
-def _wait_snapshot(rds: Any, ident: str, what: str, timeout_s: float) -> dict[str, Any]:
-    return wait_for(
-        lambda: describe_snapshot(rds, ident) or {"Status": "missing"},
-        until=lambda s: s.get("Status") == "available",
-        failed=lambda s: (
-            f"snapshot is {s['Status']}" if s.get("Status") in ("failed", "missing") else None
-        ),
-        what=what,
-        timeout_s=timeout_s,
-        describe=lambda s: str(s.get("Status")),
-    )
 
 
 def stamp_of(ident: str, prefix: str) -> datetime | None:
@@ -154,7 +142,7 @@ def take_db_snapshot(
             DBSnapshotIdentifier=drill,
             Tags=_tags(cfg, drill),
         )
-        snap = _wait_snapshot(rds, drill, f"snapshot {drill} available", timeout_s)
+        snap = wait_snapshot(rds, drill, f"snapshot {drill} available", timeout_s)
     else:
         raise Refused(f"snapshot source must be 'new' or 'automated' (got {source!r})")
     return StepResult(
@@ -176,24 +164,10 @@ def copy_snapshot_to_dr(
     """Copy into the DR region, re-encrypted with the DR region's key (an encrypted snapshot
     cannot use a key of another region). A copy already made by this drill is reused."""
     dr = names_for(cfg, "dr")
-    rds = _rds(cfg, dr.region)
-    kms = connect(cfg).client("kms", dr.region)
-    try:
-        key_arn = kms.describe_key(KeyId=dr.kms_alias)["KeyMetadata"]["Arn"]
-    except AwsError as exc:
-        if is_code(exc, "NotFoundException"):
-            raise NotFound(f"KMS key {dr.kms_alias} not found in {dr.region}") from exc
-        raise
     started = utcnow()
-    if describe_snapshot(rds, drill) is None:
-        rds.copy_db_snapshot(
-            SourceDBSnapshotIdentifier=source_arn,
-            TargetDBSnapshotIdentifier=drill,
-            KmsKeyId=key_arn,
-            SourceRegion=cfg.regions.primary,
-            Tags=_tags(cfg, drill),
-        )
-    snap = _wait_snapshot(rds, drill, f"copy {drill} available in {dr.region}", timeout_s)
+    tags = {**names_for(cfg).tags("drill"), DRILL_TAG: drill}
+    snap = copy_to_dr(cfg, source_arn, drill, tags, timeout_s)
+    key_arn = str(snap.get("KmsKeyId", ""))
     seconds = (utcnow() - started).total_seconds()
     return StepResult(
         outputs={"id": drill, "arn": snap["DBSnapshotArn"], "seconds": seconds, "key": key_arn},
