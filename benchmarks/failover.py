@@ -16,13 +16,16 @@ at least ``failover.switchover_quiet_seconds``) and the RPO, verified 0, against
 steps (a planned move is a chain: each step waits for the one before).
 
 Last, a failover of a **pilot light** (``dr.posture: pilot_light``: DR runs no services; the
-move creates them while the database is promoted) beside the warm standby's: each RTO against
-its own critical-path bound, and the RTO modeled at AWS's durations (``REAL_S``).
+move creates them while the database is promoted) and of a **backup and restore**
+(``dr.posture: backup_restore``: DR holds snapshot copies; the move restores the newest, then
+creates the services on it) beside the warm standby's: each RTO against its own critical-path
+bound, and the RTO modeled at AWS's durations (``REAL_S``).
 
 Targets: the dark run's RTO within 5 s of the healthy run's; pilot light's RTO ≤ 1.1 times its
 bound.
 
-Run: ``python benchmarks/failover.py [--promote S] [--rollout S] [--dns S] [--hang S]``.
+Run: ``python benchmarks/failover.py [--promote S] [--restore S] [--rollout S] [--dns S]
+[--hang S]``.
 """
 
 from __future__ import annotations
@@ -54,6 +57,15 @@ def critical_path(steps: dict[str, float]) -> float:
     starts), from the measured step durations. A pilot light's service chain is: find the
     DR foundation, then per service create → autoscaling → scale (the alarms beside it)."""
     db = steps.get("fence primary services", 0.0) + steps.get("promote dr replica", 0.0)
+    # backup and restore: the restore starts beside the fence; the task definitions need its
+    # endpoint, so the app chain starts after it
+    restore = steps.get("restore dr database from the newest snapshot copy")
+    if restore is not None:
+        db = max(steps.get("fence primary services", 0.0), restore)
+    point = max(
+        (v for k, v in steps.items() if k.startswith("point dr ") and "task definition" in k),
+        default=0.0,
+    )
     per_service: dict[str, float] = {}
     for name, value in steps.items():
         for svc in ("web", "worker"):
@@ -63,6 +75,8 @@ def critical_path(steps: dict[str, float]) -> float:
     chains = [*per_service.values(), steps.get("ensure dr alarms", 0.0)]
     app = steps.get("find dr app foundation", 0.0) + max(chains, default=0.0)
     after = steps.get("verify dr targets healthy", 0.0) + steps.get("send traffic to dr", 0.0)
+    if restore is not None:
+        return max(db, steps.get("find dr app foundation", 0.0)) + point + app + after
     return max(db, app) + after
 
 
@@ -70,20 +84,32 @@ def critical_path(steps: dict[str, float]) -> float:
 # read-replica promotion ~10 min; a new Fargate service to healthy targets ~3 min (image pull,
 # start, health checks); an existing one scaled up ~2 min; the Route 53 switch ~1.5 min (three
 # failed health checks at 10 s plus a 60 s TTL). Seed 000's hand-run failover: ~28 min.
-REAL_S = {"promote": 600.0, "new_service": 180.0, "scale_up": 120.0, "dns": 90.0}
+# A restore of a snapshot into a new instance: ~20 min for a small database (it grows with the
+# data; the instance then loads blocks lazily from S3).
+REAL_S = {
+    "promote": 600.0,
+    "restore": 1200.0,
+    "new_service": 180.0,
+    "scale_up": 120.0,
+    "dns": 90.0,
+}
 
 
-def modeled_rto(pilot_light: bool) -> float:
-    app = REAL_S["new_service"] if pilot_light else REAL_S["scale_up"]
+def modeled_rto(posture: str) -> float:
+    if posture == "backup_restore":  # the services need the restored endpoint: in sequence
+        return REAL_S["restore"] + REAL_S["new_service"] + REAL_S["dns"]
+    app = REAL_S["scale_up"] if posture == "warm_standby" else REAL_S["new_service"]
     return max(REAL_S["promote"], app) + REAL_S["dns"]
 
 
-def pilot_light_config() -> str:
+def posture_config(posture: str) -> str:
     import yaml
 
     data = yaml.safe_load((ROOT / CONFIG).read_text())
-    data["dr"] = {"posture": "pilot_light"}
-    path = Path(tempfile.mkdtemp(prefix="tierbook-bench-pilot-")) / "pilot.yaml"
+    data["dr"] = {"posture": posture}
+    if posture == "backup_restore":
+        data["database"]["dr_replica"] = False
+    path = Path(tempfile.mkdtemp(prefix=f"tierbook-bench-{posture}-")) / f"{posture}.yaml"
     path.write_text(yaml.safe_dump(data))
     return str(path)
 
@@ -113,6 +139,7 @@ def one_failover(
         provision(config=config)
         push_images(cfg)
         control.timings(
+            rds_create_seconds=args.restore,
             rds_modify_seconds=args.promote,
             ecs_deployment_seconds=args.rollout,
             route53_sync_seconds=args.dns,
@@ -133,6 +160,7 @@ def one_failover(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--promote", type=float, default=6.0, help="RDS promote/modify seconds")
+    parser.add_argument("--restore", type=float, default=12.0, help="RDS restore seconds")
     parser.add_argument("--rollout", type=float, default=4.0, help="ECS deployment seconds")
     parser.add_argument("--dns", type=float, default=2.0, help="Route 53 INSYNC seconds")
     parser.add_argument("--hang", type=float, default=5.0, help="a dark region's hang, seconds")
@@ -170,11 +198,14 @@ def main() -> None:
             healthy = one_failover(endpoint, args, dark=False)
             dark = one_failover(endpoint, args, dark=True)
             planned = one_failover(endpoint, args, dark=False, planned=True)
-            pilot = one_failover(endpoint, args, dark=False, config=pilot_light_config())
+            pilot = one_failover(endpoint, args, dark=False, config=posture_config("pilot_light"))
+            restored = one_failover(
+                endpoint, args, dark=False, config=posture_config("backup_restore")
+            )
     finally:
         server.stop()
     print(
-        f"sandbox: promote {args.promote:g}s, ECS rollout {args.rollout:g}s, "
+        f"sandbox: promote {args.promote:g}s, restore {args.restore:g}s, ECS rollout {args.rollout:g}s, "
         f"DNS sync {args.dns:g}s, dark region hangs {args.hang:g}s per request"
     )
     for label, report in (("healthy primary", healthy), ("dark primary", dark)):
@@ -224,11 +255,24 @@ def main() -> None:
     print(f"  wall (with re-protection)               {float(m['wall_seconds']):6.1f}s")
     print("DR postures (healthy primary; bound: the critical path of the run's own steps):")
     print(f"  {'posture':<14} {'RTO':>7} {'bound':>7} {'RTO/bound':>10} {'modeled at AWS':>15}")
-    for name, report in (("warm standby", healthy), ("pilot light", pilot)):
+    postures = (
+        ("warm_standby", healthy),
+        ("pilot_light", pilot),
+        ("backup_restore", restored),
+    )
+    for posture, report in postures:
+        name = posture.replace("_", " ")
+        if report["outcome"] != "succeeded":
+            print(f"  {name:<14} {report['outcome']}: {report.get('error')}")
+            continue
         ran = {s["step"]: seconds(s) for s in report["steps"]}
         took, best = float(report["metrics"]["rto_seconds"]), critical_path(ran)
-        model = modeled_rto(name == "pilot light") / 60
-        print(f"  {name:<14} {took:6.1f}s {best:6.1f}s {took / best:10.2f} {model:11.1f} min")
+        model = modeled_rto(posture) / 60
+        rpo = report["metrics"].get("rpo_seconds")
+        print(
+            f"  {name:<14} {took:6.1f}s {best:6.1f}s {took / best:10.2f} {model:11.1f} min"
+            f"   RPO {rpo}s"
+        )
     print(f"  (modeled with {REAL_S}; seed 000's hand-run failover: ~28 min)")
 
 

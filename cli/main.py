@@ -62,6 +62,7 @@ def _register() -> None:
         redrive_cmd,
         sandbox_cmd,
         serve_cmd,
+        snapshot_copy_cmd,
     )
 
     app.command()(demo_cmd.demo)
@@ -80,6 +81,7 @@ def _register() -> None:
     drill_cmd.register(app)
     iam_policy_cmd.register(app)
     lock_cmd.register(app)
+    snapshot_copy_cmd.register(app)
 
 
 _register()

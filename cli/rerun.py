@@ -5,6 +5,10 @@ from __future__ import annotations
 READ_ONLY = "Safe to re-run: it only reads."
 
 RERUN = {
+    "snapshot-copy": (
+        "Safe to re-run: a copy stopped half-way is picked up by its name within the same "
+        "second, else a new one is made; pruning keeps the newest copies."
+    ),
     "preflight": READ_ONLY,
     "audit": READ_ONLY,
     "readiness": (

@@ -287,6 +287,22 @@ class FailoverPolicy(Strict):
     switchover_quiet_seconds: Annotated[float, Field(ge=0, le=3600)] = 60
 
 
+class Schedule(Strict):
+    cron: Annotated[str | None, Field(pattern=CRON)] = None
+    timezone: str = "UTC"
+
+
+class SnapshotCopy(Schedule):
+    """The routine copy of a backup-and-restore posture: a fresh snapshot of the primary's
+    database copied to DR under the DR key on ``cron`` (a deployment's schedule), the oldest
+    copies beyond ``keep`` deleted. Readiness fails once the newest copy is older than
+    ``rpo_budget_minutes``: it is the data a failover would lose."""
+
+    cron: Annotated[str | None, Field(pattern=CRON)] = "0 * * * *"
+    keep: Annotated[int, Field(ge=1, le=100)] = 3
+    rpo_budget_minutes: Annotated[float, Field(gt=0, le=10080)] = 90
+
+
 class DisasterRecovery(Strict):
     """What the DR region keeps running between failovers (AWS's DR strategies).
 
@@ -296,16 +312,17 @@ class DisasterRecovery(Strict):
       costs nothing or keeps failover free of global control planes (load balancer and
       listeners so the DNS records stand, IAM roles, task definitions, web ACL); failover
       creates the services, their autoscaling and alarms, in parallel with the promotion.
+    * ``backup_restore``: what pilot light keeps but the database: copies of the primary's
+      snapshots instead (``snapshot_copy``); failover restores the newest copy, then creates
+      the app layer on it.
     """
 
-    # What DR runs between moves: warm_standby (the app at its warm size) or pilot_light (no
-    # services: a move creates them while the database is promoted).
-    posture: Literal["warm_standby", "pilot_light"] = "warm_standby"
-
-
-class Schedule(Strict):
-    cron: Annotated[str | None, Field(pattern=CRON)] = None
-    timezone: str = "UTC"
+    # What DR runs between moves: warm_standby (the app at its warm size), pilot_light (no
+    # services: a move creates them while the database is promoted) or backup_restore (no
+    # database either: a move restores the newest snapshot copy).
+    posture: Literal["warm_standby", "pilot_light", "backup_restore"] = "warm_standby"
+    # backup_restore: how the primary's snapshots reach DR.
+    snapshot_copy: SnapshotCopy = SnapshotCopy()
 
 
 class BackupDrill(Schedule):
@@ -421,6 +438,17 @@ class Config(Strict):
             raise ValueError(
                 "dr.posture pilot_light keeps the data in DR: set database.dr_replica: true"
             )
+        if self.dr.posture == "backup_restore":
+            if self.database.dr_replica:
+                raise ValueError(
+                    "dr.posture backup_restore keeps snapshot copies in DR, not a replica: set "
+                    "database.dr_replica: false"
+                )
+            if self.database.engine != "postgres":
+                raise ValueError(
+                    "dr.posture backup_restore restores RDS instances (database.engine: "
+                    "postgres); for Aurora use pilot_light with its global database"
+                )
         return self
 
     @property
@@ -428,7 +456,13 @@ class Config(Strict):
         """The DR region runs no services until a move there creates them."""
         return self.dr.posture == "pilot_light"
 
+    @property
+    def restores(self) -> bool:
+        """The DR region keeps snapshot copies and no database: a move restores one."""
+        return self.dr.posture == "backup_restore"
+
     def runs_services(self, role: Literal["primary", "dr"]) -> bool:
-        """Whether ``role``'s region keeps its services between moves (not a pilot light's DR:
-        there a move creates them from the task definitions kept current)."""
-        return not (role == "dr" and self.pilot_light)
+        """Whether ``role``'s region keeps its services between moves (not the DR of a pilot
+        light or of a backup and restore: there a move creates them from the task definitions
+        kept current)."""
+        return not (role == "dr" and self.dr.posture != "warm_standby")

@@ -112,13 +112,32 @@ LIGHT_UP = (
     "ec2:DescribeVpcs",
     "ecs:CreateService",
     "ecs:TagResource",
+    # backup and restore: the newest snapshot copy, task definitions on the restored database
+    "ecs:RegisterTaskDefinition",
+    "rds:DescribeDBSnapshots",
 )
 PUT_OUT = (
     "application-autoscaling:DeleteScalingPolicy",
     "application-autoscaling:DeregisterScalableTarget",
     "cloudwatch:DeleteAlarms",
     "ecs:DeleteService",
+    "rds:DeleteDBSnapshot",  # backup and restore: copies beyond dr.snapshot_copy.keep
 )
+# Backup and restore: a fresh snapshot of the primary copied to DR, the source deleted.
+SNAPSHOT_COPY = (
+    "kms:DescribeKey",
+    "rds:CopyDBSnapshot",
+    "rds:CreateDBSnapshot",
+    "rds:DeleteDBSnapshot",
+    "rds:DescribeDBSnapshots",
+)
+# Deleting the restored DR database with its final snapshot (the newest copy) at failback.
+PUT_AWAY_IMPLICIT = {
+    "rds:CreateDBSnapshot": (
+        "DeleteDBInstance with a final snapshot (backup and restore: the DR database put away "
+        "as the newest copy) is also authorized as rds:CreateDBSnapshot"
+    ),
+}
 # Home again: the primary's readers re-pointed at the new writer (provision's own step).
 HOME = (
     "rds:AddTagsToResource",
@@ -155,6 +174,7 @@ RUNBOOKS: dict[str, Permissions] = {
     "provision": Permissions(
         calls=(
             *FENCE_ON_RETURN,
+            *SNAPSHOT_COPY,  # backup and restore: the first copy
             "route53:ListHostedZones",  # the region probe of us-east-1 (fencing on return)
             "acm:DescribeCertificate",
             "acm:ListCertificates",
@@ -396,19 +416,36 @@ RUNBOOKS: dict[str, Permissions] = {
     ),
     # ``prepare`` (the DNS switch's alarm, for a stack tierbook did not build) and a pilot light
     # (its alarms) both put metric alarms.
-    "failover": Permissions(calls=(*FENCE_ON_RETURN, *REGION_MOVE, *LIGHT_UP, "dynamodb:PutItem")),
+    "failover": Permissions(
+        calls=(
+            *FENCE_ON_RETURN,
+            *REGION_MOVE,
+            *LIGHT_UP,
+            "dynamodb:PutItem",
+            "rds:RestoreDBInstanceFromDBSnapshot",  # backup and restore
+        )
+    ),
     "switchover": Permissions(
         calls=(*FENCE_ON_RETURN, *PLANNED_MOVE, *LIGHT_UP),
         implicit={**REPROTECT_IMPLICIT, "rds:AddTagsToResource": TAG_ON_CREATE_RDS},
     ),
     "failback": Permissions(
         calls=(*FENCE_ON_RETURN, *PLANNED_MOVE, *LIGHT_UP, *PUT_OUT, *HOME),
-        implicit=REPROTECT_IMPLICIT,
+        implicit={**REPROTECT_IMPLICIT, **PUT_AWAY_IMPLICIT},
     ),
     # Out to DR and home again; the databases the moves set aside are deleted at the end.
     "drill-region": Permissions(
         calls=(*FENCE_ON_RETURN, *PLANNED_MOVE, *LIGHT_UP, *PUT_OUT, *HOME),
-        implicit=REPROTECT_IMPLICIT,
+        implicit={**REPROTECT_IMPLICIT, **PUT_AWAY_IMPLICIT},
+    ),
+    "snapshot-copy": Permissions(
+        calls=(
+            *FENCE_ON_RETURN,
+            *SNAPSHOT_COPY,
+            "rds:DescribeDBClusters",
+            "rds:DescribeDBInstances",
+        ),
+        implicit={"rds:AddTagsToResource": TAG_ON_CREATE_RDS},
     ),
     "redrive": Permissions(
         calls=(
@@ -481,6 +518,7 @@ RUNBOOKS: dict[str, Permissions] = {
             *FENCE_ON_RETURN,
             *NETWORK_ISOLATION,
             # The failover's readiness checks, and the scorecard item (no lock: it reads only).
+            "rds:DescribeDBSnapshots",  # backup and restore: the newest copy's age
             "cloudwatch:DescribeAlarms",  # the DNS switch's alarm in DR
             "cloudwatch:GetMetricStatistics",
             "dynamodb:CreateTable",
@@ -687,4 +725,5 @@ FLOWS = {
     "drill-readiness": "flows.readiness.readiness_drill",
     "audit": "flows.audit.audit",
     "destroy": "flows.destroy.destroy",
+    "snapshot-copy": "flows.snapshot_copy.snapshot_copy",
 }

@@ -25,6 +25,7 @@ from flows.provision import provision
 from flows.readiness import readiness_drill
 from flows.redrive import redrive
 from flows.region_drill import region_drill
+from flows.snapshot_copy import snapshot_copy
 
 # deployment flow name -> flow
 RUNBOOKS: dict[str, Any] = {
@@ -41,6 +42,7 @@ RUNBOOKS: dict[str, Any] = {
     "game-day": game_day,
     "drill-region": region_drill,
     "audit": audit,
+    "snapshot-copy": snapshot_copy,
     "destroy": destroy,
 }
 
@@ -51,7 +53,11 @@ SCHEDULES: dict[str, Callable[[Config], Schedule]] = {
     "game-day": lambda cfg: cfg.drills.game_day,
     "drill-region": lambda cfg: cfg.drills.region,
     "audit": lambda cfg: cfg.drills.audit,
+    "snapshot-copy": lambda cfg: cfg.dr.snapshot_copy,
 }
+
+# Runbooks deployed only for the environments whose config needs them.
+NEEDED: dict[str, Callable[[Config], bool]] = {"snapshot-copy": lambda cfg: cfg.restores}
 
 # Runbooks whose form starts safe: a plan, until the operator unticks it.
 PLAN_FIRST = frozenset({"provision", "destroy"})
@@ -140,6 +146,8 @@ def build(*configs: str) -> list[RunnerDeployment]:
     deployments = []
     for cfg, ref in loaded:
         for runbook, flow in RUNBOOKS.items():
+            if runbook in NEEDED and not NEEDED[runbook](cfg):
+                continue
             schedule = SCHEDULES[runbook](cfg) if runbook in SCHEDULES else None
             deployment = flow.to_deployment(
                 name=deployment_name(runbook, cfg),

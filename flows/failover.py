@@ -36,6 +36,8 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from prefect import flow
@@ -48,15 +50,16 @@ from configs.names import Role, names_for
 from flows.approval import approve_typed
 from flows.fencing import fence_on_return
 from flows.report import Timeline, runbook
-from tasks.core.changes import Change, StepResult
+from tasks.core.changes import Change, StepResult, created
 from tasks.core.locks import hold
 from tasks.core.steps import step
 from tasks.resources.alarms import ensure_alarms, ensure_alarms_deleted
 from tasks.resources.autoscaling import ensure_autoscaling
+from tasks.resources.database.copies import newest_copy, prune_snapshot_copies
 from tasks.resources.database.engine import ensure_read_replicas
-from tasks.resources.database.lookup import is_aurora
+from tasks.resources.database.lookup import find_database, is_aurora
 from tasks.resources.dns_switch import ensure_dns_switch
-from tasks.resources.ecs import ensure_service, ensure_services_deleted
+from tasks.resources.ecs import ensure_service, ensure_services_deleted, service_names
 from tasks.resources.network.vpc import find_network
 from tasks.runbooks.deploy.rollout import check_smoke
 from tasks.runbooks.failover.aurora import uses_aws_switchover
@@ -64,17 +67,20 @@ from tasks.runbooks.failover.database import (
     confirm_caught_up,
     harden_database,
     promote_replica,
+    put_away_database,
     replicate_database,
+    restore_database,
     retire_database,
     switch_database,
     wait_caught_up,
 )
 from tasks.runbooks.failover.fencing import settle_fence
-from tasks.runbooks.failover.readiness import Readiness, evaluate, replica_lag, service_names
+from tasks.runbooks.failover.readiness import Readiness, evaluate, replica_lag
 from tasks.runbooks.failover.services import (
     Foundation,
     fence_services,
     find_foundation,
+    point_at_database,
     scale_service,
     verify_targets,
     warm_standby,
@@ -154,14 +160,23 @@ def region_move(
         yield decided
 
 
-def bring_up(cfg: Config, to: Role, counts: dict[str, int]) -> list[PrefectFuture[StepResult]]:
+def bring_up(
+    cfg: Config, to: Role, counts: dict[str, int], database: dict[str, Any] | None = None
+) -> list[PrefectFuture[StepResult]]:
     """``to``'s services at ``counts``, started in the background. Warm standby: scaled.
     Pilot light (DR): first created from the task definitions provision registered there,
     with their autoscaling and the region's alarms — provision's own steps, on what DR
-    holds (no call outside it) — while the database is promoted."""
+    holds (no call outside it) — while the database is promoted. Backup and restore: the
+    same, once the task definitions point at the restored ``database``."""
     if cfg.runs_services(to):
         return [scale_service.submit(cfg, to, svc, n) for svc, n in counts.items()]
     base = find_foundation(cfg, to)
+    if database is not None:
+        pointed = {svc: point_at_database.submit(cfg, to, svc, database) for svc in counts}
+        revisions = {
+            svc: str(f.result().outputs["task_definition_arn"]) for svc, f in pointed.items()
+        }
+        base = replace(base, revisions={**base.revisions, **revisions})
     started: list[PrefectFuture[StepResult]] = [
         ensure_alarms.submit(cfg, to, base.alb_suffix, base.target_group_suffix)
     ]
@@ -194,26 +209,41 @@ def _service_of(
 
 
 def plan_bring_up(cfg: Config, to: Role, counts: dict[str, int]) -> list[Change]:
-    """What :func:`bring_up` would create (pilot light): the services, autoscaling, alarms."""
+    """What :func:`bring_up` would create (pilot light, backup and restore): the services,
+    autoscaling, alarms; and the database a backup and restore restores."""
     if cfg.runs_services(to):
         return []
     base = find_foundation(cfg, to)
     alarms = ensure_alarms(cfg, to, base.alb_suffix, base.target_group_suffix, dry_run=True)
     services = [ensure_service(*_service_of(cfg, to, base, svc), dry_run=True) for svc in counts]
-    return alarms.changes + [c for made in services for c in made.changes]
+    restored: list[Change] = []
+    if cfg.restores:
+        names = names_for(cfg, to)
+        copy = newest_copy(cfg)
+        source = copy["DBSnapshotIdentifier"] if copy else "(no copy yet)"
+        restored = [created("rds:instance", names.db_instance, names.region, {"snapshot": source})]
+    return restored + alarms.changes + [c for made in services for c in made.changes]
 
 
 def back_to_posture(cfg: Config) -> list[PrefectFuture[StepResult]]:
     """DR as its posture keeps it once the stack is home, started in the background: warm
     standby at its warm size; pilot light without services, autoscaling or alarms (destroy's
-    own steps, autoscaling first so it does not scale a service back up)."""
-    if not cfg.pilot_light:
+    own steps, autoscaling first so it does not scale a service back up); backup and restore
+    also without its database (put away as the newest snapshot copy) and with task
+    definitions that name none."""
+    if cfg.runs_services("dr"):
         return [warm_standby.submit(cfg, "dr")]
     alarms = ensure_alarms_deleted.submit(cfg, "dr")
-    return [
-        alarms,
-        ensure_services_deleted.submit(cfg, "dr", return_state=False, wait_for=[alarms]),
+    services = ensure_services_deleted.submit(cfg, "dr", return_state=False, wait_for=[alarms])
+    if not cfg.restores:
+        return [alarms, services]
+    put_away = put_away_database.submit(cfg, "dr", return_state=False, wait_for=[services])
+    forgotten = [
+        point_at_database.submit(cfg, "dr", svc, None, return_state=False, wait_for=[services])
+        for svc in service_names(cfg)
     ]
+    pruned = prune_snapshot_copies.submit(cfg, return_state=False, wait_for=[put_away])
+    return [alarms, services, put_away, *forgotten, pruned]
 
 
 def switch_to(
@@ -230,13 +260,22 @@ def switch_to(
     changes go into the timeline."""
     frm: Role = "primary" if to == "dr" else "dr"
     fence = fence_services.submit(cfg, frm)
-    scales = bring_up(cfg, to, counts)
+    restores = to == "dr" and cfg.restores
+    # Backup and restore: the database is made from the newest copy at once (the data after
+    # it is lost whatever the fence finds); the app layer follows on its endpoint.
+    restoring = restore_database.submit(cfg, to) if restores else None
+    scales = [] if restores else bring_up(cfg, to, counts)
     fenced = fence.result()
     if note := settle_fence(cfg, frm, fenced, reason=str(tl.metrics.get("reason", ""))):
         tl.note(note)
-    lag = replica_lag(cfg) if to == "dr" else None
-    promoted = promote_replica.submit(cfg, to)
-    promoted_result = promoted.result()
+    if restoring is not None:
+        lag = None
+        promoted_result = restoring.result()
+        restored = find_database(cfg, to)
+        scales = bring_up(cfg, to, counts, {"endpoint": restored.endpoint, "port": restored.port})
+    else:
+        lag = replica_lag(cfg) if to == "dr" else None
+        promoted_result = promote_replica.submit(cfg, to).result()
     harden = harden_database.submit(cfg, to)
     scaled = [s.result() for s in scales]
     verify_targets(cfg, to, counts["web"])
@@ -249,9 +288,21 @@ def switch_to(
     figures: dict[str, Any] = {"rto_seconds": round(rto, 1)}
     if fenced.skipped:
         figures["fencing"] = f"skipped: {fenced.skipped}"
-    if to == "dr":
+    if restoring is not None:
+        figures.update(restored_rpo(promoted_result, decided))
+    elif to == "dr":
         figures["rpo_seconds"] = lag if lag is not None else "unknown (no ReplicaLag data)"
     return figures
+
+
+def restored_rpo(restored: StepResult, decided: float) -> dict[str, Any]:
+    """Backup and restore: the data lost is everything after the restored copy was taken."""
+    taken = restored.outputs.get("taken")
+    if not taken:
+        return {"rpo_seconds": "unknown (the copy names no time)"}
+    at_decision = time.time() - (time.monotonic() - decided)
+    age = at_decision - datetime.fromisoformat(str(taken)).timestamp()
+    return {"rpo_seconds": round(max(age, 0.0), 1), "restored_from": restored.outputs["snapshot"]}
 
 
 def graceful_switch(
@@ -346,6 +397,8 @@ def failover(
         record_readiness(tl, ready)
         if ready.replica_lag_s is not None:
             tl.metrics["replica_lag_seconds"] = ready.replica_lag_s
+        if ready.snapshot_age_s is not None:
+            tl.metrics["snapshot_age_seconds"] = ready.snapshot_age_s
         refuse_unless_ready(cfg, ready, force, tl)
         counts = target_counts(cfg, ready)
         if plan:
@@ -353,7 +406,7 @@ def failover(
             tl.changes.extend(plan_bring_up(cfg, "dr", counts))
             tl.note(
                 f"would fence {cfg.regions.primary}, promote the DR database, "
-                + ("create and " if cfg.pilot_light else "")
+                + ("" if cfg.runs_services("dr") else "create and ")
                 + "scale DR to "
                 + ", ".join(f"{s}={n}" for s, n in counts.items())
                 + f", send traffic to {cfg.regions.dr} ({cfg.dns.strategy})"
@@ -376,6 +429,12 @@ def failover(
 
 def refuse_unless_planned_move_possible(cfg: Config, ready: Readiness, to: Role) -> None:
     """A planned move needs both regions answering and the database where it is expected."""
+    if to == "dr" and cfg.restores:
+        raise Refused(
+            f"a planned move needs a replica in {cfg.regions.dr}; dr.posture backup_restore keeps "
+            "snapshot copies there: `tierbook failover` restores the newest (losing what was "
+            "written after it)"
+        )
     if not ready.primary_answers:
         raise Refused(
             f"{cfg.regions.primary} does not answer: a planned move stops its writers first. "
@@ -428,7 +487,8 @@ def come_home(
         data_sg = find_network(cfg, "primary").security_groups["data"]
         record_results(tl, [ensure_read_replicas(cfg, "", data_sg)])
     settled = back_to_posture(cfg)
-    reverse_replica(tl, cfg, "dr", "primary", stamp)
+    if not cfg.restores:
+        reverse_replica(tl, cfg, "dr", "primary", stamp)
     record_results(tl, [f.result() for f in settled])
     return figures
 
@@ -469,7 +529,7 @@ def switchover(
             tl.outcome = "planned"
             tl.changes.extend(plan_bring_up(cfg, "dr", counts))
             tl.note(
-                ("would create and scale " if cfg.pilot_light else "would scale ")
+                ("would scale " if cfg.runs_services("dr") else "would create and scale ")
                 + f"{cfg.regions.dr} to "
                 + ", ".join(f"{s}={n}" for s, n in counts.items())
                 + f", send traffic there, fence {cfg.regions.primary}, wait for replica lag 0 "

@@ -27,6 +27,7 @@ from tasks.resources.buckets import (
 from tasks.resources.cache import ensure_cache, ensure_cache_subnet_group
 from tasks.resources.certificates import ensure_certificate
 from tasks.resources.cloudfront import ensure_distribution
+from tasks.resources.database.copies import ensure_snapshot_copy
 from tasks.resources.database.engine import (
     ensure_database,
     ensure_dr_replica,
@@ -176,7 +177,7 @@ class _Region:
     endpoints: Ref[Done]
     key: Ref[Key]
     db_subnet_group: Ref[Done]
-    database: Ref[DatabaseInfo]
+    database: Ref[DatabaseInfo] | None = None  # None: DR of a backup and restore
     secret: Ref[SecretReplica] | None = None
     execution_role: Ref[ExecutionRole]
     task_roles: Ref[TaskRoles]
@@ -205,7 +206,7 @@ def build(cfg: Config, roles: list[Role], *, dry_run: bool) -> Graph:
         zone = g.add("hosted-zone", "edge", None, ensure_hosted_zone)
     for reg in regions.values():
         _network(g, reg)
-    _data(g, regions, dry_run=dry_run)
+    _data(g, cfg, regions, dry_run=dry_run)
     for reg in regions.values():
         _app(g, cfg, reg, zone, regions.get("primary"))
     if "primary" in regions and cfg.edge is not None:
@@ -275,7 +276,7 @@ def _key_and_subnet_group(g: Graph, reg: _Region) -> None:
     )
 
 
-def _data(g: Graph, regions: dict[Role, _Region], *, dry_run: bool) -> None:
+def _data(g: Graph, cfg: Config, regions: dict[Role, _Region], *, dry_run: bool) -> None:
     for reg in regions.values():
         _key_and_subnet_group(g, reg)
     primary = regions.get("primary")
@@ -292,7 +293,7 @@ def _data(g: Graph, regions: dict[Role, _Region], *, dry_run: bool) -> None:
             mutating=False,
         )
     if "dr" in regions:
-        _standby(g, regions["dr"], writer)
+        _standby(g, cfg, regions["dr"], writer)
 
 
 def _writer(g: Graph, primary: _Region, *, dry_run: bool) -> Ref[DatabaseInfo]:
@@ -347,18 +348,29 @@ def _writer(g: Graph, primary: _Region, *, dry_run: bool) -> Ref[DatabaseInfo]:
     return database
 
 
-def _standby(g: Graph, dr: _Region, writer: Ref[DatabaseInfo]) -> None:
-    """The cross-region replica of the writer and the master secret replicated to DR."""
+def _standby(g: Graph, cfg: Config, dr: _Region, writer: Ref[DatabaseInfo]) -> None:
+    """The cross-region replica of the writer and the master secret replicated to DR; in a
+    backup and restore, a fresh copy of the writer's snapshot there instead of the replica."""
     key, groups = dr.key, dr.groups
-    dr.database = g.add(
-        "dr.database-replica",
-        "data",
-        "dr",
-        ensure_dr_replica,
-        needs=[writer, key, groups, dr.db_subnet_group],
-        args=lambda i: (i[writer].arn, i[key].key_arn, i[groups].security_groups["data"]),
-        output=DatabaseInfo,
-    )
+    if cfg.restores:
+        g.add(
+            "dr.snapshot-copy",
+            "data",
+            "dr",
+            ensure_snapshot_copy,
+            needs=[writer, key],
+            args=lambda i: (cfg.dr.snapshot_copy.rpo_budget_minutes * 60,),
+        )
+    else:
+        dr.database = g.add(
+            "dr.database-replica",
+            "data",
+            "dr",
+            ensure_dr_replica,
+            needs=[writer, key, groups, dr.db_subnet_group],
+            args=lambda i: (i[writer].arn, i[key].key_arn, i[groups].security_groups["data"]),
+            output=DatabaseInfo,
+        )
     dr.secret = g.add(
         "dr.secret-replica",
         "data",
@@ -371,8 +383,9 @@ def _standby(g: Graph, dr: _Region, writer: Ref[DatabaseInfo]) -> None:
 
 
 def _db_secret(i: Inputs, reg: _Region) -> str | None:
-    """The region's database secret; in DR the replica's ARN when RDS names none."""
-    secret = i[reg.database].secret_arn
+    """The region's database secret; in DR the replica's ARN when RDS names none (or no
+    database is kept there)."""
+    secret = i[reg.database].secret_arn if reg.database is not None else None
     if not secret and reg.secret is not None:
         secret = i[reg.secret].dr_secret_arn
     return secret
@@ -513,7 +526,8 @@ def _service(g: Graph, reg: _Region, svc: str, *, running: bool = True) -> None:
             i[exec_role].execution_role_arn,
             i[task_roles].task_role_arns[svc],
             _db_secret(i, reg),
-            {"endpoint": i[database].endpoint, "port": i[database].port},
+            # backup and restore: no database in DR until a move restores one
+            {"endpoint": i[database].endpoint, "port": i[database].port} if database else None,
             i[queues].urls,
         ),
         output=TaskDefinition,

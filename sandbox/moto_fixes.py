@@ -26,6 +26,7 @@ def apply() -> None:
         _rds_cross_region_replica_placement()
         _rds_replicas_follow_a_rename()
         _rds_replica_deletion_keeps_the_secret()
+        _rds_restore_makes_no_secret_unless_asked()
         _cache_deletion_completes()
         _cache_subnet_group_deletes()
         _rds_global_clusters_by_identifier()
@@ -170,6 +171,32 @@ def _rds_replica_deletion_keeps_the_secret() -> None:
         return original(self, db_instance_identifier, *args, **kw)
 
     RDSBackend.delete_db_instance = delete_db_instance  # type: ignore[method-assign]
+
+
+def _rds_restore_makes_no_secret_unless_asked() -> None:
+    """RDS: an instance restored from a snapshot made a new master user secret of its own
+    (a new password) because its source managed one. In AWS a restore manages none unless
+    ``ManageMasterUserPassword`` asks: the password is the snapshot's, the one in the source's
+    secret (and in its replica in the restore's region). Here the restored instance names
+    its source's secret, as this emulator's replicas do."""
+    from moto.rds.models import RDSBackend
+
+    original = RDSBackend.restore_db_instance_from_db_snapshot
+
+    def restore(self: Any, from_snapshot_id: str, overrides: dict[str, Any]) -> Any:
+        database = original(self, from_snapshot_id, overrides)
+        if overrides.get("manage_master_user_password"):
+            return database
+        ident = from_snapshot_id.split(":")[-1]
+        source = self.describe_db_snapshots(None, ident)[0].database
+        made = getattr(database, "master_user_secret", None)
+        if made is not None and getattr(source, "master_user_secret", None) is not made:
+            made.delete_secret()
+            database.master_user_secret = source.master_user_secret
+            database.manage_master_user_password = False  # its deletion keeps the secret
+        return database
+
+    RDSBackend.restore_db_instance_from_db_snapshot = restore  # type: ignore[method-assign]
 
 
 def _rds_cross_region_replica_placement() -> None:

@@ -8,7 +8,10 @@ the emulator was emptied or a hook is to see every client from now on.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import yaml
 
 from configs.models import Config
 from flows.provision import provision
@@ -19,7 +22,14 @@ from tasks.core.aws import connect, forget_connections, is_mutating
 if TYPE_CHECKING:
     import pytest
 
-__all__ = ["fresh_account", "plan_build_rerun", "provisioned_stack", "reset_aws", "watch"]
+__all__ = [
+    "fresh_account",
+    "plan_build_rerun",
+    "posture_config",
+    "provisioned_stack",
+    "reset_aws",
+    "watch",
+]
 
 
 def watch(cfg: Config) -> testing.Calls:
@@ -48,9 +58,26 @@ def plan_build_rerun(cfg: Config, config: str) -> dict[str, Any]:
     return {"cfg": cfg, **testing.plan_build_rerun(provision, watch(cfg), config)}
 
 
-def provisioned_stack(endpoint: str, mp: pytest.MonkeyPatch) -> testing.Stack:
-    """A fresh account, provisioned in both regions, images pushed in both."""
-    cfg = fresh_account(endpoint, mp)
-    provision(config=testing.CONFIG)
+def provisioned_stack(
+    endpoint: str, mp: pytest.MonkeyPatch, path: str = testing.CONFIG
+) -> testing.Stack:
+    """A fresh account, provisioned in both regions (``path``'s config), images pushed in
+    both."""
+    cfg = fresh_account(endpoint, mp, path)
+    report = provision(config=path)
+    assert report["outcome"] == "succeeded", report.get("error")
     testing.push_images(cfg)
     return testing.Stack(cfg=cfg, control=SandboxControl(endpoint))
+
+
+def posture_config(
+    folder: Path, posture: str, dr: dict[str, Any] | None = None, **database: Any
+) -> Path:
+    """The demo config with ``dr.posture: posture`` (and ``dr``'s other settings), the
+    ``database`` settings given, written in ``folder``."""
+    data = yaml.safe_load((testing.ROOT / testing.CONFIG).read_text())
+    data["dr"] = {"posture": posture, **(dr or {})}
+    data["database"].update(database)
+    path = folder / f"{posture}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path

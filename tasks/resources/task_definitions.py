@@ -112,6 +112,31 @@ def with_image(td: dict[str, Any], image: str, container: str | None = None) -> 
     return out
 
 
+DB_ENV = ("DB_HOST", "DB_PORT", "DB_NAME")
+
+
+def with_database(
+    td: dict[str, Any], db_name: str, database: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Registration input for a copy of ``td`` whose containers reach ``database`` (its
+    ``endpoint`` and ``port``; None: no database settings at all). Pure."""
+    out = registrable(td)
+    containers = []
+    for c in out["containerDefinitions"]:
+        env = {e["name"]: e["value"] for e in c.get("environment", []) if e["name"] not in DB_ENV}
+        if database:
+            env |= {
+                "DB_HOST": str(database["endpoint"]),
+                "DB_PORT": str(database["port"]),
+                "DB_NAME": db_name,
+            }
+        containers.append(
+            {**c, "environment": [{"name": k, "value": v} for k, v in sorted(env.items())]}
+        )
+    out["containerDefinitions"] = containers
+    return out
+
+
 # Fargate platform pinned rather than LATEST, so a platform change is a reviewed config change.
 PLATFORM_VERSION = "1.4.0"
 

@@ -18,11 +18,11 @@ from flows.deploy import deploy, rollback
 from flows.failover import failback, failover, switchover
 from flows.provision import provision
 from flows.readiness import readiness_drill
-from sandbox.control import SandboxControl
-from sandbox.testing import CONFIG, ROOT, Stack, push, push_images
+from sandbox.testing import CONFIG, ROOT, Stack, push
 from tasks.resources.alarms import desired_alarms
+from tests.failover.conftest import Build
 from tests.failover.test_failover_e2e import assert_failed_over
-from tests.support import fresh_account
+from tests.support import posture_config
 
 pytestmark = [pytest.mark.e2e]
 
@@ -30,25 +30,13 @@ EAST = "us-east-1"
 
 
 def pilot_config(tmp_path: Path, **database: Any) -> Path:
-    data = yaml.safe_load((ROOT / CONFIG).read_text())
-    data["dr"] = {"posture": "pilot_light"}
-    data["database"].update(database)
-    path = tmp_path / "pilot.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+    return posture_config(tmp_path, "pilot_light", **database)
 
 
 @pytest.fixture
-def pilot(
-    tmp_path: Path, aws_endpoint: str, prefect_harness: None, monkeypatch: pytest.MonkeyPatch
-) -> tuple[Stack, str]:
+def pilot(tmp_path: Path, build: Build) -> tuple[Stack, str]:
     """A fresh account provisioned as a pilot light, images in both regions."""
-    path = str(pilot_config(tmp_path))
-    cfg = fresh_account(aws_endpoint, monkeypatch, path)
-    report = provision(config=path)
-    assert report["outcome"] == "succeeded", report.get("error")
-    push_images(cfg)
-    return Stack(cfg=cfg, control=SandboxControl(aws_endpoint)), path
+    return build(pilot_config(tmp_path))
 
 
 def dr_services(stack: Stack) -> dict[str, dict[str, Any]]:
@@ -133,7 +121,11 @@ def test_pilot_light_fails_over_and_back_to_its_posture(pilot: tuple[Stack, str]
 
 
 def test_pilot_light_fails_over_with_the_primary_region_dark(pilot: tuple[Stack, str]) -> None:
-    stack, path = pilot
+    assert_fails_over_in_the_dark(*pilot)
+
+
+def assert_fails_over_in_the_dark(stack: Stack, path: str) -> None:
+    """With us-east-1 dark, Route 53's control plane and STS included: DR serves, unfenced."""
     stack.control.set_faults({"kind": "down", "regions": [EAST], "hang_seconds": 2})
     try:
         over = failover(config=path, approved=True, reason="us-east-1 is dark")

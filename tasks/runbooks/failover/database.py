@@ -12,18 +12,32 @@ from configs.models import Config
 from configs.names import Role, names_for
 from tasks.core.aws import connect
 from tasks.core.changes import StepResult, created, deleted, updated
-from tasks.core.retry import absent, wait_for
+from tasks.core.retry import absent, wait_for, wait_gone
 from tasks.core.steps import step
+from tasks.core.tags import tag_dict, tag_list
+from tasks.resources.database.copies import (
+    COPY_TIMEOUT_S,
+    SOURCE_CREATED_TAG,
+    copy_id,
+    newest_copy,
+    source_created,
+    utcnow,
+    wait_snapshot,
+)
 from tasks.resources.database.lookup import (
     INSTANCE_NOT_FOUND,
     describe_instance,
+    describe_snapshot,
     is_aurora,
     is_replica,
 )
+from tasks.resources.database.postgres import instance_settings
 from tasks.resources.database.replicas import replica_params
 from tasks.resources.network.vpc import find_network
 from tasks.runbooks.failover.aurora import promote_aurora, switchover_aurora
 from tasks.runbooks.failover.readiness import lag_points, replica_lag_of, worst_lag
+
+RESTORED_FROM_TAG = "tierbook:restored-from"
 
 
 def _db(cfg: Config, role: Role) -> dict[str, Any]:
@@ -319,5 +333,93 @@ def drop_retired(cfg: Config, role: Role, stamp: str) -> StepResult:
     )
     return StepResult(
         changes=[deleted("rds:instance", ident, names.region, detail="set aside by this run")],
+        applied=True,
+    )
+
+
+# -- backup and restore: the DR database made at a move, and put away after --------------------
+@step("restore {role} database from the newest snapshot copy")
+def restore_database(cfg: Config, role: Role) -> StepResult:
+    """Backup and restore: ``role``'s database restored from the newest snapshot copy held
+    there (reads and writes in ``role``'s region only), placed as provision places it (its DB
+    subnet group, behind its data group), Multi-AZ and protected as the config asks. A
+    database already there (a re-run) is waited on, not restored again. Outputs the copy and
+    the time its data was taken: the RPO is the moment of the move minus that."""
+    names = names_for(cfg, role)
+    rds = connect(cfg).client("rds", names.region)
+    db = describe_instance(rds, names.db_instance)
+    changes = []
+    if db is None:
+        copy = newest_copy(cfg)
+        if copy is None:
+            raise NotFound(
+                f"no snapshot copy in {names.region} to restore {names.db_instance} from: "
+                "run `tierbook snapshot-copy` while the primary answers"
+            )
+        ident = copy["DBSnapshotIdentifier"]
+        data_sg = find_network(cfg, role).security_groups["data"]
+        # Performance Insights is not a restore parameter (the restored instance runs without)
+        settings = {
+            k: v
+            for k, v in instance_settings(cfg, data_sg).items()
+            if k != "EnablePerformanceInsights"
+        }
+        rds.restore_db_instance_from_db_snapshot(
+            DBInstanceIdentifier=names.db_instance,
+            DBSnapshotIdentifier=ident,
+            DBSubnetGroupName=names.db_subnet_group,
+            Tags=tag_list({**names.tags("data"), RESTORED_FROM_TAG: ident}),
+            **settings,
+        )
+        taken = source_created(copy)
+        changes = [created("rds:instance", names.db_instance, names.region, {"snapshot": ident})]
+    else:
+        ident = tag_dict(db.get("TagList")).get(RESTORED_FROM_TAG, "")
+        copy = describe_snapshot(rds, ident) if ident else None
+        taken = source_created(copy) if copy else None
+    wait_available(cfg, role, f"{names.db_instance} restored", cfg.failover.promote_timeout_seconds)
+    return StepResult(
+        changes=changes,
+        applied=True,
+        outputs={"snapshot": ident, "taken": taken.isoformat() if taken else None},
+        detail=f"{names.db_instance} from {ident or 'an earlier run'}",
+    )
+
+
+@step("put the {role} database away as a snapshot copy")
+def put_away_database(cfg: Config, role: Role) -> StepResult:
+    """Backup and restore, once the stack is home: ``role``'s database (restored by the move,
+    now replicated home and left behind) deleted with a final snapshot that is itself the
+    newest copy — the data as the planned move home left it (RPO 0 verified)."""
+    names = names_for(cfg, role)
+    rds = connect(cfg).client("rds", names.region)
+    db = describe_instance(rds, names.db_instance)
+    if db is None:
+        return StepResult(detail=f"no {names.db_instance} in {names.region}")
+    final = copy_id(cfg, utcnow())
+    if db.get("DBInstanceStatus") != "deleting":
+        if db.get("DeletionProtection"):
+            rds.modify_db_instance(
+                DBInstanceIdentifier=names.db_instance,
+                DeletionProtection=False,
+                ApplyImmediately=True,
+            )
+        absent(
+            lambda: rds.delete_db_instance(
+                DBInstanceIdentifier=names.db_instance,
+                FinalDBSnapshotIdentifier=final,
+                DeleteAutomatedBackups=True,
+            ),
+            *INSTANCE_NOT_FOUND,
+        )
+    wait_gone(lambda: describe_instance(rds, names.db_instance), f"{names.db_instance} deleted")
+    if describe_snapshot(rds, final) is not None:
+        snap = wait_snapshot(rds, final, f"final snapshot {final} available", COPY_TIMEOUT_S)
+        rds.add_tags_to_resource(
+            ResourceName=snap["DBSnapshotArn"],
+            Tags=tag_list({SOURCE_CREATED_TAG: snap["SnapshotCreateTime"].isoformat()}),
+        )
+    return StepResult(
+        changes=[deleted("rds:instance", names.db_instance, names.region, f"final copy {final}")],
         applied=True,
     )

@@ -37,6 +37,7 @@ from configs.names import Role, names_for
 from tasks.core.aws import RegionProbe, connect
 from tasks.core.errors import AwsError
 from tasks.core.retry import is_code, unreachable
+from tasks.resources.database.copies import copy_age_s, newest_copy
 from tasks.resources.database.lookup import (
     describe_cluster,
     describe_instance,
@@ -70,6 +71,8 @@ class Readiness(BaseModel):
 
     findings: list[Finding]
     replica_lag_s: float | None = None
+    # backup and restore: the newest DR snapshot copy's age (what a failover now would lose)
+    snapshot_age_s: float | None = None
     primary_answers: bool = True
     route53_answers: bool = True
     probe: dict[str, str] = {}
@@ -126,6 +129,9 @@ def check_dr_database(cfg: Config) -> tuple[Finding, bool]:
     """(finding, promoted already)."""
     db = dr_database(cfg)
     ident = names_for(cfg, "dr").db_cluster if is_aurora(cfg) else names_for(cfg, "dr").db_instance
+    if db is None and cfg.restores:
+        detail = f"none kept (backup and restore): a move restores {ident} from the newest copy"
+        return Finding(check="dr-database", status="pass", detail=detail), False
     if db is None:
         return Finding(check="dr-database", status="fail", detail=f"{ident} does not exist"), False
     status = db.get("DBInstanceStatus") or db.get("Status") or "?"
@@ -244,6 +250,35 @@ def check_replica_lag(cfg: Config) -> tuple[Finding, float | None]:
     )
 
 
+def check_snapshot_copy(cfg: Config) -> tuple[Finding, float | None]:
+    """Backup and restore: the newest copy in DR, its data's age against the RPO budget (DR
+    reads only). Returns the age, the RPO a failover now would have."""
+    budget = cfg.dr.snapshot_copy.rpo_budget_minutes * 60
+    copy = newest_copy(cfg)
+    if copy is None:
+        detail = (
+            f"no snapshot copy in {cfg.regions.dr}: run `tierbook snapshot-copy` (provision "
+            "makes the first, its deployment's schedule the rest)"
+        )
+        return Finding(check="dr-snapshot-copy", status="fail", detail=detail), None
+    age = round(copy_age_s(copy), 1)
+    ident = copy["DBSnapshotIdentifier"]
+    figures = {"age_s": age, "budget_s": budget, "copy": ident}
+    if age > budget:
+        detail = (
+            f"the newest copy, {ident}, is {age:g}s old: over the RPO budget of {budget:g}s "
+            "(is the snapshot-copy schedule running?)"
+        )
+        return Finding(check="dr-snapshot-copy", status="fail", detail=detail, figures=figures), age
+    detail = f"{ident}, {age:g}s old, within {budget:g}s"
+    return Finding(check="dr-snapshot-copy", status="pass", detail=detail, figures=figures), age
+
+
+def check_data(cfg: Config) -> tuple[Finding, float | None]:
+    """What a failover loses: the replica's lag, or (backup and restore) the copy's age."""
+    return check_snapshot_copy(cfg) if cfg.restores else check_replica_lag(cfg)
+
+
 # -- the app ---------------------------------------------------------------------------------
 def service_names(cfg: Config) -> list[str]:
     return ["web"] + (["worker"] if cfg.services.worker is not None else [])
@@ -334,7 +369,9 @@ def check_services(cfg: Config, primary_answers: bool) -> tuple[list[Finding], d
             detail="; ".join(problems)
             if problems
             else (
-                "DR task definitions (pilot light) name " if cfg.pilot_light else "DR services run "
+                "DR services run "
+                if cfg.runs_services("dr")
+                else f"DR task definitions ({cfg.dr.posture.replace('_', ' ')}) name "
             )
             + ", ".join(images),
         ),
@@ -540,7 +577,7 @@ def evaluate(cfg: Config) -> Readiness:
 
     jobs: dict[str, tuple[Callable[[], Any], Callable[[Finding], Any]]] = {
         "dr-database": (lambda: check_dr_database(cfg), lambda f: (f, False)),
-        "replica-lag": (lambda: check_replica_lag(cfg), lambda f: (f, None)),
+        "replica-lag": (lambda: check_data(cfg), lambda f: (f, None)),
         "services": (services, lambda f: ([f.model_copy(update={"check": "dr-services"})], {})),
         "secret": (secret, lambda f: f),
         "dr-load-balancer": (lambda: check_load_balancer(cfg), lambda f: f),
@@ -562,11 +599,15 @@ def evaluate(cfg: Config) -> Readiness:
     lag_finding, lag = results["replica-lag"]
     service_findings, counts = results["services"]
     findings = [db_finding]
+    copy_age = lag if cfg.restores else None
+    lag = None if cfg.restores else lag
     if promoted:
         lag_finding = Finding(
-            check="replica-lag", status="warn", detail="no replica any more: already promoted"
+            check=lag_finding.check,
+            status="warn",
+            detail="DR already writes: promoted or restored before",
         )
-        lag = None
+        lag = copy_age = None
     findings += [lag_finding, *service_findings, results["secret"]]
     if not answers:
         findings.append(not_run("primary-region", f"{dark}: checks needing it were skipped"))
@@ -579,6 +620,7 @@ def evaluate(cfg: Config) -> Readiness:
     return Readiness(
         findings=findings,
         replica_lag_s=lag,
+        snapshot_age_s=copy_age,
         primary_answers=answers,
         route53_answers=r53,
         probe=dict(probe.services),

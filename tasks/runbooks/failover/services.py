@@ -24,10 +24,12 @@ from tasks.core.changes import Change, StepResult, is_placeholder, updated
 from tasks.core.errors import AwsError
 from tasks.core.retry import is_code, wait_for
 from tasks.core.steps import step
+from tasks.core.tags import tag_list
 from tasks.resources.autoscaling import DIMENSION
 from tasks.resources.ecs import capacity, describe_service, service_names
 from tasks.resources.load_balancer import find_load_balancer
 from tasks.resources.network.vpc import find_network
+from tasks.resources.task_definitions import differences, with_database
 
 
 def set_capacity(
@@ -190,6 +192,41 @@ def newest_revision(cfg: Config, role: Role, svc: str) -> dict[str, Any] | None:
             return None
         raise
     return dict(found["taskDefinition"])
+
+
+@step("point {role} {svc} task definition at its database")
+def point_at_database(
+    cfg: Config, role: Role, svc: str, database: dict[str, Any] | None, *, dry_run: bool = False
+) -> StepResult:
+    """A revision of ``svc``'s newest task definition in ``role`` whose containers reach
+    ``database`` (``endpoint``, ``port``; None: no database), registered only when the newest
+    differs. Backup and restore: the database a move restores has a new endpoint."""
+    names = names_for(cfg, role)
+    current = newest_revision(cfg, role, svc)
+    if current is None:
+        raise NotFound(
+            f"no {names.task_family(svc)} task definition in {names.region}: run "
+            "`tierbook provision`"
+        )
+    desired = with_database(current, cfg.database.db_name, database)
+    diff = differences(current, desired)
+    arn = str(current["taskDefinitionArn"])
+    if not diff:
+        return StepResult(outputs={"task_definition_arn": arn})
+    change = updated(
+        "ecs:task-definition",
+        names.task_family(svc),
+        names.region,
+        {k: v[0] for k, v in diff.items()},
+        {k: v[1] for k, v in diff.items()},
+        detail="new revision: the database endpoint",
+    )
+    if not dry_run:
+        ecs = connect(cfg).client("ecs", names.region)
+        arn = ecs.register_task_definition(
+            **desired, tags=tag_list(names.tags(svc), "key", "value")
+        )["taskDefinition"]["taskDefinitionArn"]
+    return StepResult(changes=[change], outputs={"task_definition_arn": arn}, applied=not dry_run)
 
 
 @dataclass(frozen=True)
