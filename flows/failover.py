@@ -295,6 +295,30 @@ def switch_to(
     return figures
 
 
+def rto_split(tl: Timeline, to: Role) -> dict[str, float]:
+    """Where the RTO went, from the run's steps in ``to``: the database (promotion or
+    restore), the app layer (task definitions, services, autoscaling, scaling: first start
+    to last end), the traffic (the DNS switch and the target check)."""
+    region = f" {to} "
+
+    def span(picked: list[Any]) -> float:
+        if not picked:
+            return 0.0
+        return round((max(s.end for s in picked) - min(s.start for s in picked)).total_seconds(), 1)
+
+    steps = tl.ordered()
+    database = [s for s in steps if s.step.startswith(("promote ", "restore ", "switch "))]
+    app = [
+        s
+        for s in steps
+        if region in f" {s.step} "
+        and s.step.startswith(("ensure ", "scale ", "point ", "find "))
+        and "database" not in s.step
+    ]
+    traffic = [s for s in steps if s.step.startswith(("send traffic", "verify "))]
+    return {"database": span(database), "app": span(app), "traffic": span(traffic)}
+
+
 def restored_rpo(restored: StepResult, decided: float) -> dict[str, Any]:
     """Backup and restore: the data lost is everything after the restored copy was taken."""
     taken = restored.outputs.get("taken")
@@ -421,6 +445,7 @@ def failover(
         ) as decided:
             figures = switch_to(tl, cfg, "dr", counts, decided=decided, http_url=http_check_url)
         tl.metrics.update(figures)
+        tl.metrics["rto_split_seconds"] = rto_split(tl, "dr")
         tl.metrics["wall_seconds"] = round(time.monotonic() - started, 1)
         tl.metrics["active_region"] = cfg.regions.dr
         record_rerun(tl)

@@ -120,6 +120,9 @@ def test_backup_and_restore_fails_over_and_back_to_its_posture(
     assert isinstance(over["metrics"]["rpo_seconds"], float)
     assert 0 <= over["metrics"]["rpo_seconds"] < 600  # the copy's age, taken at provision
     assert db_env(stack)["DB_HOST"] == restored["Endpoint"]["Address"]
+    split = over["metrics"]["rto_split_seconds"]
+    assert split["database"] > 0 and split["app"] > 0 and split["traffic"] >= 0, split
+    assert split["database"] <= over["metrics"]["rto_seconds"]
     steps = [s["step"] for s in over["steps"]]
     assert "restore dr database from the newest snapshot copy" in steps
     with pytest.raises(Refused, match="restored"):
