@@ -9,6 +9,7 @@ import pytest
 
 from deployments import RUNBOOKS, build
 from sandbox.testing import ROOT
+from tests.support import posture_config
 
 CONFIG = str(ROOT / "configs" / "sandbox.yaml")
 
@@ -24,8 +25,21 @@ def forms() -> dict[str, dict[str, Any]]:
 def test_every_runbook_is_deployed_under_its_name_and_the_environment(
     forms: dict[str, dict[str, Any]],
 ) -> None:
-    assert set(forms) == {f"{runbook} · shop-sandbox" for runbook in RUNBOOKS}
-    assert {"provision", "destroy"} <= set(RUNBOOKS)
+    # snapshot copies are the data of a backup-and-restore posture only
+    assert set(forms) == {f"{runbook} · shop-sandbox" for runbook in RUNBOOKS} - {
+        "snapshot-copy · shop-sandbox"
+    }
+    assert {"provision", "destroy", "snapshot-copy"} <= set(RUNBOOKS)
+
+
+def test_a_backup_and_restore_environment_gets_its_snapshot_copy_on_schedule(
+    tmp_path: Path,
+) -> None:
+    path = posture_config(
+        tmp_path, "backup_restore", {"snapshot_copy": {"cron": "*/30 * * * *"}}, dr_replica=False
+    )
+    copy = next(d for d in build(str(path)) if d.name.startswith("snapshot-copy"))
+    assert [s.schedule.cron for s in copy.schedules] == ["*/30 * * * *"]  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
