@@ -166,3 +166,27 @@ def test_backup_and_restore_fails_over_with_the_primary_region_dark(
     restorable: tuple[Stack, str],
 ) -> None:
     assert_fails_over_in_the_dark(*restorable)
+
+
+def test_a_failover_stopped_after_the_restore_began_completes_when_run_again(
+    restorable: tuple[Stack, str],
+) -> None:
+    from tasks.runbooks.failover.database import RESTORED_FROM_TAG
+
+    stack, path = restorable
+    copy = dr_copies(stack)[-1]["DBSnapshotIdentifier"]
+    stack.control.timings(rds_create_seconds=5)
+    # The run that stopped: the restore requested, nothing after it.
+    stack.client("rds", "dr").restore_db_instance_from_db_snapshot(
+        DBInstanceIdentifier=names_for(stack.cfg, "dr").db_instance,
+        DBSnapshotIdentifier=copy,
+        DBSubnetGroupName=names_for(stack.cfg, "dr").db_subnet_group,
+        Tags=[{"Key": RESTORED_FROM_TAG, "Value": copy}],
+    )
+    again = failover(config=path, approved=True, reason="run again")
+    assert again["outcome"] == "succeeded", again.get("error")
+    assert_failed_over(stack)
+    assert again["metrics"]["restored_from"] == copy
+    assert isinstance(again["metrics"]["rpo_seconds"], float)
+    restored = [s for s in again["steps"] if s["step"].startswith("restore dr database")]
+    assert "an earlier run" not in restored[0]["detail"] and copy in restored[0]["detail"]
