@@ -17,6 +17,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -186,6 +188,18 @@ def start_server(
 
     client = PrefectHttpxSyncClient(base_url=api, timeout=30, raise_on_all_errors=False)
     return proc, PrefectServer(api=api, client=client)
+
+
+@contextmanager
+def running_server(home: Path, *, services: tuple[str, ...] = ()) -> Iterator[PrefectServer]:
+    """:func:`start_server` for the block: its client closed and its process group stopped
+    however the block ends."""
+    proc, server = start_server(home, services=services)
+    try:
+        yield server
+    finally:
+        server.client.close()
+        stop(proc)
 
 
 def resume(server: PrefectServer, flow_run_id: str, run_input: dict[str, Any]) -> dict[str, Any]:
