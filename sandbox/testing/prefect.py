@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -188,6 +188,28 @@ def start_server(
 
     client = PrefectHttpxSyncClient(base_url=api, timeout=30, raise_on_all_errors=False)
     return proc, PrefectServer(api=api, client=client)
+
+
+def drain_clients() -> None:
+    """Send the logs and events this process's Prefect still holds, and stop the workers
+    that send them: before the server they go to stops (else a later test's teardown waits
+    on their retries against a server that is gone), as Prefect's own test harness does."""
+    import inspect
+
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    async def drain() -> None:
+        with suppress(RuntimeError):  # never started
+            logs = APILogWorker.instance().drain()
+            if inspect.isawaitable(logs):
+                await logs
+        events = EventsWorker.drain_all()
+        if inspect.isawaitable(events):
+            await events
+
+    run_coro_as_sync(drain())
 
 
 @contextmanager

@@ -29,7 +29,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from deployments.pool import POOL
 from sandbox.testing import ROOT, SERVER_TEST_TIMEOUT_S, PrefectServer, Stack
-from sandbox.testing.prefect import running_server, stop
+from sandbox.testing.prefect import drain_clients, running_server, stop
 from tests.failover.test_failover_e2e import assert_failed_over
 from tests.fleet.conftest import FLEET
 
@@ -54,6 +54,7 @@ def prefect_harness(pool_server: PrefectServer) -> Iterator[None]:
 
     with temporary_settings({PREFECT_API_URL: pool_server.api, PREFECT_CLIENT_MAX_RETRIES: 10}):
         yield
+        drain_clients()
 
 
 def pool_env(api: str, home: Path) -> dict[str, str]:
@@ -155,7 +156,8 @@ def test_fleet_readiness_runs_on_both_workers_of_the_pool(
     rows = {r["environment"]: r for r in report["environments"]}
     for name, stack in fleet_stacks.items():
         assert rows[name]["stack"] == stack.cfg.stack
-        assert rows[name]["outcome"] == "succeeded" and rows[name]["readiness"] == "pass"
+        assert rows[name]["outcome"] == "succeeded", rows[name]["error"]
+        assert rows[name]["readiness"] == "pass", rows[name]
         assert rows[name]["findings"].endswith("checks pass")
     # Each environment's run is a child of the fleet's run, a run of its pool deployment.
     children = runs_of(report["flow_run_id"])
