@@ -157,13 +157,14 @@ def prepare(config: str, output: Output) -> Config:
     return cfg
 
 
-def choose_api(view: LineView | None) -> None:
+def choose_api(view: LineView | None) -> bool:
     """The Prefect API, chosen before Prefect is imported: a local one started in the
-    background when none answers (a step on ``view``, ended by :func:`api_ready`)."""
+    background when none answers (a step on ``view``, ended by :func:`api_ready`). True when
+    it is that local one (no server: no work pool, no worker)."""
     from cli import prefect_env
 
     if "prefect" in sys.modules:
-        return
+        return False
     started, warning = prefect_env.choose_api()
     if warning:
         err_console.print(f"[yellow]warning:[/] {escape(warning)}")
@@ -171,6 +172,7 @@ def choose_api(view: LineView | None) -> None:
         _api_step.append(time.monotonic())
         if view is not None:
             view.started(API_STEP)
+    return started
 
 
 def api_ready(view: LineView | None) -> None:

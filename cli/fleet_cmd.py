@@ -2,7 +2,8 @@
 every environment of a fleet file, wave after wave, with one approval and one report.
 
 Runs in this process like the other commands (each environment's run a child of the fleet's,
-in parallel within a wave); approval is ``--yes`` or the fleet's name typed at a terminal.
+in parallel within a wave), or, with ``--work-pool`` against a Prefect server, on the pool's
+workers; approval is ``--yes`` or the fleet's name typed at a terminal.
 """
 
 from __future__ import annotations
@@ -47,16 +48,30 @@ ContinueOpt = Annotated[
 OnlyOpt = Annotated[
     str, typer.Option("--only", help="Run only this environment (its name in the fleet file).")
 ]
+PoolOpt = Annotated[
+    str,
+    typer.Option(
+        "--work-pool",
+        help="Dispatch each environment's run to its deployment on this Prefect work pool "
+        "(prefect deploy --all); default: the fleet file's work_pool. Without a Prefect "
+        "server, the environments run in this process.",
+    ),
+]
 FLOW = "flows.fleet:fleet"
 REGION_MOVES = ("failover", "failback", "switchover")
 
 
-def _checked(fleet: str, only: str) -> str:
-    """The fleet's name, or exit 2 naming the problem: before Prefect starts, before any AWS
-    call (each environment's run then checks its own account)."""
-    from configs.errors import ConfigError
-    from configs.fleet import load_fleet
+def _checked(fleet: str, only: str, work_pool: str) -> tuple[str, str]:
+    """The fleet's name and its work pool, or exit 2 naming the problem: before Prefect
+    starts, before any AWS call (each environment's run then checks its own account)."""
+    import re
 
+    from configs.errors import ConfigError
+    from configs.fleet import POOL, load_fleet
+
+    if work_pool and not re.match(POOL, work_pool):
+        err_console.print(f"[red]error:[/] --work-pool: {escape(work_pool)!r} is not a pool name")
+        raise typer.Exit(BAD_INPUT)
     try:
         loaded = load_fleet(fleet)
         if only:
@@ -64,7 +79,7 @@ def _checked(fleet: str, only: str) -> str:
     except ConfigError as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(BAD_INPUT) from None
-    return loaded.name
+    return loaded.name, work_pool or loaded.work_pool or ""
 
 
 def _run(
@@ -77,13 +92,19 @@ def _run(
     reason: str = "",
     continue_on_error: bool = False,
     only: str = "",
+    work_pool: str = "",
 ) -> None:
-    name = _checked(fleet, only)
+    name, pool = _checked(fleet, only, work_pool)
     approved = yes or plan or runbook not in REGION_MOVES
     if not approved and interactive():
         confirm_by_name(name, f"{runbook.capitalize()} every environment of fleet {name}?")
         approved = True
-    choose_api(step_view(output))
+    if choose_api(step_view(output)) and pool:
+        err_console.print(
+            f"[yellow]warning:[/] no Prefect server answers: work pool {escape(pool)} "
+            "unreachable, the environments run in this process."
+        )
+        pool = ""
     run_prepared(
         FLOW,
         output,
@@ -95,6 +116,7 @@ def _run(
             reason=reason,
             continue_on_error=continue_on_error,
             only=only,
+            work_pool=pool,
         ),
     )
 
@@ -104,9 +126,17 @@ def _read_only(runbook: str, doc: str) -> None:
         fleet: FleetOpt = "sandbox",
         continue_on_error: ContinueOpt = False,
         only: OnlyOpt = "",
+        work_pool: PoolOpt = "",
         output: OutputOpt = Output.text,
     ) -> None:
-        _run(runbook, fleet, output, continue_on_error=continue_on_error, only=only)
+        _run(
+            runbook,
+            fleet,
+            output,
+            continue_on_error=continue_on_error,
+            only=only,
+            work_pool=work_pool,
+        )
 
     command.__doc__ = doc
     app.command(name=runbook, epilog=RERUN[runbook])(command)
@@ -120,6 +150,7 @@ def _region_move(runbook: str, doc: str) -> None:
         reason: ReasonOpt = "",
         continue_on_error: ContinueOpt = False,
         only: OnlyOpt = "",
+        work_pool: PoolOpt = "",
         output: OutputOpt = Output.text,
     ) -> None:
         _run(
@@ -131,6 +162,7 @@ def _region_move(runbook: str, doc: str) -> None:
             reason=reason,
             continue_on_error=continue_on_error,
             only=only,
+            work_pool=work_pool,
         )
 
     command.__doc__ = doc

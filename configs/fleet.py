@@ -20,6 +20,7 @@ holds per environment::
       - [blog]
     scorecard:
       cron: "*/30 * * * *"   # the fleet's readiness scorecard (a deployment), UTC
+    work_pool: tierbook      # optional: each environment's run goes to this Prefect work pool
 
 Waves are an ordered list, so there is no cycle to find; what can be wrong (an unknown
 environment, one in two waves or in none, an empty wave, two environments that are the same
@@ -46,6 +47,8 @@ from configs.loader import (
 from configs.models import ARN, Config, Schedule, Strict
 
 NAME = r"^[a-z][a-z0-9-]{0,39}$"
+# A Prefect work pool's name as tierbook accepts it: no spaces, quotes or slashes.
+POOL = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 
 
 class FleetEnvironment(Strict):
@@ -78,6 +81,9 @@ class FleetFile(Strict):
     waves: Annotated[list[list[str]], Field(min_length=1)]
     # When the fleet's readiness scorecard runs (``tierbook serve --fleet``); no cron: never.
     scorecard: Schedule = Schedule(cron="*/30 * * * *")
+    # The Prefect work pool the environments' runs are dispatched to when the fleet runs
+    # against a server; none: they run in the fleet's own process.
+    work_pool: Annotated[str | None, Field(pattern=POOL)] = None
 
     @model_validator(mode="after")
     def _waves_cover_each_environment_once(self) -> FleetFile:
@@ -119,6 +125,7 @@ class Fleet:
     members: dict[str, Member]
     waves: tuple[tuple[str, ...], ...]
     scorecard: Schedule
+    work_pool: str | None = None
 
     def only(self, env: str) -> Fleet:
         """The fleet cut down to ``env`` (a rerun of one environment)."""
@@ -127,7 +134,7 @@ class Fleet:
                 self.name,
                 [Problem("only", f"{env!r} is not in the fleet ({', '.join(self.members)})")],
             )
-        return Fleet(self.name, {env: self.members[env]}, ((env,),), self.scorecard)
+        return Fleet(self.name, {env: self.members[env]}, ((env,),), self.scorecard, self.work_pool)
 
 
 def _split(problems: list[Problem]) -> list[Problem]:
@@ -175,7 +182,9 @@ def parse_fleet(data: Any, *, source: str = "<fleet>", base: Path | None = None)
         members[env] = Member(env, path, cfg, entry.overrides())
     if problems:
         raise ConfigError(source, problems)
-    return Fleet(spec.name, members, tuple(tuple(w) for w in spec.waves), spec.scorecard)
+    return Fleet(
+        spec.name, members, tuple(tuple(w) for w in spec.waves), spec.scorecard, spec.work_pool
+    )
 
 
 def member_path(ref: str, base: Path | None) -> Path:

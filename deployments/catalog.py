@@ -16,6 +16,8 @@ from flows.approval import CLI_ONLY_PARAMETERS
 from flows.audit import audit
 from flows.deploy import deploy, rollback
 from flows.destroy import destroy
+from flows.dispatch import SEPARATOR
+from flows.dispatch import deployment_name as named
 from flows.drills import backup_drill, game_day
 from flows.failover import failback, failover, switchover
 from flows.fleet import READ_ONLY
@@ -65,8 +67,6 @@ PLAN_FIRST = frozenset({"provision", "destroy"})
 # Runbooks approved only in the paused run's form (a typed approval), never by a parameter.
 TYPED_APPROVAL = frozenset({"failover", "switchover", "failback", "drill-region", "destroy"})
 
-SEPARATOR = " · "
-
 
 class ClosedParameterSchema(ParameterSchema):
     """A parameter schema that names every parameter a run may pass: with schema
@@ -94,7 +94,7 @@ class ClosedParameterSchema(ParameterSchema):
 
 def deployment_name(runbook: str, cfg: Config) -> str:
     """What the UI's deployment list shows: the runbook and the environment."""
-    return f"{runbook}{SEPARATOR}{cfg.stack}"
+    return named(runbook, cfg.stack)
 
 
 def config_ref(config: str) -> str:
@@ -135,6 +135,25 @@ def form(
     )
 
 
+def tags_for(cfg: Config) -> list[str]:
+    return ["tierbook", cfg.stack, f"app:{cfg.app}", f"env:{cfg.env}"]
+
+
+def runbooks_for(cfg: Config) -> dict[str, Any]:
+    """The runbooks deployed for ``cfg``'s environment (those it needs), by name."""
+    return {
+        runbook: flow
+        for runbook, flow in RUNBOOKS.items()
+        if runbook not in NEEDED or NEEDED[runbook](cfg)
+    }
+
+
+def schedule_for(runbook: str, cfg: Config) -> Schedule | None:
+    """The config's schedule for ``runbook``; None: it runs when started."""
+    schedule = SCHEDULES[runbook](cfg) if runbook in SCHEDULES else None
+    return schedule if schedule and schedule.cron else None
+
+
 def defaults_for(runbook: str) -> dict[str, Any]:
     return {"plan": True} if runbook in PLAN_FIRST else {}
 
@@ -145,14 +164,12 @@ def build(*configs: str) -> list[RunnerDeployment]:
     served = [ref for _, ref in loaded]
     deployments = []
     for cfg, ref in loaded:
-        for runbook, flow in RUNBOOKS.items():
-            if runbook in NEEDED and not NEEDED[runbook](cfg):
-                continue
-            schedule = SCHEDULES[runbook](cfg) if runbook in SCHEDULES else None
+        for runbook, flow in runbooks_for(cfg).items():
+            schedule = schedule_for(runbook, cfg)
             deployment = flow.to_deployment(
                 name=deployment_name(runbook, cfg),
                 parameters={"config": ref, **defaults_for(runbook)},
-                tags=["tierbook", cfg.stack, f"app:{cfg.app}", f"env:{cfg.env}"],
+                tags=tags_for(cfg),
                 description=summary(flow),
                 enforce_parameter_schema=True,
                 schedules=(

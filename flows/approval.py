@@ -8,6 +8,11 @@ A typed approval (region moves, destroy) run from a deployment is given only in 
 run's form. The up-front yes is the CLI's: a flow parameter the deployments do not offer
 (:data:`CLI_ONLY_PARAMETERS`) and that a deployment run ignores, so neither the UI's form nor
 an API call's ``parameters`` can skip the pause.
+
+One exception, and no parameter is involved: a child run a fleet dispatched to a work pool
+takes the fleet's approval from a grant the approved fleet left for it in the environment's
+own lock table (:mod:`tasks.core.grants`), checked against the run's parent as Prefect
+records it, taken once.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from pydantic import Field
 from configs.errors import Refused
 from configs.models import Config
 from flows.report import Timeline
+from tasks.core.grants import take_approval
 
 PAUSE_TIMEOUT_S = 3600
 
@@ -76,10 +82,35 @@ def approve(tl: Timeline, *, needed: bool, approved: bool, what: str, stack: str
         info["detail"] = "approved in the UI"
 
 
+def fleet_grant(cfg: Config) -> str | None:
+    """The approval of this deployment run's parent fleet run, if it left one for this run:
+    the fleet's reason (possibly empty). None: pause as any deployment run does."""
+    from prefect.runtime import flow_run
+
+    parent = flow_run.parent_flow_run_id
+    if not parent:
+        return None
+    grant = take_approval(cfg, str(flow_run.flow_name), parent_run_id=str(parent))
+    if grant is None:
+        return None
+    return f"fleet {grant.get('fleet', '')} (run {parent})" + (
+        f": {grant['reason']}" if grant.get("reason") else ""
+    )
+
+
 def approve_typed(
-    tl: Timeline, *, needed: bool, approved: bool, what: str, stack: str, reason: str = ""
+    tl: Timeline,
+    *,
+    needed: bool,
+    approved: bool,
+    what: str,
+    stack: str,
+    reason: str = "",
+    cfg: Config | None = None,
 ) -> str:
-    """Typed approval for ``what``; returns the reason given (recorded in the report)."""
+    """Typed approval for ``what``; returns the reason given (recorded in the report).
+
+    ``cfg``: the environment, whose lock table may hold a fleet's grant for this run."""
     with tl.step("approval") as info:
         if not needed:
             info["detail"] = "approval not required by the config"
@@ -89,7 +120,12 @@ def approve_typed(
                 raise Refused(f"{stack}: {what} needs approval (--yes on the command line)")
             info["detail"] = "approved up front (--yes)" + (f": {reason}" if reason else "")
             return reason
-        # From a deployment only the form approves, whatever the run's parameters say.
+        # From a deployment only the form approves, whatever the run's parameters say, or
+        # the approved fleet run this run is a child of (a grant, see tasks.core.grants).
+        by_fleet = fleet_grant(cfg) if cfg is not None else None
+        if by_fleet is not None:
+            info["detail"] = f"approved by {by_fleet}"
+            return reason or by_fleet
         from prefect.flow_runs import pause_flow_run
 
         answer = pause_flow_run(

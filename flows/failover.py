@@ -152,6 +152,7 @@ def region_move(
         what=what,
         stack=cfg.stack,
         reason=reason,
+        cfg=cfg,
     )
     if given:
         tl.metrics["reason"] = given

@@ -15,17 +15,25 @@ As it would read on a wiki:
    to the end of the last successful environment's run (an upper bound of "last environment
    verified in its new region": a run ends shortly after its traffic is verified).
 
-The fleet adds no AWS call of its own: everything is done by the environments' runbooks.
+With a **work pool** (``work_pool``, or the fleet file's), each environment's run is instead
+dispatched to its deployment on the pool (:mod:`flows.dispatch`), still a child of the fleet's
+run, and any worker takes it; the fleet's approval reaches it as a grant in the environment's
+lock table (:mod:`tasks.core.grants`), never as a parameter.
+
+The fleet adds no AWS call of its own beyond those grants: everything is done by the
+environments' runbooks.
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import importlib
 import inspect
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import yaml
@@ -35,9 +43,11 @@ from prefect.runtime import flow_run
 from configs.errors import BadInput
 from configs.fleet import Fleet, Member, load_fleet, with_overrides
 from configs.loader import read_yaml
-from flows.approval import approve_typed
+from flows.approval import CLI_ONLY_PARAMETERS, approve_typed
+from flows.dispatch import check_pool, run_on_pool
 from flows.report import Timeline, publish_table, report_dir
 from flows.report import runbook as timeline_of
+from tasks.core.grants import grant_approval, withdraw_approval
 
 FleetRunbook = Literal["readiness", "audit", "failover", "failback", "switchover"]
 
@@ -122,12 +132,30 @@ def row(wave: int, member: Member, report: dict[str, Any] | None, error: str) ->
     }
 
 
+@dataclass(frozen=True)
+class Dispatch:
+    """Where the environments' runs go: ``pool`` empty, threads of this process; else the
+    pool's deployments, each approved by a grant from ``fleet`` (its run) when ``grant``."""
+
+    pool: str = ""
+    fleet: str = ""
+    fleet_run_id: str = ""
+    grant: bool = False
+    reason: str = ""
+
+
 def run_environment(
-    fn: Callable[..., Any], member: Member, params: dict[str, Any] | None, runbook_name: str
+    fn: Callable[..., Any],
+    member: Member,
+    params: dict[str, Any] | None,
+    runbook_name: str,
+    dispatch: Dispatch = Dispatch(),
 ) -> tuple[dict[str, Any] | None, str, float]:
     """One environment's runbook as a child flow run: its report, its error, when it ended."""
     if params is None:
         return {"outcome": "planned", "report_path": ""}, f"{runbook_name} has no plan", 0.0
+    if dispatch.pool:
+        return run_dispatched(fn, member, params, dispatch)
     child = fn.with_options(flow_run_name=f"{runbook_name}-{member.cfg.stack}")  # type: ignore[attr-defined]
     try:
         report = child(**params)
@@ -138,11 +166,39 @@ def run_environment(
         return report, f"{type(exc).__name__}: {exc}", time.monotonic()
 
 
+def run_dispatched(
+    fn: Callable[..., Any], member: Member, params: dict[str, Any], dispatch: Dispatch
+) -> tuple[dict[str, Any] | None, str, float]:
+    """The environment's run on the pool: its deployment already names its config, and its
+    approval, if the fleet has one, is a grant the run takes (never a parameter)."""
+    name = str(fn.name)  # type: ignore[attr-defined]
+    sent = {k: v for k, v in params.items() if k not in ("config", *CLI_ONLY_PARAMETERS)}
+    try:
+        if dispatch.grant:
+            grant_approval(
+                member.cfg,
+                name,
+                fleet_run_id=dispatch.fleet_run_id,
+                fleet=dispatch.fleet,
+                reason=dispatch.reason,
+            )
+        return run_on_pool(name, member.cfg, sent)
+    except Exception as exc:
+        return None, f"{type(exc).__name__}: {exc}", time.monotonic()
+    finally:
+        # Not withdrawn (AWS did not answer): it lapses within the hour, and only a child of
+        # this fleet run, which has ended, could take it.
+        if dispatch.grant:
+            with contextlib.suppress(Exception):
+                withdraw_approval(member.cfg, name, fleet_run_id=dispatch.fleet_run_id)
+
+
 def run_wave(
     fn: Callable[..., Any],
     members: list[Member],
     params: dict[str, dict[str, Any] | None],
     runbook_name: str,
+    dispatch: Dispatch = Dispatch(),
 ) -> list[tuple[Member, dict[str, Any] | None, str, float]]:
     """The wave's environments at once, each in a thread that carries the fleet run's context
     (so each run is the fleet run's child) and keeps its own (its report, its steps)."""
@@ -155,6 +211,7 @@ def run_wave(
                 m,
                 params[m.name],
                 runbook_name,
+                dispatch,
             )
             for m in members
         ]
@@ -190,6 +247,7 @@ def fleet(
     reason: str = "",
     continue_on_error: bool = False,
     only: str = "",
+    work_pool: str = "",
 ) -> dict[str, Any]:
     """Run one runbook over every environment of a fleet, wave after wave.
 
@@ -202,11 +260,16 @@ def fleet(
         reason: Why; shown in the approval and kept in every environment's report.
         continue_on_error: Go on with the later waves when an environment fails.
         only: Run only this environment of the fleet (a rerun), by its name in the file.
+        work_pool: Dispatch each environment's run to its deployment on this work pool
+            (default: the fleet file's ``work_pool``; none: in this process).
     """
     loaded = load_fleet(fleet)
     if only:
         loaded = loaded.only(only)
     fn = runbook_flow(runbook)
+    pool = work_pool or loaded.work_pool or ""
+    if pool:
+        check_dispatchable(loaded, str(fn.name), pool)  # type: ignore[attr-defined]
     started = time.monotonic()
     with timeline_of(f"fleet-{runbook}", loaded.name) as tl:
         decided = (
@@ -223,6 +286,15 @@ def fleet(
             )
             for m in loaded.members.values()
         }
+        dispatch = Dispatch(
+            pool=pool,
+            fleet=loaded.name,
+            fleet_run_id=str(flow_run.id),
+            grant=bool(pool) and decided is not None,
+            reason=str(tl.metrics.get("reason") or reason),
+        )
+        if pool:
+            tl.metrics["work_pool"] = pool
         rows: list[dict[str, Any]] = []
         ends: list[float] = []
         stopped = ""
@@ -232,7 +304,7 @@ def fleet(
                 rows += [row(i, m, None, "") for m in members]
                 continue
             with tl.step(f"wave {i}: {', '.join(wave)}") as info:
-                done = run_wave(fn, members, params, runbook)
+                done = run_wave(fn, members, params, runbook, dispatch)
                 rows += [row(i, m, report, error) for m, report, error, _ in done]
                 ends += [end for _, report, error, end in done if not error and end]
                 failed = [r["environment"] for r in rows[-len(done) :] if r["outcome"] not in OK]
@@ -249,6 +321,18 @@ def fleet(
     report["environments"] = rows
     report["flow_run_id"] = flow_run.id  # the environments' runs are its children in the UI
     return report
+
+
+def check_dispatchable(loaded: Fleet, flow_name: str, pool: str) -> None:
+    """A fleet can go to a pool when no environment overrides its account (the pool's
+    deployment runs the config as deployed) and the pool has every environment's deployment."""
+    overridden = [m.name for m in loaded.members.values() if m.overrides]
+    if overridden:
+        raise BadInput(
+            f"work_pool {pool}: environments {', '.join(overridden)} override their account "
+            "or role, which a pool's deployment does not carry; run them without a work pool"
+        )
+    check_pool(pool, flow_name, [m.cfg.stack for m in loaded.members.values()])
 
 
 def finish(

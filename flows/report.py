@@ -61,6 +61,18 @@ class Timeline(BaseModel):
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _progress: Progress | None = PrivateAttr(default=None)
 
+    def __getstate__(self) -> dict[Any, Any]:
+        """Pickled without its lock and progress (a new lock when loaded): a failed run's
+        exception carries its timeline, and a work pool's run persists it as its result."""
+        state = super().__getstate__()
+        return {**state, "__pydantic_private__": {}}
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        super().__setstate__(state)
+        object.__setattr__(
+            self, "__pydantic_private__", {"_lock": threading.Lock(), "_progress": None}
+        )
+
     def step_started(self, step: str, start: datetime) -> None:
         if self._progress is not None:
             self._progress.started(step, start)

@@ -12,7 +12,8 @@ made. Every setting is a value the caller applies on purpose and can print.
 * stacks: :func:`push`, :func:`push_images`, :class:`Stack` and its readers;
 * calls: :class:`Calls`, :func:`watch`, :func:`plan_build_rerun`;
 * queues: :func:`make_queues` and message makers;
-* Prefect: :func:`start_server` (a test server with only the services it needs), :func:`resume`.
+* Prefect: :func:`start_server` (a test server with only the services it needs; :func:`running_server`
+  for a block), :func:`resume`.
 
 sandbox/ does not import tasks/ or flows/: what is needed from them (tierbook's boto3 session,
 the rule for what mutates, the provision flow) is passed in by the caller.
@@ -41,7 +42,13 @@ from sandbox.testing.environment import (
     restore_environment,
     set_environment,
 )
-from sandbox.testing.prefect import SERVER_TEST_TIMEOUT_S, PrefectServer, resume, start_server
+from sandbox.testing.prefect import (
+    SERVER_TEST_TIMEOUT_S,
+    PrefectServer,
+    resume,
+    running_server,
+    start_server,
+)
 from sandbox.testing.queues import (
     Pair,
     SandboxQueues,
@@ -107,6 +114,7 @@ __all__ = [
     "resume",
     "revisions",
     "running_sandbox",
+    "running_server",
     "sandbox_process",
     "sent_shape",
     "service",

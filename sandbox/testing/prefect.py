@@ -17,6 +17,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -186,6 +188,40 @@ def start_server(
 
     client = PrefectHttpxSyncClient(base_url=api, timeout=30, raise_on_all_errors=False)
     return proc, PrefectServer(api=api, client=client)
+
+
+def drain_clients() -> None:
+    """Send the logs and events this process's Prefect still holds, and stop the workers
+    that send them: before the server they go to stops (else a later test's teardown waits
+    on their retries against a server that is gone), as Prefect's own test harness does."""
+    import inspect
+
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    async def drain() -> None:
+        with suppress(RuntimeError):  # never started
+            logs = APILogWorker.instance().drain()
+            if inspect.isawaitable(logs):
+                await logs
+        events = EventsWorker.drain_all()
+        if inspect.isawaitable(events):
+            await events
+
+    run_coro_as_sync(drain())
+
+
+@contextmanager
+def running_server(home: Path, *, services: tuple[str, ...] = ()) -> Iterator[PrefectServer]:
+    """:func:`start_server` for the block: its client closed and its process group stopped
+    however the block ends."""
+    proc, server = start_server(home, services=services)
+    try:
+        yield server
+    finally:
+        server.client.close()
+        stop(proc)
 
 
 def resume(server: PrefectServer, flow_run_id: str, run_input: dict[str, Any]) -> dict[str, Any]:

@@ -99,3 +99,29 @@ def delete_record(cfg: Config, record_id: str) -> bool:
         NO_TABLE,
     )
     return bool((gone or {}).get("Attributes"))
+
+
+def take_record(
+    cfg: Config, record_id: str, *, expect: dict[str, str], now: float
+) -> dict[str, Any] | None:
+    """Delete the record if its ``expect`` fields hold and its ``expires_at`` is after
+    ``now``, and return its fields; None when there is no such record. Conditional, so two
+    runs cannot both take one record."""
+    ddb, table = _table(cfg)
+    names = {f"#{i}": k for i, k in enumerate(expect)}
+    values = {f":{i}": _to_item.serialize(v) for i, v in enumerate(expect.values())}
+    checks = [f"#{i} = :{i}" for i in range(len(expect))]
+    gone = absent(
+        lambda: ddb.delete_item(
+            TableName=table,
+            Key={"lock_id": {"S": record_id}},
+            ConditionExpression=" AND ".join([*checks, "expires_at > :now"]),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={**values, ":now": _to_item.serialize(_typed(now))},
+            ReturnValues="ALL_OLD",
+        ),
+        NO_TABLE,
+        "ConditionalCheckFailedException",
+    )
+    item = (gone or {}).get("Attributes")
+    return fields_of(item) if item else None

@@ -12,18 +12,14 @@ from pathlib import Path
 import pytest
 
 from sandbox.testing import ROOT
-from sandbox.testing.prefect import PrefectServer, start_server, stop
+from sandbox.testing.prefect import PrefectServer, running_server, stop
 from tests.failover.conftest import stack  # noqa: F401  (a provisioned stack, for the failover)
 
 
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
-    proc, server = start_server(tmp_path_factory.mktemp("prefect-server"))
-    try:
+    with running_server(tmp_path_factory.mktemp("prefect-server")) as server:
         yield server
-    finally:
-        server.client.close()
-        stop(proc)
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from sandbox.testing import ROOT
-from sandbox.testing.prefect import SERVER_TEST_TIMEOUT_S, PrefectServer, start_server, stop
+from sandbox.testing.prefect import SERVER_TEST_TIMEOUT_S, PrefectServer, running_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(SERVER_TEST_TIMEOUT_S)]
 
@@ -60,12 +60,8 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture
 def alerting_server(tmp_path: Path) -> Iterator[PrefectServer]:
     """A Prefect server that evaluates automations (the triggers and actions services)."""
-    proc, server = start_server(tmp_path, services=("triggers",))
-    try:
+    with running_server(tmp_path, services=("triggers",)) as server:
         yield server
-    finally:
-        server.client.close()
-        stop(proc)
 
 
 def automations_cmd(server: PrefectServer, webhook: str) -> str:
