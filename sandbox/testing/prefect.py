@@ -224,6 +224,20 @@ def running_server(home: Path, *, services: tuple[str, ...] = ()) -> Iterator[Pr
         stop(proc)
 
 
+@contextmanager
+def reporting_to(server: PrefectServer) -> Iterator[None]:
+    """Flows run in this process report to ``server`` for the block: its client retrying a
+    busy SQLite's 503s more times than by default, its logs and events sent before the block
+    ends (the server may stop right after)."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: server.api, PREFECT_CLIENT_MAX_RETRIES: 10}):
+        try:
+            yield
+        finally:
+            drain_clients()
+
+
 def resume(server: PrefectServer, flow_run_id: str, run_input: dict[str, Any]) -> dict[str, Any]:
     """What the UI's form does: resume a paused run with its input."""
     r = server.client.post(f"/flow_runs/{flow_run_id}/resume", json={"run_input": run_input})

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.testing import ROOT
-from sandbox.testing.prefect import PrefectServer, running_server, stop
+from sandbox.testing.prefect import PrefectServer, reporting_to, running_server, stop
 from tests.failover.conftest import stack  # noqa: F401  (a provisioned stack, for the failover)
 
 
@@ -26,9 +26,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
 def prefect_harness(prefect_server: PrefectServer) -> Iterator[None]:
     """Flows run in this process (the ``stack`` fixture's provision) report to the same test
     server: one Prefect server per session here, not two on a loaded machine."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with temporary_settings({PREFECT_API_URL: prefect_server.api}):
+    with reporting_to(prefect_server):
         yield
 
 

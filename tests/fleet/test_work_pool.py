@@ -29,7 +29,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from deployments.pool import POOL
 from sandbox.testing import ROOT, SERVER_TEST_TIMEOUT_S, PrefectServer, Stack
-from sandbox.testing.prefect import drain_clients, running_server, stop
+from sandbox.testing.prefect import reporting_to, running_server, stop
 from tests.failover.test_failover_e2e import assert_failed_over
 from tests.fleet.conftest import FLEET
 
@@ -50,11 +50,8 @@ def pool_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectSer
 @pytest.fixture(scope="module")
 def prefect_harness(pool_server: PrefectServer) -> Iterator[None]:
     """This module's flows (the stacks' provision, the fleets) report to its own server."""
-    from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
-
-    with temporary_settings({PREFECT_API_URL: pool_server.api, PREFECT_CLIENT_MAX_RETRIES: 10}):
+    with reporting_to(pool_server):
         yield
-        drain_clients()
 
 
 def pool_env(api: str, home: Path) -> dict[str, str]:

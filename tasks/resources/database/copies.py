@@ -108,8 +108,8 @@ def find_copies(cfg: Config) -> list[dict[str, Any]]:
         for s in p["DBSnapshots"]
         if s["DBSnapshotIdentifier"].startswith(prefix) and s.get("Status") == "available"
     ]
-    dated = [(source_created(s), s) for s in found]
-    return [s for when, s in sorted(dated, key=lambda p: p[0] or utcnow()) if when is not None]
+    dated = [(when, s) for s in found if (when := source_created(s)) is not None]
+    return [s for _, s in sorted(dated, key=lambda p: p[0])]
 
 
 def newest_copy(cfg: Config) -> dict[str, Any] | None:
@@ -153,7 +153,7 @@ def ensure_snapshot_copy(
             f"primary database {primary.db_instance} not found in {primary.region}: "
             "run `tierbook provision`"
         )
-    tags = {**primary.tags("dr-copy")}
+    tags = primary.tags("dr-copy")
     if describe_snapshot(rds, target) is None:
         rds.create_db_snapshot(
             DBInstanceIdentifier=primary.db_instance,
