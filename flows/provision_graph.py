@@ -52,8 +52,15 @@ from tasks.resources.load_balancer import (
 from tasks.resources.logs import ensure_log_groups
 from tasks.resources.network.endpoints import ensure_endpoints
 from tasks.resources.network.flow_logs import ensure_flow_logs
-from tasks.resources.network.routes import ensure_routing
-from tasks.resources.network.security_groups import ensure_security_groups
+from tasks.resources.network.routes import (
+    ensure_nat_gateways,
+    ensure_nat_routes,
+    ensure_route_tables,
+)
+from tasks.resources.network.security_groups import (
+    ensure_security_group_rules,
+    ensure_security_groups,
+)
 from tasks.resources.network.vpc import ensure_subnets, ensure_vpc
 from tasks.resources.queues import ensure_queues
 from tasks.resources.waf import ensure_alb_web_acl, ensure_cloudfront_web_acl
@@ -73,8 +80,13 @@ class SecurityGroups(BaseModel):
     security_groups: dict[str, str]  # "alb"|"app"|"data"|"endpoints" -> group id
 
 
-class Routing(BaseModel):
+class RouteTables(BaseModel):
+    route_tables: dict[str, str]  # table name -> id
     private_route_tables: list[str] = []
+
+
+class NatGateways(BaseModel):
+    nat_gateways: dict[str, str] = {}  # AZ -> id
 
 
 class Key(BaseModel):
@@ -173,7 +185,9 @@ class _Region:
     vpc: Ref[Vpc]
     subnets: Ref[Subnets]
     groups: Ref[SecurityGroups]
-    routing: Ref[Routing]
+    rules: Ref[Done]
+    route_tables: Ref[RouteTables]
+    nat_routes: Ref[Done]
     endpoints: Ref[Done]
     key: Ref[Key]
     db_subnet_group: Ref[Done]
@@ -236,28 +250,54 @@ def _network(g: Graph, reg: _Region) -> None:
         args=in_vpc,
         output=SecurityGroups,
     )
-    g.add(reg.name("flow-logs"), "network", r, ensure_flow_logs, needs=[vpc], args=in_vpc)
-    routing = reg.routing = g.add(
-        reg.name("routing"),
+    reg.rules = g.add(
+        reg.name("security-group-rules"),
         "network",
         r,
-        ensure_routing,
+        ensure_security_group_rules,
+        needs=[groups],
+        args=lambda i: (r, i[groups].security_groups),
+    )
+    g.add(reg.name("flow-logs"), "network", r, ensure_flow_logs, needs=[vpc], args=in_vpc)
+    # the tables (the endpoints need them) and the NAT gateways are built side by side
+    tables = reg.route_tables = g.add(
+        reg.name("route-tables"),
+        "network",
+        r,
+        ensure_route_tables,
         needs=[vpc, subnets],
         args=lambda i: (r, i[vpc].vpc_id, i[vpc].igw_id, i[subnets].subnets),
-        output=Routing,
+        output=RouteTables,
+    )
+    nats = g.add(
+        reg.name("nat-gateways"),
+        "network",
+        r,
+        ensure_nat_gateways,
+        needs=[vpc, subnets],
+        args=lambda i: (r, i[vpc].vpc_id, i[subnets].subnets["public"]),
+        output=NatGateways,
+    )
+    reg.nat_routes = g.add(
+        reg.name("nat-routes"),
+        "network",
+        r,
+        ensure_nat_routes,
+        needs=[tables, nats],
+        args=lambda i: (r, i[tables].route_tables, i[nats].nat_gateways),
     )
     reg.endpoints = g.add(
         reg.name("endpoints"),
         "network",
         r,
         ensure_endpoints,
-        needs=[vpc, subnets, groups, routing],
+        needs=[vpc, subnets, groups, tables],
         args=lambda i: (
             r,
             i[vpc].vpc_id,
             i[subnets].subnets["app"],
             i[groups].security_groups["endpoints"],
-            i[routing].private_route_tables,
+            i[tables].private_route_tables,
         ),
     )
 
@@ -542,7 +582,7 @@ def _service(g: Graph, reg: _Region, svc: str, *, running: bool = True) -> None:
         # the web service's target group serves once the listeners forward to it; tasks pull
         # images through the NAT gateways and the VPC endpoints
         needs=[
-            *(td, reg.cluster, subnets, groups, tg, reg.routing, reg.endpoints),
+            *(td, reg.cluster, subnets, groups, reg.rules, tg, reg.nat_routes, reg.endpoints),
             reg.listeners if web else None,
         ],
         args=lambda i: (

@@ -1,4 +1,5 @@
-"""Network layer, routing: NAT gateways and route tables.
+"""Network layer, routing: NAT gateways and route tables, three steps so that the tables (which
+the VPC endpoints need) and the NAT gateways (which take minutes on AWS) are built side by side.
 
 * public: one table, default route to the internet gateway, every public subnet.
 * app: one table per AZ, default route to the NAT gateway of the same AZ (so losing an AZ
@@ -155,8 +156,21 @@ def _subnet_ids(subnets: dict[str, list[str]], azs: list[str]) -> dict[tuple[str
     return {(tier, az): ids[i] for tier, ids in subnets.items() for i, az in enumerate(azs)}
 
 
-@step("ensure {role} routing")
-def ensure_routing(
+@step("ensure {role} NAT gateways")
+def ensure_nat_gateways(
+    cfg: Config, role: Role, vpc_id: str, public_subnets: list[str], *, dry_run: bool = False
+) -> StepResult:
+    """One NAT gateway per AZ (or the first AZ's only, or none, as the config says), each in
+    its AZ's public subnet with an Elastic IP; waits until they are available."""
+    azs: list[str] = getattr(cfg.network, role).azs
+    changes, nat_ids = _ensure_nats(
+        cfg, role, vpc_id, dict(zip(azs, public_subnets, strict=True)), dry_run
+    )
+    return StepResult(changes=changes, outputs={"nat_gateways": nat_ids}, applied=not dry_run)
+
+
+@step("ensure {role} route tables")
+def ensure_route_tables(
     cfg: Config,
     role: Role,
     vpc_id: str,
@@ -165,15 +179,15 @@ def ensure_routing(
     *,
     dry_run: bool = False,
 ) -> StepResult:
-    """NAT gateways, then route tables with their default routes and subnet associations."""
+    """The route tables and their subnet associations; the public table's default route to
+    the internet gateway, none on the data table. The app tables' default routes go to NAT
+    gateways (:func:`ensure_nat_routes`), so the tables (which the VPC endpoints need) do not
+    wait for the NAT gateways to become available."""
     names = names_for(cfg, role)
     region = names.region
     ec2 = ec2_client(cfg, role)
     azs: list[str] = getattr(cfg.network, role).azs
     by_az = _subnet_ids(subnets, azs)
-    changes, nat_ids = _ensure_nats(
-        cfg, role, vpc_id, {az: by_az[("public", az)] for az in azs}, dry_run
-    )
     existing = _tables(ec2, vpc_id)
     by_name = {name_of(t): t for t in existing if name_of(t)}
     associated = {
@@ -182,8 +196,11 @@ def ensure_routing(
         for a in t.get("Associations", [])
         if a.get("SubnetId")
     }
+    changes: list[Change] = []
     table_ids: dict[str, str] = {}
-    for name, want in desired_tables(names, azs, cfg.network.nat, igw_id, nat_ids).items():
+    nat = cfg.network.nat
+    nat_ids_unused = {az: "" for az in azs}  # the app tables' routes are the next step's
+    for name, want in desired_tables(names, azs, nat, igw_id, nat_ids_unused).items():
         tier: Tier = want["tier"]
         tags = ec2_tags(names, f"network-{tier}", name)
         table = by_name.get(name)
@@ -208,7 +225,8 @@ def ensure_routing(
             )
         table_id = table["RouteTableId"]
         table_ids[name] = table_id
-        changes += _converge_route(ec2, table, name, region, want["target"], dry_run)
+        if tier != "app" or nat == "none":
+            changes += _converge_route(ec2, table, name, region, want["target"], dry_run)
         for az in want["azs"]:
             subnet = by_az[(tier, az)]
             current = associated.get(subnet)
@@ -233,7 +251,6 @@ def ensure_routing(
     return StepResult(
         changes=changes,
         outputs={
-            "nat_gateways": nat_ids,
             "route_tables": table_ids,
             "private_route_tables": [
                 i for n, i in table_ids.items() if n != names.route_table("public")
@@ -241,6 +258,42 @@ def ensure_routing(
         },
         applied=not dry_run,
     )
+
+
+@step("ensure {role} NAT routes")
+def ensure_nat_routes(
+    cfg: Config,
+    role: Role,
+    route_tables: dict[str, str],
+    nat_ids: dict[str, str],
+    *,
+    dry_run: bool = False,
+) -> StepResult:
+    """Each app table's default route to its NAT gateway (the same AZ's, or the first AZ's
+    with ``nat: single``); nothing with ``nat: none`` (the tables' step removes the route)."""
+    names = names_for(cfg, role)
+    azs: list[str] = getattr(cfg.network, role).azs
+    nat = cfg.network.nat
+    if nat == "none":
+        return result([], dry_run)
+    ec2 = ec2_client(cfg, role)
+    wanted = {
+        name: want
+        for name, want in desired_tables(names, azs, nat, "", nat_ids).items()
+        if want["tier"] == "app"
+    }
+    real = [route_tables[n] for n in wanted if not is_placeholder(route_tables[n])]
+    found = (
+        {t["RouteTableId"]: t for t in ec2.describe_route_tables(RouteTableIds=real)["RouteTables"]}
+        if real
+        else {}
+    )
+    changes: list[Change] = []
+    for name, want in wanted.items():
+        table_id = route_tables[name]
+        table = found.get(table_id, {"RouteTableId": table_id, "Routes": []})
+        changes += _converge_route(ec2, table, name, names.region, want["target"], dry_run)
+    return result(changes, dry_run)
 
 
 def _converge_route(

@@ -20,7 +20,15 @@ from typing import Any, NamedTuple
 
 from configs.models import Config
 from configs.names import Role, StackNames, names_for
-from tasks.core.changes import Action, Change, StepResult, created, placeholder
+from tasks.core.changes import (
+    Action,
+    Change,
+    StepResult,
+    created,
+    is_placeholder,
+    placeholder,
+    result,
+)
 from tasks.core.steps import step
 from tasks.resources.network.vpc import (
     SG_ROLES,
@@ -124,7 +132,8 @@ def cloudfront_prefix_list(ec2: Any) -> str | None:
 def ensure_security_groups(
     cfg: Config, role: Role, vpc_id: str, *, dry_run: bool = False
 ) -> StepResult:
-    """The four groups, then their exact rules (groups first: rules reference each other)."""
+    """The four groups (their rules are the next step's: what needs only a group's id, the load
+    balancer, the database, the endpoints, does not wait for them)."""
     names = names_for(cfg, role)
     region = names.region
     ec2 = ec2_client(cfg, role)
@@ -151,20 +160,31 @@ def ensure_security_groups(
             VpcId=vpc_id,
             TagSpecifications=tag_spec("security-group", tags),
         )["GroupId"]
-        found[tier] = {"GroupId": ids[tier], "IpPermissionsEgress": _default_egress(ec2, ids[tier])}
-    pl = cloudfront_prefix_list(ec2) if cfg.edge and cfg.edge.cloudfront else None
-    want = desired_rules(cfg, ids, pl)
-    for tier in SG_ROLES:
-        changes += _converge_rules(
-            ec2, names, tier, ids, found.get(tier) or {}, want[tier], dry_run
-        )
     return StepResult(changes=changes, outputs={"security_groups": ids}, applied=not dry_run)
 
 
-def _default_egress(ec2: Any, group_id: str) -> list[dict[str, Any]]:
-    """What AWS put on a new group (the allow-all egress), so it is revoked like any drift."""
-    group = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
-    return group.get("IpPermissionsEgress", [])  # type: ignore[no-any-return]
+@step("ensure {role} security group rules")
+def ensure_security_group_rules(
+    cfg: Config, role: Role, ids: dict[str, str], *, dry_run: bool = False
+) -> StepResult:
+    """Each group's exact rules (they reference each other's ids); a new group's allow-all
+    egress, which AWS adds, is revoked like any drift."""
+    names = names_for(cfg, role)
+    ec2 = ec2_client(cfg, role)
+    real = [i for i in ids.values() if not is_placeholder(i)]
+    by_id = (
+        {g["GroupId"]: g for g in ec2.describe_security_groups(GroupIds=real)["SecurityGroups"]}
+        if real
+        else {}
+    )
+    pl = cloudfront_prefix_list(ec2) if cfg.edge and cfg.edge.cloudfront else None
+    want = desired_rules(cfg, ids, pl)
+    changes: list[Change] = []
+    for tier in SG_ROLES:
+        changes += _converge_rules(
+            ec2, names, tier, ids, by_id.get(ids[tier], {}), want[tier], dry_run
+        )
+    return result(changes, dry_run)
 
 
 def _converge_rules(

@@ -5,8 +5,9 @@ address plan of :mod:`configs.layout`: a subnet with the planned CIDR in the pla
 planned subnet, whatever it is called. Found resources only ever gain tags; nothing here is
 replaced. :class:`NetworkIds` is what every later layer needs of the network: pure data.
 
-Routing lives in :mod:`tasks.routing`, security groups in :mod:`tasks.network_sg`, endpoints
-and flow logs in :mod:`tasks.endpoints`.
+Routing lives in :mod:`tasks.resources.network.routes`, security groups in
+:mod:`tasks.resources.network.security_groups`, endpoints and flow logs in
+:mod:`tasks.resources.network.endpoints` and :mod:`tasks.resources.network.flow_logs`.
 """
 
 from __future__ import annotations
