@@ -2,6 +2,9 @@
 deployment for that environment, a child of the fleet's run, so that any worker of the pool
 takes it. The fleet waits for it and reads its report from the run's result.
 
+A Ctrl-C (or any stop of the fleet's process) cancels the runs it is waiting for: a worker
+stops a cancelled run's process, so no environment's runbook goes on unattended.
+
 The deployments are those of ``prefect.yaml`` (``prefect deploy --all``): one per runbook and
 environment, named as ``tierbook serve`` names them (:func:`deployment_name`), each persisting
 its result so the fleet can read the report back.
@@ -14,6 +17,7 @@ from typing import Any
 
 from configs.errors import BadInput
 from configs.models import Config
+from tasks.core.retry import STOPPING
 
 SEPARATOR = " · "
 
@@ -64,17 +68,19 @@ def run_on_pool(
     from prefect.client.schemas.objects import FlowRun
     from prefect.deployments import run_deployment
 
-    # Called from a thread, not a coroutine: the run itself, once it has ended.
+    # Called from a thread, not a coroutine: the run as created (timeout 0), then waited for.
     run: FlowRun = run_deployment(  # type: ignore[assignment]
         f"{flow_name}/{deployment_name(flow_name, cfg.stack)}",
         parameters=parameters,
         flow_run_name=f"{flow_name}-{cfg.stack}",
-        timeout=DISPATCH_TIMEOUT_S,
-        poll_interval=DISPATCH_POLL_S,
+        timeout=0,
         as_subflow=True,
     )
+    run, interrupted = wait_for_run(run)
     ended = time.monotonic()
     state = run.state
+    if interrupted:
+        return None, f"{run.name}: cancelled, the fleet was interrupted", ended
     if state is None or not state.is_final():
         name = state.name if state else "not started"
         return None, f"{run.name}: still {name} after {DISPATCH_TIMEOUT_S} s", ended
@@ -89,3 +95,25 @@ def run_on_pool(
         report = timeline.model_dump(mode="json") if timeline is not None else None
         return report, f"{type(result).__name__}: {result}", ended
     return None, f"{run.name}: {state.name}: {state.message or 'no report'}", ended
+
+
+def wait_for_run(run: Any) -> tuple[Any, bool]:
+    """The run once it has ended (or the wait timed out), and whether the fleet was stopped
+    meanwhile: then the run is cancelled (its worker stops it) and not waited for."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelling
+
+    deadline = time.monotonic() + DISPATCH_TIMEOUT_S
+    with get_client(sync_client=True) as client:
+        while not (run.state is not None and run.state.is_final()):
+            if STOPPING.is_set():
+                client.set_flow_run_state(
+                    run.id, Cancelling(message="the fleet was interrupted"), force=True
+                )
+                return client.read_flow_run(run.id), True
+            if time.monotonic() > deadline:
+                break
+            STOPPING.wait(DISPATCH_POLL_S)
+            if not STOPPING.is_set():
+                run = client.read_flow_run(run.id)
+    return run, False

@@ -7,7 +7,7 @@ made. Every setting is a value the caller applies on purpose and can print.
   :func:`poll_scale`, :func:`describe` (the banner a benchmark prints);
 * emulators on a free port: :func:`running_sandbox` (in this process),
   :func:`sandbox_process` (``python -m sandbox``), :func:`moto_process` (plain moto);
-  :data:`TEST_TIMINGS`;
+  :data:`TEST_TIMINGS`; :func:`postgres` (a throwaway PostgreSQL for a Prefect server);
 * accounts: :func:`reset_aws`, :func:`fresh_account`, :func:`plain`, :func:`make_network`;
 * stacks: :func:`push`, :func:`push_images`, :class:`Stack` and its readers;
 * calls: :class:`Calls`, :func:`watch`, :func:`plan_build_rerun`;
@@ -60,8 +60,10 @@ from sandbox.testing.queues import (
 )
 from sandbox.testing.servers import (
     TEST_TIMINGS,
+    NoPostgres,
     Sandbox,
     moto_process,
+    postgres,
     running_sandbox,
     sandbox_process,
     status_server,
@@ -88,6 +90,7 @@ __all__ = [
     "Calls",
     "Mutations",
     "Net",
+    "NoPostgres",
     "Pair",
     "PrefectServer",
     "Sandbox",
@@ -107,6 +110,7 @@ __all__ = [
     "plan_build_rerun",
     "poll_environment",
     "poll_scale",
+    "postgres",
     "push",
     "push_images",
     "reset_aws",

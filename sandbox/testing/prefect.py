@@ -123,13 +123,16 @@ SERVICES = (
 )
 
 
-def server_env(home: Path, *, services: tuple[str, ...] = ()) -> dict[str, str]:
-    """Environment for a test's Prefect server: its own database under ``home``, only the
-    named background services on, no analytics."""
+def server_env(
+    home: Path, *, services: tuple[str, ...] = (), database: str | None = None
+) -> dict[str, str]:
+    """Environment for a test's Prefect server: its own database (SQLite under ``home``, or
+    the ``database`` URL), only the named background services on, no analytics."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")},
         "PREFECT_HOME": str(home),
-        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
+        "PREFECT_API_DATABASE_CONNECTION_URL": database
+        or f"sqlite+aiosqlite:///{home / 'prefect.db'}",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_SERVER_UI_ENABLED": "false",
     }
@@ -153,7 +156,7 @@ def wait_ready(client: httpx.Client, proc: subprocess.Popen[bytes], log: Path) -
 
 
 def start_server(
-    home: Path, *, services: tuple[str, ...] = ()
+    home: Path, *, services: tuple[str, ...] = (), database: str | None = None
 ) -> tuple[subprocess.Popen[bytes], PrefectServer]:
     port = free_port()
     log = (home / "server.log").open("wb")
@@ -169,7 +172,7 @@ def start_server(
             "--port",
             str(port),
         ],
-        env=server_env(home, services=services),
+        env=server_env(home, services=services, database=database),
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -213,10 +216,12 @@ def drain_clients() -> None:
 
 
 @contextmanager
-def running_server(home: Path, *, services: tuple[str, ...] = ()) -> Iterator[PrefectServer]:
+def running_server(
+    home: Path, *, services: tuple[str, ...] = (), database: str | None = None
+) -> Iterator[PrefectServer]:
     """:func:`start_server` for the block: its client closed and its process group stopped
     however the block ends."""
-    proc, server = start_server(home, services=services)
+    proc, server = start_server(home, services=services, database=database)
     try:
         yield server
     finally:

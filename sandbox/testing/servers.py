@@ -5,14 +5,19 @@
 * :func:`sandbox_process`: the same as ``python -m sandbox``, for what must survive this process;
 * :func:`moto_process`: plain ``moto.server`` (no progressions, no faults), the baseline some
   benchmarks measure against;
-* :func:`status_server`: a local HTTP endpoint whose answer a test sets (a health check URL).
+* :func:`status_server`: a local HTTP endpoint whose answer a test sets (a health check URL);
+* :func:`postgres`: a throwaway PostgreSQL for a Prefect server that takes concurrent writers
+  (SQLite takes one at a time).
 """
 
 from __future__ import annotations
 
 import http.server
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -144,3 +149,37 @@ def status_server() -> Iterator[dict[str, Any]]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+class NoPostgres(RuntimeError):
+    """PostgreSQL is not installed here (its ``initdb`` is not on the PATH)."""
+
+
+@contextmanager
+def postgres() -> Iterator[str]:
+    """A throwaway PostgreSQL on a free port of 127.0.0.1 (a fresh cluster in a temporary
+    folder, ``fsync`` off, trust authentication): a Prefect database URL for it
+    (``postgresql+asyncpg``), stopped and removed after the block. PostgreSQL refuses to run
+    as root, so as root it runs as ``nobody``. Raises :class:`NoPostgres` when not installed."""
+    tools = {name: shutil.which(name) for name in ("initdb", "pg_ctl", "psql")}
+    if None in tools.values():
+        raise NoPostgres("PostgreSQL is not installed (initdb, pg_ctl or psql not on the PATH)")
+    as_user = ["runuser", "-u", "nobody", "--"] if os.geteuid() == 0 else []
+    folder = tempfile.mkdtemp(prefix="tierbook-pg-")
+    os.chmod(folder, 0o777)  # the cluster's server (nobody, as root) writes its socket here
+    data, port = f"{folder}/data", free_port()
+
+    def run(tool: str, *args: str, check: bool = True) -> None:
+        command = [*as_user, str(tools[tool]), *args]
+        subprocess.run(command, check=check, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    run("initdb", "-D", data, "-A", "trust", "-U", "prefect")
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+    try:
+        run("pg_ctl", "-D", data, "-o", options, "-l", f"{folder}/log", "-w", "start")
+        address = ("-h", "127.0.0.1", "-p", str(port), "-U", "prefect")
+        run("psql", *address, "-d", "postgres", "-c", "CREATE DATABASE prefect")
+        yield f"postgresql+asyncpg://prefect@127.0.0.1:{port}/prefect"
+    finally:
+        run("pg_ctl", "-D", data, "-m", "fast", "-w", "stop", check=False)
+        shutil.rmtree(folder, ignore_errors=True)

@@ -1,7 +1,7 @@
 """A fleet through a work pool, end to end: its own Prefect server, a process pool, the
 runbooks deployed with ``prefect deploy --all`` (prefect.yaml), two workers; the fleet's
-children run on both, and two fleet failovers of one fleet at once are refused by tierbook's
-region-move lock, not by Prefect.
+children run on both, a stopped fleet cancels them, and two fleet failovers of one fleet at
+once are refused by tierbook's region-move lock, not by Prefect.
 
 Every process it starts is in its own process group, stopped at the end of the module
 whatever happens. The server is up once its database answers and every client (this
@@ -165,6 +165,73 @@ def test_fleet_readiness_runs_on_both_workers_of_the_pool(
     # ... taken by both workers (one run at a time each).
     taken = {name: submitted(log) & {str(r.id) for r in children} for name, log in workers.items()}
     assert all(taken.values()), taken
+
+
+def test_a_stopped_fleet_cancels_its_runs_on_the_pool(
+    fleet_stacks: dict[str, Stack], workers: dict[str, Path], tmp_path: Path
+) -> None:
+    """Ctrl-C on the fleet (the CLI sets STOPPING) while its children run on the workers:
+    each child is cancelled, and its worker stops it; the fleet does not wait for them."""
+    from flows.fleet import fleet
+    from tasks.core.retry import STOPPING
+
+    control = next(iter(fleet_stacks.values())).control
+    stacks = sorted(s.cfg.stack for s in fleet_stacks.values())
+    names = [f"drill-readiness-{stack}" for stack in stacks]
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["report"] = fleet(fleet=one_wave(tmp_path), runbook="readiness", work_pool=POOL)
+        except BaseException as exc:  # the fleet may end interrupted rather than failed
+            outcome["error"] = exc
+
+    started = time.time()
+    control.set_faults({"kind": "latency", "latency_ms": 1500})  # the drills take minutes
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(run,))
+    try:
+        thread.start()
+        children = wait_children(names, started, {"RUNNING"})
+        STOPPING.set()
+        thread.join(timeout=60)
+        assert not thread.is_alive(), "the stopped fleet still waits for its runs"
+        ended = wait_children(names, started, {"CANCELLED"}, timeout_s=120)
+    finally:
+        STOPPING.clear()
+        control.clear_faults()
+        thread.join(timeout=60)
+    assert {r.id for r in ended} == {r.id for r in children}
+    report = outcome.get("report")
+    if report is not None:  # else it ended interrupted: nothing more to read
+        errors = [r["error"] for r in report["environments"]]
+        assert all("cancelled, the fleet was interrupted" in e for e in errors), errors
+
+
+def wait_children(
+    names: list[str], since: float, states: set[str], timeout_s: float = 240
+) -> list[Any]:
+    """The latest run of each of ``names`` created after ``since`` once all are in ``states``."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    deadline = time.monotonic() + timeout_s
+    found: dict[str, Any] = {}
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            runs = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=names))
+            )
+            found = {}
+            for r in sorted(runs, key=lambda r: r.created):
+                if r.created.timestamp() >= since - 1:
+                    found[r.name] = r
+            if len(found) == len(names) and all(
+                r.state_type.value in states for r in found.values()
+            ):
+                return list(found.values())
+            time.sleep(1)
+    seen = {n: r.state_type.value for n, r in found.items()}
+    raise AssertionError(f"the fleet's runs never all reached {states}: {seen}")
 
 
 def runs_of(run_id: str) -> list[Any]:
