@@ -12,13 +12,16 @@ import pytest
 import yaml
 
 from configs.names import Role, names_for
+from configs.permissions import RUNBOOKS
 from flows.destroy import destroy
 from flows.failover import failback, failover
 from flows.provision import provision
-from sandbox.testing import ROOT, Stack
-from tests.failover.conftest import Build
+from sandbox.control import SandboxControl
+from sandbox.testing import ROOT, Stack, push_images
 from tests.failover.test_failover_e2e import assert_failed_over
 from tests.failover.test_static_stability import EAST, dark, requests_to
+from tests.iam.test_recorded import Ops, actions
+from tests.support import fresh_account, watch
 
 pytestmark = [pytest.mark.e2e]
 
@@ -33,8 +36,25 @@ def global_config(folder: Path) -> Path:
 
 
 @pytest.fixture
-def built(tmp_path: Path, build: Build) -> tuple[Stack, str]:
-    return build(global_config(tmp_path))
+def built(
+    tmp_path: Path, aws_endpoint: str, prefect_harness: None, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Stack, str, Ops]:
+    """A fresh account provisioned with the global cache, images pushed in both regions: the
+    stack, its config's path and the calls the provision made."""
+    path = str(global_config(tmp_path))
+    cfg = fresh_account(aws_endpoint, monkeypatch, path)
+    calls = watch(cfg)
+    report = provision(config=path)
+    assert report["outcome"] == "succeeded", report.get("error")
+    push_images(cfg)
+    return Stack(cfg=cfg, control=SandboxControl(aws_endpoint)), path, set(calls.operations)
+
+
+def allowed(runbook: str, ops: Ops, *needed: str) -> None:
+    """``ops`` are within the runbook's IAM policy, and include ``needed``."""
+    made = actions(ops)
+    assert made - RUNBOOKS[runbook].actions == set(), runbook
+    assert set(needed) <= made, runbook
 
 
 def datastores(stack: Stack, role: Role) -> list[dict[str, Any]]:
@@ -58,9 +78,15 @@ def cache_groups(stack: Stack, role: Role) -> list[str]:
     return [g["ReplicationGroupId"] for g in ec.describe_replication_groups()["ReplicationGroups"]]
 
 
-def test_provision_failover_failback_destroy(built: tuple[Stack, str]) -> None:
-    stack, path = built
+def test_provision_failover_failback_destroy(built: tuple[Stack, str, Ops]) -> None:
+    stack, path, provisioned = built
     cfg = stack.cfg
+    allowed(
+        "provision",
+        provisioned,
+        "elasticache:CreateGlobalReplicationGroup",
+        "elasticache:CreateReplicationGroup",
+    )
     dr = names_for(cfg, "dr")
     # provisioned: one datastore, seen alike from both regions, both members associated
     (seen_primary,) = datastores(stack, "primary")
@@ -82,8 +108,10 @@ def test_provision_failover_failback_destroy(built: tuple[Stack, str]) -> None:
     assert steps["ensure global cache"] == "unchanged"
     assert provision(config=path, plan=True)["changes"] == []
 
+    calls = watch(cfg)
     report = failover(config=path, approved=True, reason="test")
     assert report["outcome"] == "succeeded", report.get("error")
+    allowed("failover", set(calls.operations), "elasticache:FailoverGlobalReplicationGroup")
     assert_failed_over(stack)
     assert roles(stack) == {cfg.regions.primary: "SECONDARY", cfg.regions.dr: "PRIMARY"}
     steps = {s["step"]: s for s in report["steps"]}
@@ -94,23 +122,32 @@ def test_provision_failover_failback_destroy(built: tuple[Stack, str]) -> None:
     cache, db = steps["promote session cache in dr"], steps["promote dr replica"]
     assert cache["start"] < db["end"] and db["start"] < cache["end"]
 
+    calls = watch(cfg)
     back = failback(config=path, approved=True, reason="home")
     assert back["outcome"] == "succeeded", back.get("error")
+    allowed("failback", set(calls.operations), "elasticache:FailoverGlobalReplicationGroup")
     assert roles(stack) == {cfg.regions.primary: "PRIMARY", cfg.regions.dr: "SECONDARY"}
     assert {s["step"]: s["outcome"] for s in back["steps"]}[
         "promote session cache in primary"
     ] == "changed"
 
+    calls = watch(cfg)
     gone = destroy(config=path, yes=True, disable_deletion_protection=True)
     assert gone["outcome"] == "succeeded", gone.get("error")
+    allowed(
+        "destroy",
+        set(calls.operations),
+        "elasticache:DisassociateGlobalReplicationGroup",
+        "elasticache:DeleteGlobalReplicationGroup",
+    )
     assert datastores(stack, "primary") == datastores(stack, "dr") == []
     assert cache_groups(stack, "primary") == cache_groups(stack, "dr") == []
 
 
 def test_failover_with_the_primary_region_dark_promotes_the_dr_member(
-    built: tuple[Stack, str],
+    built: tuple[Stack, str, Ops],
 ) -> None:
-    stack, path = built
+    stack, path, _ = built
     cfg = stack.cfg
     before = requests_to(stack, EAST)
     dark(stack)
