@@ -14,7 +14,7 @@ import yaml
 from configs.names import Role, names_for
 from configs.permissions import RUNBOOKS
 from flows.destroy import destroy
-from flows.failover import failback, failover
+from flows.failover import failback, failover, switchover
 from flows.provision import provision
 from sandbox.control import SandboxControl
 from sandbox.testing import ROOT, Stack, push_images
@@ -165,3 +165,19 @@ def test_failover_with_the_primary_region_dark_promotes_the_dr_member(
     calls = stack.control.stats()["requests"]
     assert calls.get(f"{cfg.regions.dr} elasticache:FailoverGlobalReplicationGroup") == 1
     assert "readiness dr-cache: pass" in " ".join(report["notes"])
+
+
+def test_switchover_moves_the_cache_with_the_database_and_failback_returns_it(
+    built: tuple[Stack, str, Ops],
+) -> None:
+    stack, path, _ = built
+    cfg = stack.cfg
+    report = switchover(config=path, approved=True, reason="planned")
+    assert report["outcome"] == "succeeded", report.get("error")
+    assert report["metrics"]["rpo_seconds"] == 0
+    assert roles(stack) == {cfg.regions.primary: "SECONDARY", cfg.regions.dr: "PRIMARY"}
+    steps = {s["step"]: s["outcome"] for s in report["steps"]}
+    assert steps["promote session cache in dr"] == "changed"
+    back = failback(config=path, approved=True, reason="home")
+    assert back["outcome"] == "succeeded", back.get("error")
+    assert roles(stack) == {cfg.regions.primary: "PRIMARY", cfg.regions.dr: "SECONDARY"}

@@ -290,6 +290,27 @@ def test_destroy_disassociates_then_deletes_keeping_the_primary(
     ]
 
 
+def test_a_dr_group_outside_the_datastore_is_reported_not_replaced(
+    stubs: dict[str, Stubber],
+) -> None:
+    stubs[EAST].add_response(
+        "describe_replication_groups", rg("PRIMARY"), {"ReplicationGroupId": CACHE}
+    )
+    stubs[EAST].add_response(
+        "describe_global_replication_groups", datastore(us_east_1="PRIMARY"), DESCRIBE
+    )
+    stubs[WEST].add_response("describe_replication_groups", rg(), {"ReplicationGroupId": CACHE})
+    (change,) = ensure_global_cache.fn(config(), KEY, "sg-data").changes
+    assert (change.action, change.region) == ("replace", WEST)
+    assert "cannot join" in change.detail and "dr_names.cache" in change.detail
+
+
+def test_promotion_without_a_datastore_names_the_fix(stubs: dict[str, Stubber]) -> None:
+    stubs[WEST].add_response("describe_replication_groups", rg(), {"ReplicationGroupId": CACHE})
+    with pytest.raises(BadInput, match="tierbook provision"):
+        promote_session_cache.fn(config(), "dr")
+
+
 # -- pure: readiness -------------------------------------------------------------------------
 def test_readiness_passes_an_associated_member_and_names_the_fix_otherwise() -> None:
     both = datastore(us_east_1="PRIMARY", us_west_2="SECONDARY")["GlobalReplicationGroups"][0]
