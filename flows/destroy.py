@@ -113,11 +113,18 @@ class Teardown(Runner):
         self.seconds[part] = round(time.monotonic() - started, 1)
 
 
-def region_teardown(run: Teardown, role: Role, skip_final_snapshot: bool) -> None:
-    """One region's half of the stack, app → data → network."""
+def region_teardown(
+    run: Teardown, role: Role, skip_final_snapshot: bool, *, alone: bool = False
+) -> None:
+    """One region's half of the stack, app → data → network (``alone``: the other region's
+    half stays)."""
     first = [run.start(ensure_alarms_deleted, role), run.start(ensure_services_deleted, role)]
     if role == "dr":
         first.append(run.start(ensure_secret_replica_deleted))
+    if role == "primary" and alone and run.cfg.global_cache:
+        # the primary's cache cannot go while it leads a Global Datastore: the datastore goes
+        # first, DR's member is left a regional group
+        first.append(run.start(ensure_global_cache_deleted, False))
     run.all(*first)
     second = [
         run.start(ensure_databases_deleted, role, skip_final_snapshot),
@@ -156,7 +163,8 @@ def teardown(run: Teardown, roles: list[Role], skip_final_snapshot: bool) -> Non
     run.timed("edge", started)
     for role in [r for r in ("dr", "primary") if r in roles]:
         started = time.monotonic()
-        region_teardown(run, role, skip_final_snapshot)  # type: ignore[arg-type]
+        alone = len(roles) == 1
+        region_teardown(run, role, skip_final_snapshot, alone=alone)  # type: ignore[arg-type]
         run.timed(role, started)
     run.all(run.start(ensure_flow_log_role_deleted, roles))
     if run.dry_run:

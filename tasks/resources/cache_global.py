@@ -265,15 +265,20 @@ def promote_session_cache(cfg: Config, to: Role, *, timeout_s: float | None = No
 
 # -- destroy -------------------------------------------------------------------------------------
 @step("delete global cache")
-def ensure_global_cache_deleted(cfg: Config, *, dry_run: bool = False) -> StepResult:
+def ensure_global_cache_deleted(
+    cfg: Config, member: bool = True, *, dry_run: bool = False
+) -> StepResult:
     """Secondaries disassociated, the datastore deleted (its primary kept as a regional
-    group), then DR's member and its subnet group; the primary's group is the primary
-    region's ``ensure_cache_deleted``."""
+    group), then DR's member and its subnet group (not ``member``: DR's group is left, a
+    regional one); the primary's group is the primary region's ``ensure_cache_deleted``."""
     changes: list[Change] = []
     dr = names_for(cfg, "dr")
-    group = find_global_cache(cfg, "dr") if cfg.global_cache else None
+    # from the primary when DR's member is to stay (a destroy of the primary alone)
+    group = find_global_cache(cfg, "dr" if member else "primary") if cfg.global_cache else None
     if group is not None:
         changes += _delete_group(cfg, group, dry_run=dry_run)
+    if not member:
+        return result(changes, dry_run)
     ec = _client(cfg, "dr")
     found = describe_group(ec, dr.cache)
     if found is not None and (cfg.global_cache or global_id_of(found)):

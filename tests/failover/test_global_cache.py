@@ -181,3 +181,15 @@ def test_switchover_moves_the_cache_with_the_database_and_failback_returns_it(
     back = failback(config=path, approved=True, reason="home")
     assert back["outcome"] == "succeeded", back.get("error")
     assert roles(stack) == {cfg.regions.primary: "PRIMARY", cfg.regions.dr: "SECONDARY"}
+
+
+def test_destroying_the_primary_alone_deletes_the_datastore_and_leaves_dr_a_regional_cache(
+    built: tuple[Stack, str, Ops],
+) -> None:
+    stack, path, _ = built
+    gone = destroy(config=path, region="primary", yes=True, disable_deletion_protection=True)
+    assert gone["outcome"] == "succeeded", gone.get("error")
+    assert datastores(stack, "dr") == []
+    assert cache_groups(stack, "primary") == []
+    (member,) = stack.client("elasticache", "dr").describe_replication_groups()["ReplicationGroups"]
+    assert member["Status"] == "available" and not member.get("GlobalReplicationGroupInfo")
