@@ -6,7 +6,8 @@ each of its members' regions, with AWS's progressions and refusals.
 * ``CreateReplicationGroup`` with ``GlobalReplicationGroupId`` adds a secondary in the caller's
   region, inheriting engine, version, node type and encryption flags: the group ``modifying``
   and the member ``associating`` → ``associated``. Refused while the group is not available.
-* ``FailoverGlobalReplicationGroup``: ``modifying`` for a while, then the roles swap.
+* ``FailoverGlobalReplicationGroup``: ``modifying`` for a while, then the roles swap; allowed
+  while another change is under way, refused while a failover is.
 * ``DisassociateGlobalReplicationGroup``: the member ``disassociating``, then a standalone
   replication group. ``DeleteGlobalReplicationGroup`` (``RetainPrimaryReplicationGroup``)
   refuses while a secondary is left: ``deleting``, then gone.
@@ -55,6 +56,7 @@ class GlobalGroup:
     settings: dict[str, Any]  # the primary's engine, version, node type, encryption, port
     status: str = "creating"
     members: list[Member] = field(default_factory=list)
+    failing_over: bool = False
 
     def visible_from(self, region: str) -> bool:
         return any(m.region == region for m in self.members)
@@ -117,11 +119,12 @@ class GlobalDatastores:
         return None
 
     def available_member(
-        self, ident: str, region: str, group: str, group_region: str
+        self, ident: str, region: str, group: str, group_region: str, *states: str
     ) -> tuple[GlobalGroup, Member]:
-        """An available global group, asked from ``region``, and one of its members."""
+        """A global group in one of ``states`` (default: available), asked from ``region``,
+        and one of its members."""
         g = self.get(ident, region)
-        self.require(g, "available")
+        self.require(g, *(states or ("available",)))
         found = g.member(group, group_region)
         if found is None:
             raise fault(
@@ -204,7 +207,16 @@ class GlobalDatastores:
 
     def failover(self, ident: str, region: str, new_primary: str, new_region: str) -> GlobalGroup:
         with self.lock:
-            g, target = self.available_member(ident, region, new_primary, new_region)
+            # "Promotion is allowed anytime, even if other modifications are in progress"
+            # (AWS's guide, promoting the secondary to primary); not a second one at once.
+            g, target = self.available_member(
+                ident, region, new_primary, new_region, "available", "modifying"
+            )
+            if g.failing_over:
+                raise fault(
+                    "InvalidGlobalReplicationGroupState",
+                    f"Global replication group {ident} is already failing over",
+                )
             if target.role == "PRIMARY":
                 raise fault(
                     "InvalidParameterValue", f"{new_primary} is already the primary of {ident}"
@@ -213,12 +225,12 @@ class GlobalDatastores:
                 raise fault(
                     "InvalidGlobalReplicationGroupState", f"{new_primary} is {target.status}"
                 )
-            g.status = "modifying"
+            g.status, g.failing_over = "modifying", True
 
             def swapped() -> None:
                 for m in g.members:
                     m.role = "PRIMARY" if m is target else "SECONDARY"
-                g.status = "available"
+                g.status, g.failing_over = "available", False
 
             self.later(swapped)
             return g

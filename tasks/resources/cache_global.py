@@ -26,7 +26,9 @@ from configs.models import Config
 from configs.names import Role, names_for
 from tasks.core.aws import connect
 from tasks.core.changes import Action, Change, StepResult, created, deleted, result, updated
-from tasks.core.retry import absent, wait_for, wait_gone
+from tasks.core.errors import AwsError
+from tasks.core.log import logger
+from tasks.core.retry import absent, is_code, wait_for, wait_gone
 from tasks.core.steps import step
 from tasks.core.tags import tag_list
 from tasks.resources.cache import (
@@ -250,12 +252,17 @@ def promote_session_cache(cfg: Config, to: Role, *, timeout_s: float | None = No
     group = describe_global(ec, ident) or {}
     if primary_here(group):
         return StepResult(detail=f"{names.cache} is already the primary of {ident}")
-    if group.get("Status") != "modifying":  # a failover already under way is waited for
+    try:
+        # AWS allows a promotion while other changes are in progress
         ec.failover_global_replication_group(
             GlobalReplicationGroupId=ident,
             PrimaryRegion=names.region,
             PrimaryReplicationGroupId=names.cache,
         )
+    except AwsError as exc:
+        if not is_code(exc, "InvalidGlobalReplicationGroupState"):
+            raise
+        logger().info("%s: %s; waiting for it", ident, exc)  # a failover already under way
     wait_settled(ec, ident, f"{names.cache} primary of {ident}", primary_here, timeout)
     change = updated(MEMBER, names.cache, names.region, {"role": "SECONDARY"}, {"role": "PRIMARY"})
     return StepResult(

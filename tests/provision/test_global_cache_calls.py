@@ -102,6 +102,12 @@ def datastore(status: str = "available", **roles: str) -> dict[str, Any]:
 
 DESCRIBE = {"GlobalReplicationGroupId": GID, "ShowMemberInfo": True}
 NOT_FOUND = "ReplicationGroupNotFoundFault"
+# FailoverGlobalReplicationGroup making DR's member the primary, asked in DR
+PROMOTE_DR = {
+    "GlobalReplicationGroupId": GID,
+    "PrimaryRegion": WEST,
+    "PrimaryReplicationGroupId": CACHE,
+}
 
 
 def test_ensure_creates_the_datastore_then_the_encrypted_dr_member(
@@ -223,11 +229,7 @@ def test_promotion_is_called_in_the_promoted_members_region_only(
     west.add_response(
         "failover_global_replication_group",
         {"GlobalReplicationGroup": {"GlobalReplicationGroupId": GID, "Status": "modifying"}},
-        {
-            "GlobalReplicationGroupId": GID,
-            "PrimaryRegion": WEST,
-            "PrimaryReplicationGroupId": CACHE,
-        },
+        PROMOTE_DR,
     )
     west.add_response(
         "describe_global_replication_groups",
@@ -236,6 +238,27 @@ def test_promotion_is_called_in_the_promoted_members_region_only(
     )
     out = promote_session_cache.fn(config(), "dr")
     assert out.changes[0].after == {"role": "PRIMARY"}
+
+
+def test_a_promotion_already_under_way_is_waited_for(stubs: dict[str, Stubber]) -> None:
+    west = stubs[WEST]
+    west.add_response("describe_replication_groups", rg("SECONDARY"), {"ReplicationGroupId": CACHE})
+    west.add_response(
+        "describe_global_replication_groups",
+        datastore("modifying", us_east_1="PRIMARY", us_west_2="SECONDARY"),
+        DESCRIBE,
+    )
+    west.add_client_error(
+        "failover_global_replication_group",
+        "InvalidGlobalReplicationGroupState",
+        expected_params=PROMOTE_DR,
+    )
+    west.add_response(
+        "describe_global_replication_groups",
+        datastore(us_east_1="SECONDARY", us_west_2="PRIMARY"),
+        DESCRIBE,
+    )
+    assert promote_session_cache.fn(config(), "dr").changes[0].region == WEST
 
 
 def test_destroy_disassociates_then_deletes_keeping_the_primary(

@@ -94,10 +94,16 @@ def test_failover_swaps_the_roles_after_a_while_and_delete_leaves_regional_group
         ReplicationGroupId="sessions", ReplicationGroupDescription="s", GlobalReplicationGroupId=gid
     )
     until(lambda: status(west, gid), lambda s: s == "available")
-    west.failover_global_replication_group(
-        GlobalReplicationGroupId=gid, PrimaryRegion=WEST, PrimaryReplicationGroupId="sessions"
+    # a promotion is allowed while another change is in progress, not a second one at once
+    east.modify_global_replication_group(
+        GlobalReplicationGroupId=gid, ApplyImmediately=True, GlobalReplicationGroupDescription="x"
     )
+    promote = {"GlobalReplicationGroupId": gid, "PrimaryReplicationGroupId": "sessions"}
+    west.failover_global_replication_group(**promote, PrimaryRegion=WEST)
     assert status(west, gid) == "modifying"
+    assert code(lambda: west.failover_global_replication_group(**promote, PrimaryRegion=WEST)) == (
+        "InvalidGlobalReplicationGroupState"
+    )
     until(lambda: status(west, gid), lambda s: s == "available")
     info = east.describe_replication_groups(ReplicationGroupId="sessions")["ReplicationGroups"][0]
     assert info["GlobalReplicationGroupInfo"]["GlobalReplicationGroupMemberRole"] == "SECONDARY"
