@@ -49,6 +49,11 @@ def poll_scale() -> float:
         return 1.0
 
 
+# An ElastiCache Global Datastore: creating it, or a member joining or leaving, takes AWS
+# ten to twenty minutes.
+GLOBAL_CACHE_TIMEOUT_S = 2400.0
+
+
 # --- Run locks ------------------------------------------------------------------------------
 # A held lock is renewed by a heartbeat; a crashed holder's lock lapses one lease after its
 # last renewal, so a re-run waits about a minute, not the length of a runbook.

@@ -138,11 +138,20 @@ class Cache(Strict):
     automatic_failover: bool = True
     port: Annotated[int, Field(ge=1024, le=65535)] = 6379
     snapshot_retention_days: Annotated[int, Field(ge=0, le=35)] = 7
+    # An ElastiCache Global Datastore: the DR region keeps a read-only member that a region
+    # move promotes, so sessions survive it (a warm standby only: see Config).
+    global_datastore: bool = False
 
     @model_validator(mode="after")
     def _failover_needs_replica(self) -> Cache:
         if self.automatic_failover and self.replicas < 1:
             raise ValueError("automatic_failover needs at least 1 replica")
+        # https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/Redis-Global-Datastores-Getting-Started.html
+        if self.global_datastore and self.node_type.startswith("cache.t"):
+            raise ValueError(
+                f"global_datastore: a Global Datastore needs an M or R node type, not "
+                f"{self.node_type} (set node_type, e.g. cache.r7g.large)"
+            )
         return self
 
 
@@ -371,6 +380,9 @@ class Names(Strict):
     db_instance: Annotated[str | None, Field(max_length=63)] = None
     db_cluster: Annotated[str | None, Field(max_length=63)] = None
     cache: Annotated[str | None, Field(max_length=40)] = None
+    # An existing Global Datastore's full id (AWS puts a region prefix before the suffix
+    # given at creation, e.g. "sgaui-shop-prod-cache"); only under ``names:``.
+    global_cache: Annotated[str | None, Field(pattern=r"^[a-z]{5}-[a-zA-Z0-9-]{1,40}$")] = None
     web_repository: str | None = None
     worker_repository: str | None = None
     web_task_family: str | None = None
@@ -438,6 +450,19 @@ class Config(Strict):
             raise ValueError(
                 "dr.posture pilot_light keeps the data in DR: set database.dr_replica: true"
             )
+        if self.cache is not None and self.cache.global_datastore and not self.warm_standby:
+            raise ValueError(
+                f"cache.global_datastore: keeps a live cache member in DR, which only dr.posture "
+                f"warm_standby runs ({self.dr.posture} starts DR with an empty cache): set "
+                "dr.posture: warm_standby or cache.global_datastore: false"
+            )
+        if self.dr_names.global_cache:
+            raise ValueError(
+                "dr_names.global_cache: one Global Datastore spans both regions; name it under "
+                "names.global_cache"
+            )
+        if self.names.global_cache and not self.global_cache:
+            raise ValueError("names.global_cache: adopting one needs cache.global_datastore: true")
         if self.dr.posture == "backup_restore":
             if self.database.dr_replica:
                 raise ValueError(
@@ -450,6 +475,16 @@ class Config(Strict):
                     "postgres); for Aurora use pilot_light with its global database"
                 )
         return self
+
+    @property
+    def warm_standby(self) -> bool:
+        """The DR region runs the whole app stack at its warm size between moves."""
+        return self.dr.posture == "warm_standby"
+
+    @property
+    def global_cache(self) -> bool:
+        """The session cache is an ElastiCache Global Datastore with a member in DR."""
+        return self.cache is not None and self.cache.global_datastore
 
     @property
     def pilot_light(self) -> bool:

@@ -96,6 +96,16 @@ class StackNames:
         return self._given("cache") or f"{self.stem}-cache"
 
     @property
+    def global_cache_suffix(self) -> str:
+        """What CreateGlobalReplicationGroup is given; AWS prefixes it (``xxxxx-<suffix>``)."""
+        return f"{self.stem}-cache"
+
+    @property
+    def global_cache(self) -> str | None:
+        """The full id of a Global Datastore to adopt (``names.global_cache``), else None."""
+        return self.cfg.names.global_cache
+
+    @property
     def cache_subnet_group(self) -> str:
         return f"{self.stem}-data"
 

@@ -14,7 +14,8 @@ The runbook, as it would read on a wiki:
 4. Per region, the DR region first (its replica goes before the primary it replicates):
    alarms, autoscaling and ECS services (scaled to 0) → load balancer, task definitions and
    cluster, queues, repositories, log groups, IAM roles, databases (the writer with a final
-   snapshot) and the cache → buckets, certificate, subnet groups, KMS key (scheduled),
+   snapshot) and the cache (a Global Datastore: its secondaries disassociated, then deleted
+   with its primary kept, in DR's turn) → buckets, certificate, subnet groups, KMS key (scheduled),
    VPC endpoints, NAT gateways with their IPs, flow logs → the VPC with its gateway, tables,
    subnets and security groups.
 5. The flow-log role (once no VPC is left), then, with the lock released, the lock tables.
@@ -48,6 +49,7 @@ from tasks.core.steps import RECORDER
 from tasks.resources.alarms import ensure_alarms_deleted
 from tasks.resources.buckets import ensure_buckets_deleted
 from tasks.resources.cache import ensure_cache_deleted
+from tasks.resources.cache_global import ensure_global_cache_deleted
 from tasks.resources.certificates import ensure_certificate_deleted
 from tasks.resources.cloudfront import ensure_distribution_deleted
 from tasks.resources.database.engine import ensure_databases_deleted
@@ -111,11 +113,18 @@ class Teardown(Runner):
         self.seconds[part] = round(time.monotonic() - started, 1)
 
 
-def region_teardown(run: Teardown, role: Role, skip_final_snapshot: bool) -> None:
-    """One region's half of the stack, app → data → network."""
+def region_teardown(
+    run: Teardown, role: Role, skip_final_snapshot: bool, *, alone: bool = False
+) -> None:
+    """One region's half of the stack, app → data → network (``alone``: the other region's
+    half stays)."""
     first = [run.start(ensure_alarms_deleted, role), run.start(ensure_services_deleted, role)]
     if role == "dr":
         first.append(run.start(ensure_secret_replica_deleted))
+    if role == "primary" and alone and run.cfg.global_cache:
+        # the primary's cache cannot go while it leads a Global Datastore: the datastore goes
+        # first, DR's member is left a regional group
+        first.append(run.start(ensure_global_cache_deleted, False))
     run.all(*first)
     second = [
         run.start(ensure_databases_deleted, role, skip_final_snapshot),
@@ -127,6 +136,9 @@ def region_teardown(run: Teardown, role: Role, skip_final_snapshot: bool) -> Non
     ]
     if role == "primary" and run.cfg.cache is not None:
         second.append(run.start(ensure_cache_deleted))
+    if role == "dr" and run.cfg.global_cache:
+        # DR's teardown comes first: the datastore goes (its primary kept) with DR's member
+        second.append(run.start(ensure_global_cache_deleted))
     databases = run.all(*second)[0]
     run.final_snapshot = run.final_snapshot or databases.outputs.get("final_snapshot")
     run.all(
@@ -151,7 +163,8 @@ def teardown(run: Teardown, roles: list[Role], skip_final_snapshot: bool) -> Non
     run.timed("edge", started)
     for role in [r for r in ("dr", "primary") if r in roles]:
         started = time.monotonic()
-        region_teardown(run, role, skip_final_snapshot)  # type: ignore[arg-type]
+        alone = len(roles) == 1
+        region_teardown(run, role, skip_final_snapshot, alone=alone)  # type: ignore[arg-type]
         run.timed(role, started)
     run.all(run.start(ensure_flow_log_role_deleted, roles))
     if run.dry_run:

@@ -12,8 +12,9 @@ Failover, as it would read on a wiki:
 2. At once: **fence** the primary (its services to 0, bounded; skipped when the region does
    not answer) and **scale the DR services** to the primary's counts.
 3. Once fencing has ended: **promote** the DR replica (the replica lag read just before is the
-   RPO estimate), then **harden** it (Multi-AZ, backups, deletion protection) in the
-   background.
+   RPO estimate) and, at the same time, the session cache's Global Datastore member (when
+   ``cache.global_datastore``; called in DR), then **harden** the database (Multi-AZ, backups,
+   deletion protection) in the background.
 4. When the DR services run and the database is writable: **send traffic** to DR through
    the switch provision prepared (a metric written in DR: no control-plane call; the record
    rewrite is the fallback while Route 53's control plane answers), **verify** healthy
@@ -55,6 +56,7 @@ from tasks.core.locks import hold
 from tasks.core.steps import step
 from tasks.resources.alarms import ensure_alarms, ensure_alarms_deleted
 from tasks.resources.autoscaling import ensure_autoscaling
+from tasks.resources.cache_global import promote_session_cache
 from tasks.resources.database.copies import newest_copy, prune_snapshot_copies
 from tasks.resources.database.engine import ensure_read_replicas
 from tasks.resources.database.lookup import find_database, is_aurora
@@ -269,6 +271,8 @@ def switch_to(
     fenced = fence.result()
     if note := settle_fence(cfg, frm, fenced, reason=str(tl.metrics.get("reason", ""))):
         tl.note(note)
+    # The session cache's Global Datastore fails over in parallel with the database.
+    cache = promote_session_cache.submit(cfg, to) if cfg.global_cache else None
     if restoring is not None:
         lag = None
         promoted_result = restoring.result()
@@ -278,6 +282,7 @@ def switch_to(
         lag = replica_lag(cfg) if to == "dr" else None
         promoted_result = promote_replica.submit(cfg, to).result()
     harden = harden_database.submit(cfg, to)
+    cache_promoted = cache.result() if cache is not None else None
     scaled = [s.result() for s in scales]
     verify_targets(cfg, to, counts["web"])
     switched = send_traffic(cfg, to)
@@ -285,7 +290,7 @@ def switch_to(
         check_smoke(http_url)
     rto = time.monotonic() - decided
     hardened = harden.result()
-    record_results(tl, [fenced, *scaled, promoted_result, switched, hardened])
+    record_results(tl, [fenced, *scaled, promoted_result, cache_promoted, switched, hardened])
     figures: dict[str, Any] = {"rto_seconds": round(rto, 1)}
     if fenced.skipped:
         figures["fencing"] = f"skipped: {fenced.skipped}"
@@ -298,8 +303,9 @@ def switch_to(
 
 def rto_split(tl: Timeline, to: Role) -> dict[str, float]:
     """Where the RTO went, from the run's steps in ``to``: the database (promotion or
-    restore), the app layer (task definitions, services, autoscaling, scaling: first start
-    to last end), the traffic (the DNS switch and the target check)."""
+    restore), the session cache (its Global Datastore's failover, alongside; when there is
+    one), the app layer (task definitions, services, autoscaling, scaling: first start to last
+    end), the traffic (the DNS switch and the target check)."""
     region = f" {to} "
 
     def span(picked: list[Any]) -> float:
@@ -308,7 +314,12 @@ def rto_split(tl: Timeline, to: Role) -> dict[str, float]:
         return round((max(s.end for s in picked) - min(s.start for s in picked)).total_seconds(), 1)
 
     steps = tl.ordered()
-    database = [s for s in steps if s.step.startswith(("promote ", "restore ", "switch "))]
+    cache = [s for s in steps if "session cache" in s.step]
+    database = [
+        s
+        for s in steps
+        if s.step.startswith(("promote ", "restore ", "switch ")) and s not in cache
+    ]
     app = [
         s
         for s in steps
@@ -317,7 +328,8 @@ def rto_split(tl: Timeline, to: Role) -> dict[str, float]:
         and "database" not in s.step
     ]
     traffic = [s for s in steps if s.step.startswith(("send traffic", "verify "))]
-    return {"database": span(database), "app": span(app), "traffic": span(traffic)}
+    split = {"database": span(database), "app": span(app), "traffic": span(traffic)}
+    return {**split, "cache": span(cache)} if cache else split
 
 
 def restored_rpo(restored: StepResult, decided: float) -> dict[str, Any]:
@@ -360,7 +372,9 @@ def graceful_switch(
         tl.note(note)
     aws_switchover = is_aurora(cfg) and uses_aws_switchover(cfg, to)
     confirmed = None if aws_switchover else confirm_caught_up(cfg, to, fenced_at)
+    cache = promote_session_cache.submit(cfg, to) if cfg.global_cache else None
     promoted = switch_database(cfg, to)
+    cache_promoted = cache.result() if cache is not None else None
     write_pause = time.time() - fenced_at
     harden = harden_database.submit(cfg, to)
     verify_targets(cfg, to, counts["web"])
@@ -368,7 +382,7 @@ def graceful_switch(
         check_smoke(http_url)
     rto = time.monotonic() - decided
     hardened = harden.result()
-    record_results(tl, [*scaled, switched, fenced, promoted, hardened])
+    record_results(tl, [*scaled, switched, fenced, promoted, cache_promoted, hardened])
     how = (
         "SwitchoverGlobalCluster synchronised before it swapped"
         if confirmed is None
@@ -430,7 +444,8 @@ def failover(
             tl.outcome = "planned"
             tl.changes.extend(plan_bring_up(cfg, "dr", counts))
             tl.note(
-                f"would fence {cfg.regions.primary}, promote the DR database, "
+                f"would fence {cfg.regions.primary}, promote the DR database"
+                + (" and session cache, " if cfg.global_cache else ", ")
                 + ("" if cfg.runs_services("dr") else "create and ")
                 + "scale DR to "
                 + ", ".join(f"{s}={n}" for s, n in counts.items())

@@ -25,6 +25,7 @@ from tasks.resources.buckets import (
     ensure_log_bucket,
 )
 from tasks.resources.cache import ensure_cache, ensure_cache_subnet_group
+from tasks.resources.cache_global import ensure_dr_cache_subnet_group, ensure_global_cache
 from tasks.resources.certificates import ensure_certificate
 from tasks.resources.cloudfront import ensure_distribution
 from tasks.resources.database.copies import ensure_snapshot_copy
@@ -193,6 +194,7 @@ class _Region:
     db_subnet_group: Ref[Done]
     database: Ref[DatabaseInfo] | None = None  # None: DR of a backup and restore
     secret: Ref[SecretReplica] | None = None
+    cache: Ref[Done] | None = None  # the primary's replication group, when this run builds it
     execution_role: Ref[ExecutionRole]
     task_roles: Ref[TaskRoles]
     assets: Ref[AssetBucket]
@@ -334,6 +336,44 @@ def _data(g: Graph, cfg: Config, regions: dict[Role, _Region], *, dry_run: bool)
         )
     if "dr" in regions:
         _standby(g, cfg, regions["dr"], writer)
+        if cfg.global_cache:
+            _global_cache(g, regions["dr"], primary)
+
+
+def _global_cache(g: Graph, dr: _Region, primary: _Region | None) -> None:
+    """The session cache's Global Datastore (made from the primary's group) and its DR
+    member, in DR's data subnets behind DR's data group, under DR's key."""
+    after = primary.cache if primary is not None else None
+    _cache(g, dr, ensure_dr_cache_subnet_group, ensure_global_cache, "global-cache", after)
+
+
+def _cache(
+    g: Graph,
+    reg: _Region,
+    subnet_group_step: Any,
+    cache_step: Any,
+    node: str,
+    after: Ref[Done] | None = None,
+) -> Ref[Done]:
+    """A region's cache subnet group over its data subnets, then its cache in it, behind its
+    data security group and under its key."""
+    r, key, groups, subnets = reg.role, reg.key, reg.groups, reg.subnets
+    subnet_group = g.add(
+        reg.name("cache-subnet-group"),
+        "data",
+        r,
+        subnet_group_step,
+        needs=[subnets],
+        args=lambda i: (i[subnets].subnets["data"],),
+    )
+    return g.add(
+        reg.name(node),
+        "data",
+        r,
+        cache_step,
+        needs=[key, groups, subnet_group, after],
+        args=lambda i: (i[key].key_arn, i[groups].security_groups["data"]),
+    )
 
 
 def _writer(g: Graph, primary: _Region, *, dry_run: bool) -> Ref[DatabaseInfo]:
@@ -348,22 +388,7 @@ def _writer(g: Graph, primary: _Region, *, dry_run: bool) -> Ref[DatabaseInfo]:
         args=lambda i: (i[key].key_arn, i[groups].security_groups["data"]),
         output=DatabaseInfo,
     )
-    cache_group = g.add(
-        "primary.cache-subnet-group",
-        "data",
-        "primary",
-        ensure_cache_subnet_group,
-        needs=[primary.subnets],
-        args=lambda i: (i[primary.subnets].subnets["data"],),
-    )
-    g.add(
-        "primary.cache",
-        "data",
-        "primary",
-        ensure_cache,
-        needs=[key, groups, cache_group],
-        args=lambda i: (i[key].key_arn, i[groups].security_groups["data"]),
-    )
+    primary.cache = _cache(g, primary, ensure_cache_subnet_group, ensure_cache, "cache")
     # Later steps need the writer's endpoint and secret: wait until it is available, unless it
     # is only planned (nothing to wait on).
     database = primary.database = g.add(

@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-from sandbox import moto_fixes, wire
+from sandbox import moto_fixes, sim_elasticache, wire
 from sandbox.settings import FaultRule, Timings
 from sandbox.sim_ecs import EcsSim
 from sandbox.sim_misc import CodeBuildSim, Route53Sim
@@ -43,6 +43,8 @@ class SandboxApp:
         moto_fixes.apply()
         self.moto = DomainDispatcherApplication(create_backend_app)
         self.timings = timings or Timings()
+        self.caches = sim_elasticache.SIM
+        self.caches.timings = self.timings
         self.ecs = EcsSim(self.timings)
         self.rds = RdsSim(self.timings, self.ecs.writers)
         self.route53 = Route53Sim(self.timings)
@@ -311,7 +313,7 @@ class SandboxApp:
                 f"http://127.0.0.1:{self.port}/moto-api/reset", method="POST"
             )
             urllib.request.urlopen(req, timeout=30).read()
-        for sim in (self.ecs, self.rds, self.route53, self.codebuild, self.dns):
+        for sim in (self.ecs, self.rds, self.route53, self.codebuild, self.dns, self.caches):
             sim.reset()
         with self.lock:
             self.rules = []

@@ -6,6 +6,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from sandbox import sim_elasticache
+
 _applied = False
 _lock = threading.Lock()
 
@@ -31,6 +33,7 @@ def apply() -> None:
         _cache_subnet_group_deletes()
         _rds_global_clusters_by_identifier()
         _route53_update_keeps_children()
+        sim_elasticache.install()  # after _cache_deletion_completes: it wraps that delete
         from moto import settings
 
         settings.ACM_VALIDATION_WAIT = 0  # DNS-validated certificates are issued at once

@@ -22,13 +22,17 @@ class Timings:
     replica_lag_seconds: float = 1.0  # the ReplicaLag every read replica reports
     # A custom-metric alarm is evaluated over the last min(its Period, this) seconds of data.
     alarm_period_seconds: float = 1.0
+    # An ElastiCache global datastore's changes: create, a member joining or leaving, failover.
+    cache_global_seconds: float = 2.0
 
     @classmethod
     def preset(cls, name: str) -> Timings:
         if name == "fast":
-            return cls(0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 1.0)
+            return cls(0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 1.0, cache_global_seconds=0.5)
         if name == "realistic":
-            return cls(45, 20, 300, 60, 30, 30, 90, 2.0, alarm_period_seconds=60)
+            return cls(
+                45, 20, 300, 60, 30, 30, 90, 2.0, alarm_period_seconds=60, cache_global_seconds=600
+            )
         return cls()
 
     def update(self, values: dict[str, Any]) -> None:

@@ -40,6 +40,7 @@ TEST_TIMINGS: dict[str, float] = {
     "route53_sync_seconds": 0.3,
     "codebuild_seconds": 0.3,
     "replica_lag_seconds": 1.0,
+    "cache_global_seconds": 0.3,
 }
 """Progressions short enough for tests, long enough that a runbook must wait on them."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from configs.models import Config
-from configs.names import names_for
+from configs.names import Role, names_for
 from tasks.core.aws import connect
 from tasks.core.changes import Action, Change, StepResult, created, deleted, diff, result, updated
 from tasks.core.retry import absent, wait_gone
@@ -68,8 +68,16 @@ def _security_groups(ec: Any, g: dict[str, Any]) -> list[str] | None:
 def ensure_cache_subnet_group(
     cfg: Config, data_subnets: list[str], *, dry_run: bool = False
 ) -> StepResult:
-    names = names_for(cfg, "primary")
-    ec = _client(cfg)
+    return converge_subnet_group(cfg, "primary", data_subnets, dry_run=dry_run)
+
+
+def converge_subnet_group(
+    cfg: Config, role: Role, data_subnets: list[str], *, dry_run: bool
+) -> StepResult:
+    """``role``'s cache subnet group over its data subnets (DR's holds a Global Datastore's
+    member)."""
+    names = names_for(cfg, role)
+    ec = connect(cfg).client("elasticache", names.region)
     name = names.cache_subnet_group
     g = absent(
         lambda: ec.describe_cache_subnet_groups(CacheSubnetGroupName=name)["CacheSubnetGroups"][0],
@@ -100,7 +108,7 @@ def ensure_cache_subnet_group(
     return StepResult(changes=[change], outputs={"name": name}, applied=not dry_run)
 
 
-def _describe(ec: Any, ident: str) -> dict[str, Any] | None:
+def describe_group(ec: Any, ident: str) -> dict[str, Any] | None:
     found: dict[str, Any] | None = absent(
         lambda: ec.describe_replication_groups(ReplicationGroupId=ident)["ReplicationGroups"][0],
         "ReplicationGroupNotFoundFault",
@@ -119,7 +127,7 @@ def ensure_cache(
     region = names.region
     ec = _client(cfg)
     ident = names.cache
-    g = _describe(ec, ident)
+    g = describe_group(ec, ident)
     nodes = 1 + c.replicas
     if g is None:
         change = created(
@@ -151,6 +159,18 @@ def ensure_cache(
                 **group_settings(cfg, data_sg),
             )
         return StepResult(changes=[change], outputs={"cache": ident}, applied=not dry_run)
+    changes = converge_group(cfg, ec, g, region, data_sg, dry_run=dry_run)
+    return StepResult(changes=changes, outputs={"cache": ident}, applied=not dry_run)
+
+
+def converge_group(
+    cfg: Config, ec: Any, g: dict[str, Any], region: str, data_sg: str, *, dry_run: bool
+) -> list[Change]:
+    """An existing replication group (the primary's, or a Global Datastore's DR member)
+    brought to the config: settings modified, replicas added; encryption only reported."""
+    c = cfg.cache
+    assert c is not None
+    ident = g["ReplicationGroupId"]
     changes: list[Change] = []
     cannot = [k for k in ("TransitEncryptionEnabled", "AtRestEncryptionEnabled") if not g.get(k)]
     if cannot:
@@ -172,7 +192,7 @@ def ensure_cache(
         changes.append(updated("elasticache:replication-group", ident, region, before, after))
         if not dry_run:
             ec.modify_replication_group(ReplicationGroupId=ident, ApplyImmediately=True, **after)
-    have_nodes = len(g.get("MemberClusters") or [])
+    have_nodes, nodes = len(g.get("MemberClusters") or []), 1 + c.replicas
     if have_nodes < nodes:
         changes.append(
             updated(
@@ -187,7 +207,7 @@ def ensure_cache(
             ec.increase_replica_count(
                 ReplicationGroupId=ident, NewReplicaCount=c.replicas, ApplyImmediately=True
             )
-    return StepResult(changes=changes, outputs={"cache": ident}, applied=not dry_run)
+    return changes
 
 
 @step("delete cache")

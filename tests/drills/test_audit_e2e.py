@@ -38,6 +38,7 @@ PLANTED = {
     "plain-env-secret",
     "cache-no-failover",
     "cache-unencrypted",
+    "cache-not-global",
     "queue-no-dlq",
     "dlq-retention-short",
     "dr-replica-missing",
@@ -249,6 +250,7 @@ def test_a_check_that_cannot_run_fails_the_audit_but_not_the_others(
     assert {f["id"] for f in report["findings"]} == PLANTED - {
         "cache-no-failover",
         "cache-unencrypted",
+        "cache-not-global",
     }
     assert report["metrics"]["checks_not_run"] == "cache"
     assert "AccessDenied" in " ".join(report["notes"])
@@ -261,7 +263,11 @@ def test_provisioned_stack_has_no_high_finding(provisioned: Config) -> None:
     assert high == []
     assert report["outcome"] == "succeeded"
     # the sandbox config turns deletion protection off on purpose: reported, not failed
-    assert {f["id"] for f in report["findings"]} <= {"db-no-deletion-protection"}
+    # and it keeps its sessions in one region (cache.global_datastore off): medium
+    assert {f["id"] for f in report["findings"]} <= {
+        "db-no-deletion-protection",
+        "cache-not-global",
+    }
     # both regions were looked at, not skipped
     steps = {s["step"]: s["outcome"] for s in report["steps"]}
     for role in ("primary", "dr"):

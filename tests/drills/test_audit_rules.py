@@ -232,19 +232,40 @@ def test_plain_env_secret_but_not_secrets_or_harmless_env() -> None:
     assert ack.severity == "low"
 
 
+GOOD_CACHE = {
+    "ReplicationGroupId": "c",
+    "AutomaticFailover": "enabled",
+    "MemberClusters": ["c-001", "c-002"],
+    "AtRestEncryptionEnabled": True,
+}
+
+
 def test_cache_rules() -> None:
-    good = {
-        "ReplicationGroupId": "c",
-        "AutomaticFailover": "enabled",
-        "MemberClusters": ["c-001", "c-002"],
-        "AtRestEncryptionEnabled": True,
-    }
+    good = GOOD_CACHE
     assert audit.cache_findings(good, R) == []
     single = {**good, "AutomaticFailover": "disabled", "MemberClusters": ["c-001"]}
     assert ids(audit.cache_findings(single, R)) == ["cache-no-failover"]
     assert ids(audit.cache_findings({**good, "AtRestEncryptionEnabled": False}, R)) == [
         "cache-unencrypted"
     ]
+
+
+def test_a_warm_standbys_session_cache_not_global_is_flagged() -> None:
+    regional = GOOD_CACHE
+    member = {
+        **regional,
+        "GlobalReplicationGroupInfo": {
+            "GlobalReplicationGroupId": "sgaui-c",
+            "GlobalReplicationGroupMemberRole": "PRIMARY",
+        },
+    }
+    (found,) = audit.cache_findings(regional, R, warm_standby=True)
+    assert (found.id, found.severity) == ("cache-not-global", "medium")
+    assert "cache.global_datastore: true" in found.message
+    (asked,) = audit.cache_findings(regional, R, warm_standby=True, wants_global=True)
+    assert (asked.id, asked.severity) == ("cache-not-global", "high")
+    assert audit.cache_findings(member, R, warm_standby=True, wants_global=True) == []
+    assert audit.cache_findings(regional, R, warm_standby=False) == []  # pilot light: no DR cache
 
 
 def test_queue_rules() -> None:

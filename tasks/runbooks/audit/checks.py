@@ -226,7 +226,11 @@ def check_cache(cfg: Config) -> StepResult:
             return StepResult(skipped=f"no replication group {name}")
         raise
     found = audit.cache_findings(
-        group, cfg.regions.primary, no_failover_ok=cfg.acknowledge.no_cache_failover
+        group,
+        cfg.regions.primary,
+        no_failover_ok=cfg.acknowledge.no_cache_failover,
+        warm_standby=cfg.warm_standby,
+        wants_global=cfg.global_cache,
     )
     return result(found, name)
 

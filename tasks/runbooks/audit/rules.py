@@ -22,6 +22,9 @@ http-no-redirect            medium    an HTTP listener that serves instead of re
 plain-env-secret            high      a credential as a plain task-definition env value
 cache-no-failover           high      cache without automatic failover (or no replica)
 cache-unencrypted           medium    cache not encrypted at rest
+cache-not-global            medium    a warm standby's session cache is not a Global
+                                      Datastore: DR starts empty (high when the config
+                                      asks for one)
 queue-no-dlq                medium    a work queue without a dead-letter queue
 dlq-retention-short         medium    a DLQ that does not outlive its source queue
 dr-replica-missing          high      no database replica in the DR region
@@ -349,7 +352,12 @@ def task_definition_findings(
 
 # -- cache -------------------------------------------------------------------------------------
 def cache_findings(
-    group: dict[str, Any], region: str, *, no_failover_ok: bool = False
+    group: dict[str, Any],
+    region: str,
+    *,
+    no_failover_ok: bool = False,
+    warm_standby: bool = False,
+    wants_global: bool = False,
 ) -> list[Finding]:
     ident = group.get("ReplicationGroupId")
     resource = f"elasticache:replication-group {ident}"
@@ -369,6 +377,23 @@ def cache_findings(
     if not group.get("AtRestEncryptionEnabled"):
         out.append(
             finding("cache-unencrypted", "medium", resource, region, "not encrypted at rest")
+        )
+    info = group.get("GlobalReplicationGroupInfo") or {}
+    if warm_standby and not info.get("GlobalReplicationGroupId"):
+        fix = (
+            "provision adds it"
+            if wants_global
+            else "set cache.global_datastore: true and provision"
+        )
+        out.append(
+            finding(
+                "cache-not-global",
+                "high" if wants_global else "medium",
+                resource,
+                region,
+                "not a Global Datastore: after a failover the warm standby starts with an empty "
+                f"session cache (every user signed out); {fix}",
+            )
         )
     return out
 

@@ -14,6 +14,8 @@ no), with the error; ``--force`` gets past both.
 * ``dr-services``: each DR service and task definition exists, running the primary's image.
 * ``dr-image``: that image is in the DR region's repository.
 * ``secret``: the database's master secret is replicated to the DR region.
+* ``dr-cache`` (``cache.global_datastore``): the DR member of the session cache's Global
+  Datastore is associated and the datastore available (read in the DR region only).
 * ``dr-load-balancer``: the DR ALB and its target group exist.
 * ``dns``: the app's records point at both load balancers, with the primary's health check.
 * ``dns-switch``: the data-plane switch is prepared (its alarm in the DR region).
@@ -37,6 +39,7 @@ from configs.names import Role, names_for
 from tasks.core.aws import RegionProbe, connect
 from tasks.core.errors import AwsError
 from tasks.core.retry import is_code, unreachable
+from tasks.resources.cache_global import find_global_cache, global_cache_findings
 from tasks.resources.database.copies import copy_age_s, newest_copy
 from tasks.resources.database.lookup import (
     describe_cluster,
@@ -415,6 +418,13 @@ def check_secret(cfg: Config) -> Finding:
     return Finding(check="secret", status="pass", detail=f"replicated to {cfg.regions.dr}")
 
 
+def check_global_cache(cfg: Config) -> Finding:
+    """The session cache's DR member, as the DR region sees its Global Datastore."""
+    names = names_for(cfg, "dr")
+    status, detail = global_cache_findings(find_global_cache(cfg, "dr"), names.cache, names.region)
+    return Finding(check="dr-cache", status=status, detail=detail)
+
+
 def check_load_balancer(cfg: Config) -> Finding:
     names = names_for(cfg, "dr")
     lb = find_load_balancer(cfg, "dr")
@@ -581,6 +591,9 @@ def evaluate(cfg: Config) -> Readiness:
         "services": (services, lambda f: ([f.model_copy(update={"check": "dr-services"})], {})),
         "secret": (secret, lambda f: f),
         "dr-load-balancer": (lambda: check_load_balancer(cfg), lambda f: f),
+        **(
+            {"dr-cache": (lambda: check_global_cache(cfg), lambda f: f)} if cfg.global_cache else {}
+        ),
         "dns": (lambda: check_dns(cfg, r53), lambda f: f),
         "dns-switch": (lambda: check_dns_switch(cfg, r53), lambda f: f),
         # About the region already left: never a reason to refuse a failover.
@@ -616,6 +629,8 @@ def evaluate(cfg: Config) -> Readiness:
             not_run("route53-control-plane", f"{dark}: Route 53's control plane is unreachable")
         )
     findings += [results["dr-load-balancer"], results["dns"], results["dns-switch"]]
+    if "dr-cache" in results:
+        findings.append(results["dr-cache"])
     findings.append(results[FENCE_CHECK])
     return Readiness(
         findings=findings,
