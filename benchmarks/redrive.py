@@ -144,21 +144,23 @@ def main() -> None:
             aws_access_key_id="sandbox",
             aws_secret_access_key="sandbox",
         )
-        runs = [one_run(cfg, sqs, n, w) for _ in range(args.runs)]
-        peaks = {m: engine_run(cfg, sqs, m, w, memory=True)[1] for m in args.memory_messages}
-
-    print(f"redrive benchmark: {n} messages, {w} workers, {len(runs)} run(s)")
-    print(
-        "  run   loop msgs/s  ceiling msgs/s  bound msgs/s  engine msgs/s  engine/loop  engine/bound"
-    )
-    for i, (loop, ceiling, engine) in enumerate(runs, 1):
-        bound = ceiling / 3
+        print(f"redrive benchmark: {n} messages, {w} workers, {args.runs} run(s)")
         print(
-            f"  {i:>3}  {loop:11.1f}  {ceiling:14.1f}  {bound:12.1f}  {engine:13.1f}"
-            f"  {engine / loop:10.1f}x  {engine / bound:12.2f}"
+            "  run   loop msgs/s  ceiling msgs/s  bound msgs/s  engine msgs/s"
+            "  engine/loop  engine/bound",
+            flush=True,
         )
-    for m, peak in peaks.items():
-        print(f"  peak memory, {m} messages: {peak / 1e6:.1f} MB (tracemalloc)")
+        for i in range(1, args.runs + 1):
+            loop, ceiling, engine = one_run(cfg, sqs, n, w)
+            bound = ceiling / 3
+            print(
+                f"  {i:>3}  {loop:11.1f}  {ceiling:14.1f}  {bound:12.1f}  {engine:13.1f}"
+                f"  {engine / loop:10.1f}x  {engine / bound:12.2f}",
+                flush=True,
+            )
+        for m in args.memory_messages:
+            _, peak = engine_run(cfg, sqs, m, w, memory=True)
+            print(f"  peak memory, {m} messages: {peak / 1e6:.1f} MB (tracemalloc)", flush=True)
 
 
 def one_run(cfg: Any, sqs: Any, n: int, w: int) -> tuple[float, float, float]:

@@ -1,6 +1,8 @@
 """The batch mover: receive from the DLQ, filter, send, archive, delete — as a pipeline.
 
-Three stages run side by side, ``workers`` threads each, joined by bounded queues::
+Three stages run side by side, joined by bounded queues: ``workers`` senders, twice as many
+receivers (a standard DLQ; for FIFO as many) and half as many deleters (a delete costs the
+server less than a send)::
 
     receivers ──(one receive's messages)──▶ senders ──(confirmed handles)──▶ deleters
     ReceiveMessage (10, long poll)          SendMessageBatch (+ archive)      DeleteMessageBatch
@@ -8,7 +10,8 @@ Three stages run side by side, ``workers`` threads each, joined by bounded queue
 so the three calls per 10 messages overlap instead of following each other, and the engine
 stays near its bound (a third of what ``SendMessageBatch`` alone achieves). Senders and
 deleters fill their batches across receives (always 10 while messages are available); the
-queues' bounds keep memory flat in the number of messages.
+queues' bounds keep memory flat in the number of messages. The run ends with a long poll that
+finds nothing (1 s): receivers run ahead, so that it overlaps the last sends and deletes.
 
 Nothing is lost whenever the process dies: a message leaves the DLQ only after the
 destination confirmed it (``SendMessageBatch`` Successful) and, with ``--archive``, after its
@@ -29,7 +32,6 @@ at its end. A crash returns them after the visibility timeout.
 
 from __future__ import annotations
 
-import queue
 import signal
 import threading
 import time
@@ -54,6 +56,7 @@ from tasks.runbooks.redrive.rules import (
     sort_batch_answer,
 )
 from tasks.runbooks.redrive.seen import MessageIdSet
+from tasks.runbooks.redrive.stages import POLL_S, Stage
 from tasks.runbooks.redrive.tally import Archive, Tally, archive_record
 
 DEFAULT_VISIBILITY_S = 300
@@ -77,16 +80,16 @@ ENTRY_BACKOFF_S = 0.2
 RECEIVERS_PER_WORKER = 2  # receivers run ahead, so the last (empty) long poll overlaps sending
 
 
-QUEUED_RECEIVES_PER_WORKER = 16  # receives waiting for a sender, per worker (memory bound)
+DELETERS_PER_WORKER_DIVISOR = 2  # one deleter per two workers
 
 
-QUEUED_DELETES_PER_WORKER = 4  # sent batches waiting for a deleter, per worker
+QUEUED_RECEIVES_PER_WORKER = 32  # receives waiting for a sender, per worker (memory bound)
+
+
+QUEUED_DELETES_PER_WORKER = 1  # sent batches waiting for a deleter, per worker (duplicates)
 
 
 LINGER_S = 0.02  # a sender or deleter with a part batch waits this long for more
-
-
-POLL_S = 0.02  # how often an idle stage looks whether its input has ended
 
 
 PROGRESS_EVERY_S = 0.25
@@ -98,6 +101,14 @@ Progress = Callable[[dict[str, Any]], None]
 Message = dict[str, Any]
 
 
+def most_duplicates(workers: int) -> int:
+    """How many messages a crash can leave in both the DLQ and the destination: the ones sent
+    and not yet deleted (a batch per sender, the delete queue, a batch and a part batch per
+    deleter)."""
+    deleters = max(1, workers // DELETERS_PER_WORKER_DIVISOR)
+    return MAX_BATCH_ENTRIES * (workers + QUEUED_DELETES_PER_WORKER * workers + 2 * deleters)
+
+
 @dataclass(frozen=True)
 class EngineSettings:
     filters: tuple[Filter, ...] = ()
@@ -107,42 +118,6 @@ class EngineSettings:
     workers: int = DEFAULT_WORKERS
     visibility_s: int = DEFAULT_VISIBILITY_S
     archive: tuple[str, str] | None = None  # (bucket, prefix)
-
-
-class _Stage:
-    """A bounded queue between two stages that knows when its producers are done."""
-
-    def __init__(self, producers: int, bound: int) -> None:
-        self.items: queue.Queue[list[Any]] = queue.Queue(maxsize=bound)
-        self._producers = producers
-        self._lock = threading.Lock()
-        self.closed = threading.Event()
-
-    def producer_done(self) -> None:
-        with self._lock:
-            self._producers -= 1
-            if self._producers == 0:
-                self.closed.set()
-
-    def put(self, item: list[Any], give_up: Callable[[], bool]) -> bool:
-        """Queue ``item``; False when ``give_up()`` says nobody will take it."""
-        while True:
-            try:
-                self.items.put(item, timeout=POLL_S)
-                return True
-            except queue.Full:
-                if give_up():
-                    return False
-
-    def take(self, timeout: float) -> list[Any] | None:
-        try:
-            return self.items.get(timeout=timeout) if timeout > 0 else self.items.get_nowait()
-        except queue.Empty:
-            return None
-
-    def ended(self) -> bool:
-        """No producer left and nothing queued: the consumer may stop."""
-        return self.closed.is_set() and self.items.empty()
 
 
 class Engine:
@@ -173,8 +148,13 @@ class Engine:
         workers = settings.workers
         # A FIFO DLQ hands out nothing of a group in flight, so receiving ahead gains nothing.
         self._receivers = workers if route.dlq.fifo else RECEIVERS_PER_WORKER * workers
-        self._to_send = _Stage(self._receivers, QUEUED_RECEIVES_PER_WORKER * workers)
-        self._to_delete = _Stage(workers, QUEUED_DELETES_PER_WORKER * workers)
+        # A delete costs the server less than a send: fewer deleters leave more to receiving.
+        self._deleters = max(1, workers // DELETERS_PER_WORKER_DIVISOR)
+        # Paced by --rate, receiving ahead gains nothing, and a message could wait out its
+        # visibility timeout in the queue.
+        ahead = 1 if settings.rate else QUEUED_RECEIVES_PER_WORKER
+        self._to_send = Stage(self._receivers, workers, ahead * workers)
+        self._to_delete = Stage(workers, self._deleters, QUEUED_DELETES_PER_WORKER * workers)
         # Every message this run has seen and not finished: its newest receipt handle (SQS
         # deletes only with the newest). Held ones are released at the end; moved ids stay
         # known so that a second delivery of one is deleted instead of sent again.
@@ -182,7 +162,6 @@ class Engine:
         self._held: set[str] = set()
         self._moved = MessageIdSet()
         self._in_flight = 0  # received to be moved, not yet deleted or given up
-        self._deleters = workers
         self._lock = threading.Lock()
 
     # -- the run ------------------------------------------------------------------------------
@@ -191,11 +170,11 @@ class Engine:
         workers = self.settings.workers
         futures: list[Future[None]] = []
         try:
-            threads = self._receivers + 2 * workers
+            threads = self._receivers + workers + self._deleters
             with ThreadPoolExecutor(threads, thread_name_prefix="redrive") as pool:
                 futures += [pool.submit(self._receiver) for _ in range(self._receivers)]
                 futures += [pool.submit(self._sender, i) for i in range(workers)]
-                futures += [pool.submit(self._deleter) for _ in range(workers)]
+                futures += [pool.submit(self._deleter) for _ in range(self._deleters)]
                 try:
                     self._watch(futures)
                 except KeyboardInterrupt:
