@@ -2,14 +2,18 @@
 
 * one-at-a-time: receive 1 → send 1 → delete 1, the loop most hand-written scripts use;
 * batch-send ceiling: SendMessageBatch alone (10 per call, same worker count), the most the
-  emulator can accept, so the engine's figure reads as a fraction of what is possible;
-* engine: ``tasks.runbooks.redrive.engine.Engine`` (receive 10, send 10, delete 10, parallel workers);
-* peak memory (tracemalloc, this process only) of an engine run over ``--memory-messages``.
+  emulator can accept; the engine makes three calls per 10 messages (receive, send, delete),
+  so a third of the ceiling is its bound and its figure reads as a fraction of that bound;
+* engine: ``tasks.runbooks.redrive.engine.Engine`` (the receive → send → delete pipeline);
+* peak memory (tracemalloc, this process only) of an engine run over each ``--memory-messages``.
+
+``--runs N`` repeats the three timings N times; every ratio compares figures of the same run.
 
 Runs against a moto server it starts (default) or ``--endpoint URL`` (e.g. LocalStack). moto's
 SQS slows as a queue grows, so keep ``--messages`` small there.
 
-    python benchmarks/redrive.py [--messages 500] [--workers 4] [--memory-messages 2000]
+    python benchmarks/redrive.py [--messages 500] [--workers 4] [--runs 1]
+        [--memory-messages 2000 [10000 ...]]
 """
 
 from __future__ import annotations
@@ -101,7 +105,8 @@ def main() -> None:
     ap.add_argument("--endpoint", help="SQS endpoint to use instead of a fresh moto server")
     ap.add_argument("--messages", type=int, default=500)
     ap.add_argument("--workers", type=int, default=4)
-    ap.add_argument("--memory-messages", type=int, default=2000)
+    ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--memory-messages", type=int, nargs="+", default=[2000])
     args = ap.parse_args()
 
     n, w = args.messages, args.workers
@@ -117,7 +122,8 @@ def main() -> None:
                 messages=n,
                 workers=f"{w} (baselines' senders and the engine alike)",
                 engine_visibility_timeout="120 s",
-                memory_run_messages=args.memory_messages,
+                runs=args.runs,
+                memory_run_messages=", ".join(str(m) for m in args.memory_messages),
             )
         )
         running.enter_context(testing.environment(settings))
@@ -138,24 +144,34 @@ def main() -> None:
             aws_access_key_id="sandbox",
             aws_secret_access_key="sandbox",
         )
-        ceiling_q = sqs.create_queue(QueueName=f"bench-ceiling-{uuid.uuid4().hex[:6]}")["QueueUrl"]
-        ceiling = n / send_all(sqs, ceiling_q, n, w)
+        print(f"redrive benchmark: {n} messages, {w} workers, {args.runs} run(s)")
+        print(
+            "  run   loop msgs/s  ceiling msgs/s  bound msgs/s  engine msgs/s"
+            "  engine/loop  engine/bound",
+            flush=True,
+        )
+        for i in range(1, args.runs + 1):
+            loop, ceiling, engine = one_run(cfg, sqs, n, w)
+            bound = ceiling / 3
+            print(
+                f"  {i:>3}  {loop:11.1f}  {ceiling:14.1f}  {bound:12.1f}  {engine:13.1f}"
+                f"  {engine / loop:10.1f}x  {engine / bound:12.2f}",
+                flush=True,
+            )
+        for m in args.memory_messages:
+            _, peak = engine_run(cfg, sqs, m, w, memory=True)
+            print(f"  peak memory, {m} messages: {peak / 1e6:.1f} MB (tracemalloc)", flush=True)
 
-        dlq, src = pair(sqs, f"bench-loop-{uuid.uuid4().hex[:6]}")
-        send_all(sqs, dlq, n, w)
-        loop = n / one_at_a_time(sqs, dlq, src, n)
 
-        engine_s, _ = engine_run(cfg, sqs, n, w)
-        engine = n / engine_s
-        _, peak = engine_run(cfg, sqs, args.memory_messages, w, memory=True)
-
-    print(f"redrive benchmark: {n} messages, {w} workers")
-    print(f"  one-at-a-time loop   {loop:8.1f} msgs/s")
-    print(f"  batch-send ceiling   {ceiling:8.1f} msgs/s (SendMessageBatch only)")
-    print(f"  tierbook engine      {engine:8.1f} msgs/s (receive + send + delete)")
-    print(f"  engine / loop        {engine / loop:8.1f}x")
-    print(f"  engine / ceiling     {engine / ceiling:8.2f}")
-    print(f"  peak memory, {args.memory_messages} messages: {peak / 1e6:.1f} MB (tracemalloc)")
+def one_run(cfg: Any, sqs: Any, n: int, w: int) -> tuple[float, float, float]:
+    """(loop, ceiling, engine) in messages/s, measured one after the other."""
+    ceiling_q = sqs.create_queue(QueueName=f"bench-ceiling-{uuid.uuid4().hex[:6]}")["QueueUrl"]
+    ceiling = n / send_all(sqs, ceiling_q, n, w)
+    dlq, src = pair(sqs, f"bench-loop-{uuid.uuid4().hex[:6]}")
+    send_all(sqs, dlq, n, w)
+    loop = n / one_at_a_time(sqs, dlq, src, n)
+    engine_s, _ = engine_run(cfg, sqs, n, w)
+    return loop, ceiling, n / engine_s
 
 
 if __name__ == "__main__":

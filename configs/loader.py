@@ -18,6 +18,26 @@ from configs.models import Config
 ENDPOINT_ENV = "TIERBOOK_AWS_ENDPOINT_URL"
 
 
+# ``TIERBOOK_AWS_ENDPOINT_URL_DYNAMODB=URL`` (botocore's naming, service upper-cased, dashes as
+# underscores) points one service of such a config elsewhere: aws.service_endpoints.
+SERVICE_ENDPOINT_ENV_PREFIX = ENDPOINT_ENV + "_"
+
+
+def _with_endpoints(aws: dict[str, Any]) -> dict[str, Any]:
+    """The ``aws`` block with the endpoint overrides of the environment applied."""
+    endpoint = os.environ.get(ENDPOINT_ENV)
+    if endpoint:
+        aws = {**aws, "endpoint_url": endpoint}
+    services = {
+        name.removeprefix(SERVICE_ENDPOINT_ENV_PREFIX).lower().replace("_", "-"): url
+        for name, url in os.environ.items()
+        if name.startswith(SERVICE_ENDPOINT_ENV_PREFIX) and url
+    }
+    if services:
+        aws = {**aws, "service_endpoints": {**(aws.get("service_endpoints") or {}), **services}}
+    return aws
+
+
 def _path(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc)
 
@@ -46,13 +66,9 @@ def parse_config(data: Any, *, source: str = "<config>") -> Config:
     """Validate already-parsed YAML. Raises :class:`ConfigError` listing every problem."""
     if not isinstance(data, dict):
         raise ConfigError(source, [Problem("", "the file must hold a mapping of keys to values")])
-    endpoint = os.environ.get(ENDPOINT_ENV)
-    if (
-        endpoint
-        and isinstance(data.get("aws", {}), dict)
-        and (data.get("aws") or {}).get("endpoint_url")
-    ):
-        data = {**data, "aws": {**data["aws"], "endpoint_url": endpoint}}
+    aws = data.get("aws")
+    if isinstance(aws, dict) and aws.get("endpoint_url"):  # only a config made for emulators
+        data = {**data, "aws": _with_endpoints(aws)}
     try:
         cfg = Config.model_validate(data)
     except ValidationError as exc:

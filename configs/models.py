@@ -42,6 +42,12 @@ class AwsAccess(Strict):
     role_arn: Annotated[str | None, Field(pattern=ARN)] = None
     external_id: str | None = None
     endpoint_url: Annotated[str | None, Field(pattern=r"^https?://")] = None
+    # One emulator rarely has every service: e.g. LocalStack's SQS with the run locks'
+    # DynamoDB on the sandbox. Service name (botocore's: dynamodb, sqs) → its endpoint.
+    service_endpoints: dict[
+        Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$")],
+        Annotated[str, Field(pattern=r"^https?://")],
+    ] = {}
     connect_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = defaults.CONNECT_TIMEOUT_S
     read_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = defaults.READ_TIMEOUT_S
     retry: RetrySettings = RetrySettings()
@@ -50,6 +56,8 @@ class AwsAccess(Strict):
     def _one_way_in(self) -> AwsAccess:
         if self.endpoint_url and (self.profile or self.role_arn):
             raise ValueError("endpoint_url (sandbox) cannot be combined with profile or role_arn")
+        if self.service_endpoints and not self.endpoint_url:
+            raise ValueError("service_endpoints: only next to endpoint_url (emulators)")
         if self.external_id and not self.role_arn:
             raise ValueError("external_id needs role_arn")
         return self

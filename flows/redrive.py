@@ -34,11 +34,11 @@ from tasks.runbooks.redrive.engine import (
     DEFAULT_WORKERS,
     Engine,
     EngineSettings,
-    Tally,
     scan_message_ids,
 )
 from tasks.runbooks.redrive.routes import Route, find_route, queue_depth
 from tasks.runbooks.redrive.rules import canary_returned, now_ms, parse_filters, parse_s3_url
+from tasks.runbooks.redrive.tally import Tally
 
 CANARY_WAIT_S = 60.0
 CLOCK_SKEW_MS = 5000

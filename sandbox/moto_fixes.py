@@ -60,13 +60,15 @@ def _sqs_one_consumer_at_a_time() -> None:
     """SQS: moto's receive and delete take no lock, so under concurrent callers two receives
     can hand out one message (or two messages of one FIFO group) and two deletes can each
     rebuild the queue from the same snapshot, bringing back what the other deleted. SQS does
-    neither. Receives and deletes are serialised; a long poll waits outside the lock."""
+    neither. Receives and deletes are serialised (a delete batch as one); a long poll waits
+    outside the lock."""
     import time
 
     from moto.sqs.models import Queue, SQSBackend
 
     guard = threading.RLock()
     receive, delete = SQSBackend.receive_message, Queue.delete_message
+    delete_batch = SQSBackend.delete_message_batch
 
     def receive_message(
         self: Any,
@@ -92,8 +94,15 @@ def _sqs_one_consumer_at_a_time() -> None:
         with guard:
             delete(self, receipt_handle)
 
+    def delete_message_batch(self: Any, queue_name: str, receipts: list[dict[str, Any]]) -> Any:
+        # One turn of the lock per batch, not one per entry: with many receivers polling, a
+        # batch that queued for the lock ten times could outwait a client's read timeout.
+        with guard:
+            return delete_batch(self, queue_name, receipts)
+
     SQSBackend.receive_message = receive_message  # type: ignore[method-assign]
     Queue.delete_message = delete_message  # type: ignore[method-assign]
+    SQSBackend.delete_message_batch = delete_message_batch  # type: ignore[method-assign]
 
 
 def _rds_promotion_detaches() -> None:

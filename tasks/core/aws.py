@@ -169,9 +169,8 @@ class Aws:
         )
         # Any: the stubs type client() per literal service name; ``service`` is a plain str.
         session: Any = self.session
-        client = session.client(
-            service, endpoint_url=endpoint_url or access.endpoint_url, config=boto_cfg
-        )
+        endpoint = endpoint_url or access.service_endpoints.get(service) or access.endpoint_url
+        client = session.client(service, endpoint_url=endpoint, config=boto_cfg)
         policy = (
             retry.PROBE_POLICY
             if probe

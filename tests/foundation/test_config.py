@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from configs import ConfigError, load_config, names_for, parse_config
+from tasks.core.aws import Aws
 
 ROOT = Path(__file__).resolve().parents[2]
 SANDBOX = ROOT / "configs" / "sandbox.yaml"
@@ -203,3 +204,28 @@ def test_cli_validate_malformed_yaml(tmp_path: Path) -> None:
     bad.write_text("app: shop\nnetwork: [unclosed\n")
     done = cli("config", "validate", str(bad))
     assert done.returncode == 2 and "not valid YAML" in done.stderr
+
+
+def test_one_service_can_have_its_own_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LocalStack's SQS with the run locks' DynamoDB on the sandbox, say."""
+    data = with_change("aws.service_endpoints", {"dynamodb": "http://127.0.0.1:5055"})
+    assert parse_config(data).aws.service_endpoints == {"dynamodb": "http://127.0.0.1:5055"}
+    monkeypatch.setenv("TIERBOOK_AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:6000")
+    monkeypatch.setenv("TIERBOOK_AWS_ENDPOINT_URL_RESOURCE_GROUPS", "http://127.0.0.1:6001")
+    cfg = parse_config(base())
+    assert cfg.aws.service_endpoints == {
+        "dynamodb": "http://127.0.0.1:6000",
+        "resource-groups": "http://127.0.0.1:6001",
+    }
+    aws = Aws(cfg)
+    assert aws.client("dynamodb", "us-east-1").meta.endpoint_url == "http://127.0.0.1:6000"
+    assert aws.client("sqs", "us-east-1").meta.endpoint_url == cfg.aws.endpoint_url
+
+
+def test_service_endpoints_only_next_to_an_emulator_endpoint() -> None:
+    data = with_change("aws.service_endpoints", {"dynamodb": "http://127.0.0.1:5055"})
+    del data["aws"]["endpoint_url"]
+    with pytest.raises(ConfigError, match="service_endpoints"):
+        parse_config(data)
+    with pytest.raises(ConfigError, match="service_endpoints"):
+        parse_config(with_change("aws.service_endpoints", {"DynamoDB": "http://x"}))

@@ -1,13 +1,17 @@
-"""The engine against exact SQS answers (Stubber): duplicate deliveries never go out twice."""
+"""The engine against exact SQS answers: duplicate deliveries never go out twice.
+
+The pipeline's receives, sends and deletes overlap, so their order is not fixed: a fake SQS
+client answers each call by what has happened so far, and records every call.
+"""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
-
-from botocore.stub import ANY, Stubber
+from typing import Any
 
 from configs import load_config
-from tasks.core.aws import connect, forget_connections
+from tasks.core.aws import forget_connections
 from tasks.runbooks.redrive.engine import Engine, EngineSettings
 from tasks.runbooks.redrive.routes import QueueRef, Route
 
@@ -34,44 +38,58 @@ def msg(handle: str) -> dict:
     }
 
 
+class SecondDelivery:
+    """Delivers m-1, and once it was sent, delivers it again (SQS is at-least-once)."""
+
+    def __init__(self) -> None:
+        self.sent: list[list[dict[str, Any]]] = []
+        self.deleted: list[str] = []
+        self.receives = 0
+        self._sent = threading.Event()
+        self._lock = threading.Lock()
+
+    def receive_message(self, **kwargs: Any) -> dict[str, Any]:
+        assert kwargs["WaitTimeSeconds"] >= 1  # long poll: an empty answer means empty
+        with self._lock:
+            self.receives += 1
+            n = self.receives
+        if n == 1:
+            return {"Messages": [msg("h1")]}
+        if n == 2:
+            self._sent.wait(5)
+            return {"Messages": [msg("h2")]}
+        return {}
+
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        assert QueueUrl == SRC.url
+        self.sent.append(Entries)
+        self._sent.set()
+        ok = [
+            {"Id": e["Id"], "MessageId": f"n-{e['Id']}", "MD5OfMessageBody": "x"} for e in Entries
+        ]
+        return {"Successful": ok, "Failed": []}
+
+    def delete_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        assert QueueUrl == DLQ.url
+        with self._lock:
+            self.deleted += [e["ReceiptHandle"] for e in Entries]
+        return {"Successful": [{"Id": e["Id"]} for e in Entries], "Failed": []}
+
+    def change_message_visibility_batch(self, **kwargs: Any) -> dict[str, Any]:
+        return {"Successful": [{"Id": e["Id"]} for e in kwargs["Entries"]], "Failed": []}
+
+
 def test_a_second_delivery_of_a_moved_message_is_deleted_not_sent() -> None:
     forget_connections()
     cfg = load_config(ROOT / "configs" / "sandbox.yaml")
-    aws = connect(cfg)
-    aws._verified_account = cfg.account_id
-    receive = {
-        "QueueUrl": DLQ.url,
-        "MaxNumberOfMessages": 10,
-        "VisibilityTimeout": 300,
-        "WaitTimeSeconds": 1,
-        "MessageSystemAttributeNames": ["All"],
-        "MessageAttributeNames": ["All"],
-    }
-    with Stubber(aws.client("sqs", "us-east-1")) as stub:
-        stub.add_response("receive_message", {"Messages": [msg("h1")]}, receive)
-        stub.add_response(
-            "send_message_batch",
-            {
-                "Successful": [{"Id": "0", "MessageId": "n-1", "MD5OfMessageBody": "x"}],
-                "Failed": [],
-            },
-            {"QueueUrl": SRC.url, "Entries": ANY},
-        )
-        stub.add_response(
-            "delete_message_batch",
-            {"Successful": [{"Id": "0"}], "Failed": []},
-            {"QueueUrl": DLQ.url, "Entries": [{"Id": "0", "ReceiptHandle": "h1"}]},
-        )
-        # SQS delivers the same message again (at-least-once): delete with the new handle.
-        stub.add_response("receive_message", {"Messages": [msg("h2")]}, receive)
-        stub.add_response(
-            "delete_message_batch",
-            {"Successful": [{"Id": "0"}], "Failed": []},
-            {"QueueUrl": DLQ.url, "Entries": [{"Id": "0", "ReceiptHandle": "h2"}]},
-        )
-        stub.add_response("receive_message", {}, receive)  # second round with nothing new
+    fake = SecondDelivery()
+    engine = Engine(cfg, Route(DLQ, (SRC,)), EngineSettings(workers=1))
+    engine.sqs = fake
+    engine.aws = type("Clients", (), {"client": lambda self, *a, **k: fake})()
 
-        tally = Engine(cfg, Route(DLQ, (SRC,)), EngineSettings(workers=1)).run()
-        stub.assert_no_pending_responses()
+    tally = engine.run()
+
     forget_connections()
+    assert len(fake.sent) == 1 and len(fake.sent[0]) == 1
+    assert sorted(fake.deleted) == ["h1", "h2"]  # the copy with its own, newest handle
     assert (tally.moved, tally.copies_deleted, tally.received) == (1, 1, 1)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+import uuid
 
 import pytest
 
@@ -24,6 +26,7 @@ from tasks.runbooks.redrive.rules import (
     send_entry,
     sort_batch_answer,
 )
+from tasks.runbooks.redrive.seen import MessageIdSet
 
 NOW = 1_800_000_000_000
 
@@ -255,3 +258,20 @@ def test_native_mode_refuses_what_it_cannot_do() -> None:
 def test_canary_returned() -> None:
     assert canary_returned(["n1", "n2", "n3"], {"x", "n2", "n3"}) == ["n2", "n3"]
     assert canary_returned(["n1"], set()) == []
+
+
+# --- the moved ids ---------------------------------------------------------------------------
+def test_moved_ids_are_exact_across_merges_and_small() -> None:
+    ids = [str(uuid.uuid4()) for _ in range(20_000)]
+    moved = MessageIdSet()
+    for i in ids[::2]:
+        moved.add(i)
+    moved.add(ids[0])  # twice: still one
+    moved.add("m-1")  # not a UUID: kept as it is
+    moved.add(ids[1].upper())  # another spelling is another id
+
+    assert all(i in moved for i in ids[::2]) and "m-1" in moved
+    assert not any(i in moved for i in ids[3::2]) and ids[1] not in moved
+    assert len(moved) == 10_002
+    merged = sys.getsizeof(moved._run.data)
+    assert merged < 10_000 * 16 * 1.2  # 16 bytes a message once merged, not ~120

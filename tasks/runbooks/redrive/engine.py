@@ -1,28 +1,43 @@
-"""The batch mover: receive from the DLQ, filter, send, archive, delete — in that order.
+"""The batch mover: receive from the DLQ, filter, send, archive, delete — as a pipeline.
+
+Three stages run side by side, joined by bounded queues: ``workers`` senders, twice as many
+receivers (a standard DLQ; for FIFO as many) and half as many deleters (a delete costs the
+server less than a send)::
+
+    receivers ──(one receive's messages)──▶ senders ──(confirmed handles)──▶ deleters
+    ReceiveMessage (10, long poll)          SendMessageBatch (+ archive)      DeleteMessageBatch
+
+so the three calls per 10 messages overlap instead of following each other, and the engine
+stays near its bound (a third of what ``SendMessageBatch`` alone achieves). Senders and
+deleters fill their batches across receives (always 10 while messages are available); the
+queues' bounds keep memory flat in the number of messages. The run ends with a long poll that
+finds nothing (1 s): receivers run ahead, so that it overlaps the last sends and deletes.
 
 Nothing is lost whenever the process dies: a message leaves the DLQ only after the
 destination confirmed it (``SendMessageBatch`` Successful) and, with ``--archive``, after its
-line is in S3. A crash between send and delete leaves a duplicate, bounded by the batches in
-flight (one per worker); the FIFO deduplication id (see :mod:`tasks.redrive_rules`) makes SQS
-drop that duplicate when the re-run comes within 5 minutes.
+line is in S3. A crash between send and delete leaves duplicates, bounded by what the pipeline
+holds between those two calls (the delete queue and the batches in flight); the FIFO
+deduplication id (see :mod:`tasks.runbooks.redrive.rules`) makes SQS drop them when the
+re-run comes within 5 minutes.
 
-Messages the run does not move (filtered out, dry run, refused by the destination) stay
-invisible while the run lasts, so the scan ends, and are made visible again at its end (also
-on Ctrl-C). A crash returns them after the visibility timeout.
+FIFO order: SQS hands out no more messages of a group while one of it is in flight, and one
+receive's messages go to one sender, which sends them in order, so a group's messages reach
+the destination in their order. For the same reason an empty receive proves a FIFO DLQ
+drained only when none of this run's messages were in flight.
+
+Messages the run does not move (filtered out, dry run, refused by the destination, not sent
+after Ctrl-C) stay invisible while the run lasts, so the scan ends, and are made visible again
+at its end. A crash returns them after the visibility timeout.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import signal
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import Any
 
 from configs.models import Config
@@ -37,8 +52,12 @@ from tasks.runbooks.redrive.rules import (
     matches_all,
     now_ms,
     send_entry,
+    slim,
     sort_batch_answer,
 )
+from tasks.runbooks.redrive.seen import MessageIdSet
+from tasks.runbooks.redrive.stages import POLL_S, Stage
+from tasks.runbooks.redrive.tally import Archive, Tally, archive_record
 
 DEFAULT_VISIBILITY_S = 300
 
@@ -49,7 +68,7 @@ DEFAULT_WORKERS = 4
 RECEIVE_WAIT_S = 1  # long poll: an empty answer then means empty, not "this server had none"
 
 
-EMPTY_ROUNDS = 2  # receives with nothing new before a worker decides the DLQ is drained
+EMPTY_ROUNDS = 2  # receives with only messages seen before, before a receiver stops
 
 
 ENTRY_ATTEMPTS = 3  # tries per batch entry that failed on the server's side
@@ -58,16 +77,36 @@ ENTRY_ATTEMPTS = 3  # tries per batch entry that failed on the server's side
 ENTRY_BACKOFF_S = 0.2
 
 
-SAMPLES = 20
+RECEIVERS_PER_WORKER = 2  # receivers run ahead, so the last (empty) long poll overlaps sending
 
 
-FAILURES_KEPT = 100
+DELETERS_PER_WORKER_DIVISOR = 2  # one deleter per two workers
+
+
+QUEUED_RECEIVES_PER_WORKER = 32  # receives waiting for a sender, per worker (memory bound)
+
+
+QUEUED_DELETES_PER_WORKER = 1  # sent batches waiting for a deleter, per worker (duplicates)
+
+
+LINGER_S = 0.02  # a sender or deleter with a part batch waits this long for more
 
 
 PROGRESS_EVERY_S = 0.25
 
 
 Progress = Callable[[dict[str, Any]], None]
+
+
+Message = dict[str, Any]
+
+
+def most_duplicates(workers: int) -> int:
+    """How many messages a crash can leave in both the DLQ and the destination: the ones sent
+    and not yet deleted (a batch per sender, the delete queue, a batch and a part batch per
+    deleter)."""
+    deleters = max(1, workers // DELETERS_PER_WORKER_DIVISOR)
+    return MAX_BATCH_ENTRIES * (workers + QUEUED_DELETES_PER_WORKER * workers + 2 * deleters)
 
 
 @dataclass(frozen=True)
@@ -81,88 +120,8 @@ class EngineSettings:
     archive: tuple[str, str] | None = None  # (bucket, prefix)
 
 
-@dataclass
-class Tally:
-    """What the run did, per message. Thread-safe through :meth:`add`."""
-
-    received: int = 0
-    moved: int = 0
-    would_move: int = 0
-    filtered_out: int = 0
-    failed: int = 0
-    archived: int = 0
-    delete_failed: int = 0
-    dedup_rewritten: int = 0
-    released: int = 0
-    copies_deleted: int = 0
-    interrupted: bool = False
-    failures: list[dict[str, str]] = field(default_factory=list)
-    samples: list[dict[str, str]] = field(default_factory=list)
-    sent_ids: list[str] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def add(self, **counts: int) -> None:
-        with self._lock:
-            for key, n in counts.items():
-                setattr(self, key, getattr(self, key) + n)
-
-    def fail(self, message_id: str, reason: str) -> None:
-        with self._lock:
-            self.failed += 1
-            if len(self.failures) < FAILURES_KEPT:
-                self.failures.append({"message_id": message_id, "reason": reason})
-
-    def counts(self) -> dict[str, Any]:
-        """The numbers only: cheap enough to hand to a progress bar after every batch."""
-        with self._lock:
-            return {k: v for k, v in vars(self).items() if isinstance(v, int | bool)}
-
-    def report(self) -> dict[str, Any]:
-        with self._lock:
-            data = {k: v for k, v in vars(self).items() if k[0] != "_" and k != "sent_ids"}
-            return {k: (list(v) if isinstance(v, list) else v) for k, v in data.items()}
-
-
-class Archive:
-    """Every moved message as one JSON line in S3, written before the DLQ copy is deleted."""
-
-    def __init__(self, cfg: Config, region: str, bucket: str, prefix: str) -> None:
-        self.s3 = connect(cfg).client("s3", region)
-        self.bucket = bucket
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        self.prefix = "/".join(p for p in (prefix, f"{stamp}-{uuid.uuid4().hex[:8]}") if p)
-
-    def put(self, key: str, records: list[dict[str, Any]]) -> None:
-        body = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
-        self.s3.put_object(
-            Bucket=self.bucket,
-            Key=f"{self.prefix}/{key}.jsonl",
-            Body=body.encode(),
-            ContentType="application/x-ndjson",
-        )
-
-
-def archive_record(message: dict[str, Any], dlq: QueueRef, dest: QueueRef, new_id: str) -> dict:
-    attrs = {}
-    for name, attr in (message.get("MessageAttributes") or {}).items():
-        value = dict(attr)
-        if isinstance(value.get("BinaryValue"), bytes):
-            value["BinaryValue"] = base64.b64encode(value["BinaryValue"]).decode()
-        attrs[name] = {k: v for k, v in value.items() if not k.endswith("ListValues")}
-    return {
-        "message_id": message["MessageId"],
-        "body": message["Body"],
-        "message_attributes": attrs,
-        "attributes": message.get("Attributes") or {},
-        "dlq": dlq.arn,
-        "destination": dest.arn,
-        "destination_message_id": new_id,
-        "moved_at": datetime.now(UTC).isoformat(),
-    }
-
-
 class Engine:
-    """Moves (or, dry, inspects) the messages of one DLQ with parallel workers."""
+    """Moves (or, dry, inspects) the messages of one DLQ with a pipeline of workers."""
 
     def __init__(
         self,
@@ -182,24 +141,40 @@ class Engine:
         self.stop = stop or threading.Event()
         self.limiter = RateLimiter(settings.rate)
         self.budget = Budget(settings.max_messages)
-        self.tally = Tally()
+        self.tally = Tally(keep_sent_ids=settings.max_messages is not None)
         self.archive = (
             Archive(cfg, route.dlq.region, *settings.archive) if settings.archive else None
         )
+        workers = settings.workers
+        # A FIFO DLQ hands out nothing of a group in flight, so receiving ahead gains nothing.
+        self._receivers = workers if route.dlq.fifo else RECEIVERS_PER_WORKER * workers
+        # A delete costs the server less than a send: fewer deleters leave more to receiving.
+        self._deleters = max(1, workers // DELETERS_PER_WORKER_DIVISOR)
+        # Paced by --rate, receiving ahead gains nothing, and a message could wait out its
+        # visibility timeout in the queue.
+        ahead = 1 if settings.rate else QUEUED_RECEIVES_PER_WORKER
+        self._to_send = Stage(self._receivers, workers, ahead * workers)
+        self._to_delete = Stage(workers, self._deleters, QUEUED_DELETES_PER_WORKER * workers)
         # Every message this run has seen and not finished: its newest receipt handle (SQS
         # deletes only with the newest). Held ones are released at the end; moved ids stay
         # known so that a second delivery of one is deleted instead of sent again.
         self._handles: dict[str, str] = {}
         self._held: set[str] = set()
-        self._moved: set[str] = set()
+        self._moved = MessageIdSet()
+        self._in_flight = 0  # received to be moved, not yet deleted or given up
         self._lock = threading.Lock()
 
     # -- the run ------------------------------------------------------------------------------
     def run(self) -> Tally:
         restore = self._trap_interrupt()
+        workers = self.settings.workers
+        futures: list[Future[None]] = []
         try:
-            with ThreadPoolExecutor(self.settings.workers, thread_name_prefix="redrive") as pool:
-                futures = [pool.submit(self._worker, i) for i in range(self.settings.workers)]
+            threads = self._receivers + workers + self._deleters
+            with ThreadPoolExecutor(threads, thread_name_prefix="redrive") as pool:
+                futures += [pool.submit(self._receiver) for _ in range(self._receivers)]
+                futures += [pool.submit(self._sender, i) for i in range(workers)]
+                futures += [pool.submit(self._deleter) for _ in range(self._deleters)]
                 try:
                     self._watch(futures)
                 except KeyboardInterrupt:
@@ -214,8 +189,8 @@ class Engine:
         return self.tally
 
     def _watch(self, futures: list[Future[None]]) -> None:
-        """Report progress from the calling thread until the workers end; one failing
-        worker stops the others after their current batch."""
+        """Report progress from the calling thread until the stages end; one failing thread
+        stops the receivers and senders (what was sent is still deleted)."""
         while True:
             done, pending = wait(futures, timeout=PROGRESS_EVERY_S, return_when=FIRST_EXCEPTION)
             self.on_progress(self.tally.counts())
@@ -245,19 +220,45 @@ class Engine:
 
         return restore
 
-    # -- one worker ---------------------------------------------------------------------------
-    def _worker(self, index: int) -> None:
-        empty, seq = 0, 0
-        while not self.stop.is_set():
+    # -- bookkeeping --------------------------------------------------------------------------
+    def _track(self, n: int) -> None:
+        with self._lock:
+            self._in_flight += n
+
+    def _idle(self) -> bool:
+        with self._lock:
+            return self._in_flight == 0
+
+    def _hold(self, messages: list[Message]) -> None:
+        with self._lock:
+            self._held.update(m["MessageId"] for m in messages)
+
+    def _give_up(self, messages: list[Message]) -> None:
+        """Not sent after all (Ctrl-C, a failed stage): released at the end."""
+        self._hold(messages)
+        self._track(-len(messages))
+
+    # -- stage 1: receive ---------------------------------------------------------------------
+    def _receiver(self) -> None:
+        try:
+            self._receive_until_drained()
+        finally:
+            self._to_send.producer_done()
+
+    def _receive_until_drained(self) -> None:
+        empty = 0
+        while not self.stop.is_set() and empty < EMPTY_ROUNDS:
             want = self.budget.reserve(MAX_BATCH_ENTRIES)
             if want == 0:
                 return
-            fresh = self._fresh(self._receive(want))
+            idle = self._idle()
+            got = self._receive(want)
+            fresh = self._fresh(got)
             if not fresh:
                 self.budget.give_back(want)
-                empty += 1
-                if empty >= EMPTY_ROUNDS:
-                    return
+                if not got and (idle or not self.route.dlq.fifo):
+                    return  # a long poll found nothing visible (and no FIFO group is ours)
+                empty += 1 if got else 0
                 continue
             empty = 0
             stamp = now_ms()
@@ -269,10 +270,14 @@ class Engine:
             self.tally.add(received=len(fresh), filtered_out=len(staying))
             if self.settings.dry_run:
                 self._inspect(moving)
-            else:
-                seq = self._move(moving, index, seq)
+            elif moving:
+                archiving = self.archive is not None
+                moving = [slim(m, all_attributes=archiving) for m in moving]
+                self._track(len(moving))
+                if not self._to_send.put(moving, give_up=self.stop.is_set):
+                    self._give_up(moving)
 
-    def _receive(self, n: int) -> list[dict[str, Any]]:
+    def _receive(self, n: int) -> list[Message]:
         answer = self.sqs.receive_message(
             QueueUrl=self.route.dlq.url,
             MaxNumberOfMessages=n,
@@ -283,7 +288,7 @@ class Engine:
         )
         return list(answer.get("Messages") or [])
 
-    def _fresh(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _fresh(self, messages: list[Message]) -> list[Message]:
         """Messages not seen before in this run. SQS may deliver one twice (at-least-once, or
         a held one whose visibility ran out): a copy of a message in hand only updates its
         receipt handle, and a copy of one already moved is deleted, never sent again."""
@@ -307,54 +312,99 @@ class Engine:
         answer = self.sqs.delete_message_batch(QueueUrl=self.route.dlq.url, Entries=entries)
         self.tally.add(copies_deleted=len(answer.get("Successful") or []))
 
-    def _hold(self, messages: list[dict[str, Any]]) -> None:
-        with self._lock:
-            self._held.update(m["MessageId"] for m in messages)
-
-    def _inspect(self, messages: list[dict[str, Any]]) -> None:
+    def _inspect(self, messages: list[Message]) -> None:
         self._hold(messages)
         self.tally.add(would_move=len(messages))
-        with self.tally._lock:
-            for m in messages[: max(0, SAMPLES - len(self.tally.samples))]:
-                dest = self.route.destination_for(m)
-                self.tally.samples.append(
-                    {
-                        "message_id": m["MessageId"],
-                        "to": dest.name if dest else "(no destination)",
-                        "body": m["Body"][:200],
-                    }
-                )
+        samples = []
+        for m in messages:
+            dest = self.route.destination_for(m)
+            samples.append(
+                {
+                    "message_id": m["MessageId"],
+                    "to": dest.name if dest else "(no destination)",
+                    "body": m["Body"][:200],
+                }
+            )
+        self.tally.sample(samples)
 
-    # -- moving -------------------------------------------------------------------------------
-    def _move(self, messages: list[dict[str, Any]], worker: int, seq: int) -> int:
-        groups: dict[str, tuple[QueueRef, list[dict[str, Any]]]] = {}
+    # -- stage 2: send ------------------------------------------------------------------------
+    def _sender(self, index: int) -> None:
+        try:
+            self._send_until_ended(index)
+        finally:
+            self._to_delete.producer_done()
+
+    def _send_until_ended(self, index: int) -> None:
+        """Fill batches of 10 per destination across receives; send a part batch only when
+        nothing more came within ``LINGER_S`` or the receivers are done. A receive's messages
+        stay with this sender, which sends them in order (FIFO groups)."""
+        pending: dict[str, tuple[QueueRef, list[Message]]] = {}
+        seq = 0
+        while True:
+            unit = self._to_send.take(LINGER_S if pending else POLL_S)
+            while unit is not None:
+                self._route_to(pending, unit)
+                if sum(len(g) for _, g in pending.values()) >= MAX_BATCH_ENTRIES:
+                    break
+                unit = self._to_send.take(0)
+            if self.stop.is_set():
+                for _, group in pending.values():
+                    self._give_up(group)
+                pending.clear()
+                if self._to_send.ended():
+                    return
+                continue
+            ended = self._to_send.ended()
+            flush = ended or unit is None
+            for arn, (dest, group) in list(pending.items()):
+                seq, rest = self._send_ready(dest, group, index, seq, flush=flush)
+                if rest:
+                    pending[arn] = (dest, rest)
+                else:
+                    del pending[arn]
+            if ended and not pending:
+                return
+
+    def _route_to(
+        self, pending: dict[str, tuple[QueueRef, list[Message]]], messages: list[Message]
+    ) -> None:
         for m in messages:
             dest = self.route.destination_for(m)
             if dest is None:
-                self._hold([m])
+                self._give_up([m])
                 self.tally.fail(m["MessageId"], "no destination: the DLQ serves several queues")
                 continue
-            groups.setdefault(dest.arn, (dest, []))[1].append(m)
-        for dest, group in groups.values():
-            stamp = now_ms()
-            by_id: dict[str, dict[str, Any]] = {}
-            entries = []
-            for i, m in enumerate(group):
-                entry, rewritten = send_entry(m, str(i), fifo=dest.fifo, now_ms=stamp)
-                entries.append(entry)
-                by_id[str(i)] = m
-                self.tally.add(dedup_rewritten=int(rewritten))
-            for batch in batches(entries):
-                self.limiter.wait(len(batch), self.stop.wait, time.monotonic)
-                seq += 1
-                self._move_batch(dest, batch, by_id, f"w{worker:02d}-{seq:07d}")
-        return seq
+            pending.setdefault(dest.arn, (dest, []))[1].append(m)
+
+    def _send_ready(
+        self, dest: QueueRef, group: list[Message], worker: int, seq: int, *, flush: bool
+    ) -> tuple[int, list[Message]]:
+        """Send ``group``'s full batches (and its last part batch when ``flush``); returns the
+        sequence number and the messages left for a later batch."""
+        stamp = now_ms()
+        by_id: dict[str, Message] = {}
+        rewritten: dict[str, bool] = {}
+        entries = []
+        for i, m in enumerate(group):
+            entry, rewritten[str(i)] = send_entry(m, str(i), fifo=dest.fifo, now_ms=stamp)
+            entries.append(entry)
+            by_id[str(i)] = m
+        chunks = batches(entries)
+        for n, batch in enumerate(chunks):
+            last = n == len(chunks) - 1
+            if self.stop.is_set() or (last and not flush and len(batch) < MAX_BATCH_ENTRIES):
+                return seq, [by_id[e["Id"]] for b in chunks[n:] for e in b]
+            self.limiter.wait(len(batch), self.stop.wait, time.monotonic)
+            seq += 1
+            self.tally.add(dedup_rewritten=sum(rewritten[e["Id"]] for e in batch))
+            self._move_batch(dest, batch, by_id, f"w{worker:02d}-{seq:07d}")
+        return seq, []
 
     def _move_batch(
         self,
         dest: QueueRef,
         batch: list[dict[str, Any]],
-        by_id: dict[str, dict[str, Any]],
+        by_id: dict[str, Message],
         key: str,
     ) -> None:
         client = self.aws.client("sqs", dest.region)
@@ -362,7 +412,7 @@ class Engine:
             lambda entries: client.send_message_batch(QueueUrl=dest.url, Entries=entries), batch
         )
         for entry_id, reason in refused.items():
-            self._hold([by_id[entry_id]])
+            self._give_up([by_id[entry_id]])
             self.tally.fail(by_id[entry_id]["MessageId"], reason)
         if not sent:
             return
@@ -370,22 +420,54 @@ class Engine:
             records = [archive_record(by_id[i], self.route.dlq, dest, sent[i]) for i in sent]
             self.archive.put(key, records)
             self.tally.add(archived=len(records))
-        with self.tally._lock:
-            self.tally.sent_ids.extend(sent.values())
-        self.tally.add(moved=len(sent))
+        self.tally.sent(list(sent.values()))
         with self._lock:
-            self._moved.update(by_id[i]["MessageId"] for i in sent)
-            deletes = [
-                {"Id": i, "ReceiptHandle": self._handles.pop(by_id[i]["MessageId"])} for i in sent
-            ]
+            deletes = []
+            for i in sent:
+                mid = by_id[i]["MessageId"]
+                self._moved.add(mid)
+                deletes.append(self._handles.pop(mid))
+        if not self._to_delete.put(deletes, give_up=self._no_deleters):
+            # Sent but no deleter left (they failed): a duplicate to report, never a loss.
+            self.tally.add(delete_failed=len(deletes))
+            self._track(-len(deletes))
+
+    def _no_deleters(self) -> bool:
+        with self._lock:
+            return self._deleters == 0
+
+    # -- stage 3: delete ----------------------------------------------------------------------
+    def _deleter(self) -> None:
+        """Deletes what the destination confirmed, in batches of 10; it ignores Ctrl-C: a sent
+        message left in the DLQ would be a duplicate."""
+        pending: list[str] = []
+        try:
+            while True:
+                handles = self._to_delete.take(LINGER_S if pending else POLL_S)
+                while handles is not None:
+                    pending += handles
+                    if len(pending) >= MAX_BATCH_ENTRIES:
+                        break
+                    handles = self._to_delete.take(0)
+                ended = self._to_delete.ended()
+                while len(pending) >= MAX_BATCH_ENTRIES or (pending and (ended or handles is None)):
+                    chunk, pending = pending[:MAX_BATCH_ENTRIES], pending[MAX_BATCH_ENTRIES:]
+                    self._delete(chunk)
+                if ended and not pending:
+                    return
+        finally:
+            with self._lock:
+                self._deleters -= 1
+
+    def _delete(self, handles: list[str]) -> None:
+        entries = [{"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(handles)]
         _, undeleted = self._with_entry_retries(
-            lambda entries: self.sqs.delete_message_batch(
-                QueueUrl=self.route.dlq.url, Entries=entries
-            ),
-            deletes,
+            lambda batch: self.sqs.delete_message_batch(QueueUrl=self.route.dlq.url, Entries=batch),
+            entries,
         )
         # Sent but still in the DLQ: a duplicate to report, never a loss.
         self.tally.add(delete_failed=len(undeleted))
+        self._track(-len(handles))
 
     def _with_entry_retries(
         self, call: Callable[[list[dict[str, Any]]], Any], entries: list[dict[str, Any]]

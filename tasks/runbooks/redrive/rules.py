@@ -182,6 +182,31 @@ def clean_attributes(attrs: Mapping[str, Any] | None) -> dict[str, dict[str, Any
     return out
 
 
+# What sending (and routing) a message reads of its system attributes.
+SENT_ATTRIBUTES = (
+    "MessageGroupId",
+    "MessageDeduplicationId",
+    "SentTimestamp",
+    "AWSTraceHeader",
+    "DeadLetterQueueSourceArn",
+)
+
+
+def slim(message: Mapping[str, Any], *, all_attributes: bool = False) -> dict[str, Any]:
+    """What the send stage needs of a received message (the archive wants every system
+    attribute): queued messages are a redrive's memory, and the receive answer's handle,
+    digests and list fields are a good part of each."""
+    attrs = message.get("Attributes") or {}
+    return {
+        "MessageId": message["MessageId"],
+        "Body": message["Body"],
+        "MessageAttributes": clean_attributes(message.get("MessageAttributes")),
+        "Attributes": dict(attrs)
+        if all_attributes
+        else {k: attrs[k] for k in SENT_ATTRIBUTES if k in attrs},
+    }
+
+
 def derived_dedup_id(message_id: str) -> str:
     """A deduplication id for one dead-lettered copy: stable across our retries."""
     return "redrive-" + hashlib.sha256(message_id.encode()).hexdigest()[:48]
