@@ -75,17 +75,9 @@ def one_at_a_time(sqs: Any, dlq: str, src: str, n: int) -> float:
     return time.perf_counter() - started
 
 
-def pair(sqs: Any, stem: str) -> tuple[str, str]:
-    dlq = sqs.create_queue(QueueName=f"{stem}-dlq")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]
-    policy = json.dumps({"deadLetterTargetArn": arn["QueueArn"], "maxReceiveCount": 5})
-    src = sqs.create_queue(QueueName=stem, Attributes={"RedrivePolicy": policy})["QueueUrl"]
-    return dlq, src
-
-
 def engine_run(cfg: Any, sqs: Any, n: int, workers: int, *, memory: bool = False) -> tuple:
     stem = f"bench-{uuid.uuid4().hex[:6]}"
-    dlq, _src = pair(sqs, stem)
+    dlq, _src = testing.dlq_pair(sqs, stem)
     send_all(sqs, dlq, n, workers)
     route = find_route.fn(cfg, f"{stem}-dlq")
     if memory:
@@ -167,7 +159,7 @@ def one_run(cfg: Any, sqs: Any, n: int, w: int) -> tuple[float, float, float]:
     """(loop, ceiling, engine) in messages/s, measured one after the other."""
     ceiling_q = sqs.create_queue(QueueName=f"bench-ceiling-{uuid.uuid4().hex[:6]}")["QueueUrl"]
     ceiling = n / send_all(sqs, ceiling_q, n, w)
-    dlq, src = pair(sqs, f"bench-loop-{uuid.uuid4().hex[:6]}")
+    dlq, src = testing.dlq_pair(sqs, f"bench-loop-{uuid.uuid4().hex[:6]}")
     send_all(sqs, dlq, n, w)
     loop = n / one_at_a_time(sqs, dlq, src, n)
     engine_s, _ = engine_run(cfg, sqs, n, w)

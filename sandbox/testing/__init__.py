@@ -11,7 +11,7 @@ made. Every setting is a value the caller applies on purpose and can print.
 * accounts: :func:`reset_aws`, :func:`fresh_account`, :func:`plain`, :func:`make_network`;
 * stacks: :func:`push`, :func:`push_images`, :class:`Stack` and its readers;
 * calls: :class:`Calls`, :func:`watch`, :func:`plan_build_rerun`;
-* queues: :func:`make_queues` and message makers;
+* queues: :func:`make_queues`, :func:`dlq_pair` and message makers;
 * Prefect: :func:`start_server` (a test server with only the services it needs; :func:`running_server`
   for a block), :func:`resume`.
 
@@ -52,6 +52,7 @@ from sandbox.testing.prefect import (
 from sandbox.testing.queues import (
     Pair,
     SandboxQueues,
+    dlq_pair,
     fifo_messages,
     make_queues,
     sent_shape,
@@ -97,6 +98,7 @@ __all__ = [
     "SandboxQueues",
     "Stack",
     "describe",
+    "dlq_pair",
     "environment",
     "fifo_messages",
     "free_port",

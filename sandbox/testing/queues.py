@@ -72,6 +72,15 @@ class SandboxQueues:
         return int(attrs["ApproximateNumberOfMessages"])
 
 
+def dlq_pair(sqs: Any, stem: str, *, max_receive: int = 5) -> tuple[str, str]:
+    """A queue ``stem`` whose redrive policy names a new DLQ ``stem-dlq``: (DLQ URL, its URL)."""
+    dlq = sqs.create_queue(QueueName=f"{stem}-dlq")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]
+    policy = json.dumps({"deadLetterTargetArn": arn["QueueArn"], "maxReceiveCount": max_receive})
+    src = sqs.create_queue(QueueName=stem, Attributes={"RedrivePolicy": policy})["QueueUrl"]
+    return dlq, src
+
+
 def make_queues(cfg: Config, endpoint: str, *, max_receive: int | None = None) -> SandboxQueues:
     sqs = boto3.client(
         "sqs",

@@ -11,7 +11,6 @@ docs/runbooks/redrive.md), skipped otherwise.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import urllib.request
@@ -25,6 +24,7 @@ import yaml
 from configs import parse_config
 from configs.names import names_for
 from flows.redrive import redrive
+from sandbox.testing import dlq_pair
 from tasks.core.aws import forget_connections
 from tasks.core.errors import LockHeld
 from tasks.runbooks.redrive.native import start_move_task, wait_for_move_task
@@ -70,14 +70,6 @@ def _client(service: str, endpoint: str) -> Any:
     )
 
 
-def _dlq_pair(sqs: Any, stem: str) -> tuple[str, str]:
-    dlq = sqs.create_queue(QueueName=f"{stem}-dlq")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]
-    policy = json.dumps({"deadLetterTargetArn": arn["QueueArn"], "maxReceiveCount": 1})
-    src = sqs.create_queue(QueueName=stem, Attributes={"RedrivePolicy": policy})["QueueUrl"]
-    return dlq, src
-
-
 def _depth(sqs: object, url: str) -> str:
     attrs = sqs.get_queue_attributes(  # type: ignore[attr-defined]
         QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
@@ -99,7 +91,7 @@ def test_native_move_task_empties_the_dlq_into_its_source() -> None:
         aws_secret_access_key="sandbox",
     )
     stem = f"native-{os.getpid()}"
-    dlq, src = _dlq_pair(sqs, stem)
+    dlq, src = dlq_pair(sqs, stem, max_receive=1)
     for start in range(0, 50, 10):
         sqs.send_message_batch(
             QueueUrl=src,
@@ -131,7 +123,7 @@ def test_a_locked_engine_redrive_moves_every_message(tmp_path: Path, clean_aws: 
     config = _config(tmp_path, lock_endpoint=clean_aws)
     sqs = _client("sqs", LOCALSTACK)
     stem = f"locked-{os.getpid()}"
-    dlq, src = _dlq_pair(sqs, stem)
+    dlq, src = dlq_pair(sqs, stem, max_receive=1)
     bodies = [f"m{i}" for i in range(1200)]
     for start in range(0, len(bodies), 10):
         entries = [
@@ -165,7 +157,7 @@ def test_a_lock_held_in_the_sandbox_refuses_the_redrive(tmp_path: Path, clean_aw
     cfg = parse_config(yaml.safe_load(config.read_text()))
     sqs = _client("sqs", LOCALSTACK)
     stem = f"held-{os.getpid()}"
-    dlq, _src = _dlq_pair(sqs, stem)
+    dlq, _src = dlq_pair(sqs, stem, max_receive=1)
     sqs.send_message(QueueUrl=dlq, MessageBody="stays")
     ddb = _client("dynamodb", clean_aws)
     table = names_for(cfg).lock_table
