@@ -25,7 +25,7 @@ from tasks.resources.buckets import (
     ensure_log_bucket,
 )
 from tasks.resources.cache import ensure_cache, ensure_cache_subnet_group
-from tasks.resources.cache_global import ensure_dr_cache_subnet_group, ensure_global_cache
+from tasks.resources.cache_global import ensure_global_cache
 from tasks.resources.certificates import ensure_certificate
 from tasks.resources.cloudfront import ensure_distribution
 from tasks.resources.database.copies import ensure_snapshot_copy
@@ -344,13 +344,12 @@ def _global_cache(g: Graph, dr: _Region, primary: _Region | None) -> None:
     """The session cache's Global Datastore (made from the primary's group) and its DR
     member, in DR's data subnets behind DR's data group, under DR's key."""
     after = primary.cache if primary is not None else None
-    _cache(g, dr, ensure_dr_cache_subnet_group, ensure_global_cache, "global-cache", after)
+    _cache(g, dr, ensure_global_cache, "global-cache", after)
 
 
 def _cache(
     g: Graph,
     reg: _Region,
-    subnet_group_step: Any,
     cache_step: Any,
     node: str,
     after: Ref[Done] | None = None,
@@ -362,9 +361,9 @@ def _cache(
         reg.name("cache-subnet-group"),
         "data",
         r,
-        subnet_group_step,
+        ensure_cache_subnet_group,
         needs=[subnets],
-        args=lambda i: (i[subnets].subnets["data"],),
+        args=lambda i: (r, i[subnets].subnets["data"]),
     )
     return g.add(
         reg.name(node),
@@ -388,7 +387,7 @@ def _writer(g: Graph, primary: _Region, *, dry_run: bool) -> Ref[DatabaseInfo]:
         args=lambda i: (i[key].key_arn, i[groups].security_groups["data"]),
         output=DatabaseInfo,
     )
-    primary.cache = _cache(g, primary, ensure_cache_subnet_group, ensure_cache, "cache")
+    primary.cache = _cache(g, primary, ensure_cache, "cache")
     # Later steps need the writer's endpoint and secret: wait until it is available, unless it
     # is only planned (nothing to wait on).
     database = primary.database = g.add(

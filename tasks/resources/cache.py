@@ -64,15 +64,9 @@ def _security_groups(ec: Any, g: dict[str, Any]) -> list[str] | None:
     return sorted(s["SecurityGroupId"] for s in (found[0].get("SecurityGroups") or []))
 
 
-@step("ensure cache subnet group")
+@step("ensure {role} cache subnet group")
 def ensure_cache_subnet_group(
-    cfg: Config, data_subnets: list[str], *, dry_run: bool = False
-) -> StepResult:
-    return converge_subnet_group(cfg, "primary", data_subnets, dry_run=dry_run)
-
-
-def converge_subnet_group(
-    cfg: Config, role: Role, data_subnets: list[str], *, dry_run: bool
+    cfg: Config, role: Role, data_subnets: list[str], *, dry_run: bool = False
 ) -> StepResult:
     """``role``'s cache subnet group over its data subnets (DR's holds a Global Datastore's
     member)."""

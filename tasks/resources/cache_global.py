@@ -33,7 +33,6 @@ from tasks.core.steps import step
 from tasks.core.tags import tag_list
 from tasks.resources.cache import (
     converge_group,
-    converge_subnet_group,
     describe_group,
     group_settings,
 )
@@ -135,14 +134,6 @@ def global_cache_findings(
 
 
 # -- provision ---------------------------------------------------------------------------------
-@step("ensure dr cache subnet group")
-def ensure_dr_cache_subnet_group(
-    cfg: Config, data_subnets: list[str], *, dry_run: bool = False
-) -> StepResult:
-    """The DR member's subnet group, in DR's data subnets."""
-    return converge_subnet_group(cfg, "dr", data_subnets, dry_run=dry_run)
-
-
 def _ensure_group(cfg: Config, *, dry_run: bool) -> tuple[dict[str, Any] | None, list[Change]]:
     """The datastore, made from the primary's group when there is none (and waited for)."""
     primary = names_for(cfg, "primary")
