@@ -32,6 +32,11 @@ ACTION = {
     ("s3", "PutPublicAccessBlock"): "s3:PutBucketPublicAccessBlock",
     ("s3", "DeleteObjects"): "s3:DeleteObject",
     ("s3", "ListObjectVersions"): "s3:ListBucketVersions",
+    # A copy (and its multipart form) writes the target object and reads the source.
+    ("s3", "CopyObject"): "s3:PutObject",
+    ("s3", "UploadPartCopy"): "s3:PutObject",
+    ("s3", "CreateMultipartUpload"): "s3:PutObject",
+    ("s3", "CompleteMultipartUpload"): "s3:PutObject",
     # SQS batch calls are authorized by their single-message action.
     ("sqs", "SendMessageBatch"): "sqs:SendMessage",
     ("sqs", "DeleteMessageBatch"): "sqs:DeleteMessage",
@@ -44,6 +49,8 @@ ACTION = {
 # https://docs.aws.amazon.com/cloudfront/latest/APIReference/API_CreateDistributionWithTags.html
 ALSO = {
     ("cloudfront", "CreateDistributionWithTags"): ("cloudfront:TagResource",),
+    ("s3", "CopyObject"): ("s3:GetObject",),
+    ("s3", "UploadPartCopy"): ("s3:GetObject",),
 }
 
 

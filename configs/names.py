@@ -175,6 +175,11 @@ class StackNames:
         return self._given("log_bucket") or f"{self.stem}-logs-{self.cfg.account_id}-{self.region}"
 
     @property
+    def drill_bucket(self) -> str:
+        """The backup drill's staging bucket: where the cache's backup is exported and copied."""
+        return f"{self.stem}-drills-{self.cfg.account_id}-{self.region}"
+
+    @property
     def distribution_comment(self) -> str:
         return f"{self.stem} assets and app"
 

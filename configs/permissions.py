@@ -51,6 +51,31 @@ NETWORK_ISOLATION = (
     "ec2:ReplaceNetworkAclAssociation",
 )
 
+# A tierbook bucket converged (tasks/resources/buckets.py, _converge_bucket): made, then its
+# public access block, ownership, encryption, versioning, lifecycle, policy and tags.
+BUCKET = (
+    "s3:CreateBucket",
+    "s3:GetBucketOwnershipControls",
+    "s3:GetBucketPolicy",
+    "s3:GetBucketPublicAccessBlock",
+    "s3:GetBucketTagging",
+    "s3:GetBucketVersioning",
+    "s3:GetEncryptionConfiguration",
+    "s3:GetLifecycleConfiguration",
+    "s3:ListBucket",
+    "s3:PutBucketOwnershipControls",
+    "s3:PutBucketPolicy",
+    "s3:PutBucketPublicAccessBlock",
+    "s3:PutBucketTagging",
+    "s3:PutBucketVersioning",
+    "s3:PutEncryptionConfiguration",
+    "s3:PutLifecycleConfiguration",
+)
+
+# The backup drill's staging bucket per region (ensure_drill_bucket): a bucket, and the ACL
+# that lets ElastiCache export to it and restore from it.
+DRILL_BUCKET = (*BUCKET, "s3:GetBucketAcl", "s3:PutBucketAcl")
+
 # Failover and failback: readiness checks, fence, promote, scale up, flip DNS or ARC, verify.
 REGION_MOVE = (
     "application-autoscaling:DescribeScalableTargets",
@@ -256,6 +281,7 @@ RUNBOOKS: dict[str, Permissions] = {
             "elasticache:DescribeReplicationGroups",
             "elasticache:IncreaseReplicaCount",
             "elasticache:ModifyCacheSubnetGroup",
+            "elasticache:ModifyGlobalReplicationGroup",  # an adopted datastore's description
             "elasticache:ModifyReplicationGroup",
             "elasticloadbalancing:AddTags",
             "elasticloadbalancing:CreateListener",
@@ -315,22 +341,7 @@ RUNBOOKS: dict[str, Permissions] = {
             "route53:ListResourceRecordSets",
             "route53:ListTagsForResources",
             "route53:UpdateHealthCheck",
-            "s3:CreateBucket",
-            "s3:GetBucketOwnershipControls",
-            "s3:GetBucketPolicy",
-            "s3:GetBucketPublicAccessBlock",
-            "s3:GetBucketTagging",
-            "s3:GetBucketVersioning",
-            "s3:GetEncryptionConfiguration",
-            "s3:GetLifecycleConfiguration",
-            "s3:ListBucket",
-            "s3:PutBucketOwnershipControls",
-            "s3:PutBucketPolicy",
-            "s3:PutBucketPublicAccessBlock",
-            "s3:PutBucketTagging",
-            "s3:PutBucketVersioning",
-            "s3:PutEncryptionConfiguration",
-            "s3:PutLifecycleConfiguration",
+            *BUCKET,
             "secretsmanager:DescribeSecret",
             "secretsmanager:ReplicateSecretToRegions",
             "sqs:CreateQueue",
@@ -472,9 +483,17 @@ RUNBOOKS: dict[str, Permissions] = {
     "backup-drill": Permissions(
         calls=(
             *FENCE_ON_RETURN,
+            *DRILL_BUCKET,
             "ec2:DescribeSecurityGroups",
+            # the cache's backup: exported to S3, copied to DR, a temporary group seeded from it
+            "elasticache:CopySnapshot",
+            "elasticache:CreateCacheSubnetGroup",
+            "elasticache:CreateReplicationGroup",
             "elasticache:CreateSnapshot",
+            "elasticache:DeleteCacheSubnetGroup",
+            "elasticache:DeleteReplicationGroup",
             "elasticache:DeleteSnapshot",
+            "elasticache:DescribeReplicationGroups",
             "elasticache:DescribeSnapshots",
             "kms:DescribeKey",
             "rds:CopyDBSnapshot",
@@ -483,9 +502,18 @@ RUNBOOKS: dict[str, Permissions] = {
             "rds:DeleteDBSnapshot",
             "rds:DescribeDBInstances",
             "rds:DescribeDBSnapshots",
+            "rds:DescribeDBSubnetGroups",  # the DR data subnets for the temporary cache
             "rds:RestoreDBInstanceFromDBSnapshot",
+            "s3:AbortMultipartUpload",  # S3's managed copy of a large export
+            "s3:DeleteObject",
+            "s3:GetObject",
+            "s3:GetObjectAcl",
+            "s3:PutObject",
+            "s3:PutObjectAcl",  # ElastiCache may read the copy in DR
         ),
         implicit={
+            "s3:ListAllMyBuckets": "ElastiCache's CopySnapshot to a bucket checks the bucket "
+            "as the caller",
             "kms:CreateGrant": "RDS copies the snapshot across regions and restores it under "
             "tierbook's keys with grants made as the caller",
             "rds:AddTagsToResource": TAG_ON_CREATE_RDS,

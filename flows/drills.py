@@ -4,13 +4,18 @@
 
 1. Snapshot the primary database (or take its newest automated snapshot) and, side by side,
    snapshot the cache.
-2. Copy the database snapshot to the DR region under the DR region's KMS key.
-3. Restore it into a temporary instance in the DR data subnets; wait until it is available.
-4. Run the configured check on it (through the check hook; skipped, with the reason, without).
-5. Delete the temporary instance: always, also when an earlier step failed.
+2. Copy the database snapshot to the DR region under the DR region's KMS key. Side by side,
+   export the cache's snapshot to S3 and copy the file to the DR region.
+3. Restore the database snapshot into a temporary instance in the DR data subnets, and seed a
+   temporary cache from the file there; wait until both are available.
+4. Run the configured check on the instance (through the check hook; skipped, with the
+   reason, without).
+5. Delete the temporary instance and the temporary cache (with its file): always, also when
+   an earlier step failed.
 6. Prune drill snapshots older than ``keep_days``.
 
-Reports the snapshot's age when the restore began, the copy time and the restore time.
+Reports the snapshot's age when the restore began and the time of each part: the database's
+copy and restore, the cache's export, copy and restore.
 
 **AZ game day**, as it would read on a wiki:
 
@@ -43,6 +48,7 @@ from flows.isolation import reconnect, restore_left_isolation
 from flows.report import Timeline, publish_plan, runbook
 from tasks.core.changes import Change
 from tasks.core.locks import hold
+from tasks.resources.buckets import ensure_drill_bucket
 from tasks.runbooks.drills.backup import (
     RESTORE_TIMEOUT_S,
     check_restored_data,
@@ -55,6 +61,13 @@ from tasks.runbooks.drills.backup import (
     snapshot_cache,
     take_db_snapshot,
     utcnow,
+)
+from tasks.runbooks.drills.cache_restore import (
+    copy_cache_export_to_dr,
+    delete_temporary_cache,
+    export_cache_snapshot,
+    plan_cache_restore,
+    restore_temporary_cache,
 )
 from tasks.runbooks.drills.game_day import (
     abort_if_alarm,
@@ -80,14 +93,28 @@ def _planned(tl: Timeline, environment: str, runbook: str, changes: list[Change]
     publish_plan(runbook, environment, changes)
 
 
-def _cleanup(tl: Timeline, cfg: Any, instance: str, failing: bool) -> None:
-    """Delete the temporary instance; a failed delete never hides the drill's own failure."""
-    try:
-        delete_temporary_instance(cfg, instance)
-    except Exception as exc:
-        if not failing:
-            raise
-        tl.note(f"could not delete {instance}: {exc}; delete it by hand")
+def _cleanup(tl: Timeline, cfg: Any, drill: str, failing: bool, started: list[Any]) -> None:
+    """Delete the temporary instance and cache once every started step has ended; a failed
+    delete never hides the drill's own failure."""
+    for future in started:
+        future.wait()
+    deletes = [delete_temporary_instance] + ([delete_temporary_cache] if cfg.cache else [])
+    error: Exception | None = None
+    for delete in deletes:
+        try:
+            delete(cfg, drill)
+        except Exception as exc:
+            error = error or exc
+            tl.note(f"could not {delete.name} for {drill}: {exc}; delete it by hand")
+    if error is not None and not failing:
+        raise error
+
+
+def _seconds(tl: Timeline, key: str, future: Any) -> Any:
+    """The step's outputs, its time recorded under ``key``."""
+    out = future.result().outputs
+    tl.metrics[key] = round(out["seconds"], 1)
+    return out
 
 
 @flow(name="backup-drill", persist_result=False)
@@ -117,28 +144,54 @@ def backup_drill(
         drill = drill_id(cfg, utcnow())
         tl.metrics["drill"] = drill
         if plan:
-            _planned(tl, cfg.stack, "backup-drill", plan_backup_drill(cfg, drill, source).changes)
+            changes = plan_backup_drill(cfg, drill, source).changes
+            if cfg.cache is not None:
+                for role in ("primary", "dr"):
+                    changes += ensure_drill_bucket(cfg, role, dry_run=True).changes
+                changes += plan_cache_restore(cfg, drill)
+            _planned(tl, cfg.stack, "backup-drill", changes)
             return tl.model_dump(mode="json")
         keep = [drill]
         failing = True
+        # the cache's part runs beside the database's, one step of it per database step
+        started: list[Any] = []
+
+        def cache_part(step: Any, *args: Any, **kwargs: Any) -> Any:
+            started.append(step.submit(cfg, *args, **kwargs))
+            return started[-1]
+
         try:
-            cache = snapshot_cache.submit(cfg, drill)
+            cache = cache_part(snapshot_cache, drill)
+            buckets = [cache_part(ensure_drill_bucket, r) for r in ("primary", "dr") if cfg.cache]
             snap = take_db_snapshot(cfg, drill, source).outputs
             keep.append(snap["id"])
+            if cfg.cache is not None:
+                for f in (cache, *buckets):
+                    f.result()
+                cache = cache_part(export_cache_snapshot, drill)
             copy = copy_snapshot_to_dr(cfg, snap["arn"], drill).outputs
             tl.metrics["copy_seconds"] = round(copy["seconds"], 1)
+            if cfg.cache is not None:
+                _seconds(tl, "cache_export_seconds", cache)
+                cache = cache_part(copy_cache_export_to_dr, drill)
             age = (utcnow() - datetime.fromisoformat(snap["created"])).total_seconds()
             tl.metrics["snapshot_age_seconds"] = round(age, 1)
             restored = restore_temporary_instance(
                 cfg, drill, drill, timeout_s=restore_timeout_s
             ).outputs
             tl.metrics["restore_seconds"] = round(restored["seconds"], 1)
+            if cfg.cache is not None:
+                arn = _seconds(tl, "cache_copy_seconds", cache)["arn"]
+                cache = cache_part(restore_temporary_cache, drill, arn, timeout_s=restore_timeout_s)
             check = check_restored_data(cfg, drill, restored["host"], restored["port"])
             tl.metrics["check"] = check.outcome() + (f" ({check.skipped})" if check.skipped else "")
-            cache.result()
+            if cfg.cache is not None:
+                _seconds(tl, "cache_restore_seconds", cache)
+            else:
+                cache.result()
             failing = False
         finally:
-            _cleanup(tl, cfg, drill, failing)
+            _cleanup(tl, cfg, drill, failing, started)
         pruned = prune_drill_snapshots(cfg, keep)
         tl.metrics["pruned"] = len(pruned.outputs["deleted"])
     return tl.model_dump(mode="json")

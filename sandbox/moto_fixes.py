@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from sandbox import sim_elasticache
+from sandbox import sim_cache_export, sim_elasticache
 
 _applied = False
 _lock = threading.Lock()
@@ -34,6 +34,7 @@ def apply() -> None:
         _rds_global_clusters_by_identifier()
         _route53_update_keeps_children()
         sim_elasticache.install()  # after _cache_deletion_completes: it wraps that delete
+        sim_cache_export.install()
         from moto import settings
 
         settings.ACM_VALIDATION_WAIT = 0  # DNS-validated certificates are issued at once

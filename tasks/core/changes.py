@@ -150,6 +150,16 @@ def created(resource: str, name: str, region: str, after: Mapping[str, Any]) -> 
     )
 
 
+def temporary(
+    resource: str, name: str, region: str, after: Mapping[str, Any], until: str
+) -> list[Change]:
+    """A resource a runbook makes and deletes again (``until``: when it goes)."""
+    return [
+        created(resource, name, region, after),
+        Change(resource=resource, name=name, action=Action.DELETE, region=region, detail=until),
+    ]
+
+
 def updated(
     resource: str,
     name: str,

@@ -5,6 +5,12 @@ with S3-managed keys (ALB log delivery supports only SSE-S3), TLS-only access. A
 versioned; logs expire after ``LOG_EXPIRY_DAYS``. The log bucket admits ALB log delivery for
 its region; the asset bucket admits exactly one CloudFront distribution (Origin Access
 Control), set once the distribution exists (:func:`ensure_asset_bucket_policy`).
+
+A third bucket per region, made by the backup drill when the stack has a cache, stages the
+cache's backup on its way to the DR region (:func:`ensure_drill_bucket`). ElastiCache reads and
+writes a bucket only through its ACL, so this one keeps ACLs (objects still owned by the
+bucket owner) and grants ElastiCache's canonical user what exports and restores need; its
+objects expire after a day, and the drill deletes its own at its end.
 """
 
 from __future__ import annotations
@@ -62,6 +68,14 @@ PUBLIC_ACCESS_BLOCK = {
 
 
 ENCRYPTION = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}
+
+
+# ElastiCache's canonical user in the commercial regions, which exports backups to S3 and seeds
+# new groups from them: https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/backups-exporting.html
+ELASTICACHE_CANONICAL_ID = "540804c33a284a299d2547575ce1010f2312ef3da9b3a053c8bc45bf233e4353"
+# on the bucket: list it, write the export, read the bucket's ACL (the service checks it)
+ELASTICACHE_BUCKET_PERMISSIONS = ("READ", "WRITE", "READ_ACP")
+DRILL_EXPIRY_DAYS = 1
 
 
 def _deny_plain_http(bucket: str) -> dict[str, Any]:
@@ -140,7 +154,7 @@ class _Bucket:
             if self.names.region == "us-east-1"
             else {"CreateBucketConfiguration": {"LocationConstraint": self.names.region}}
         )
-        self.s3.create_bucket(Bucket=self.name, ObjectOwnership="BucketOwnerEnforced", **extra)
+        self.s3.create_bucket(Bucket=self.name, ObjectOwnership=self.ownership, **extra)
 
     def setting(
         self, key: str, current: Any, desired: Any, apply: Callable[[], Any], *, created: bool
@@ -161,6 +175,7 @@ class _Bucket:
         return None if got is None else got.get(key)
 
     readable = True
+    ownership = "BucketOwnerEnforced"
 
 
 def _converge_bucket(
@@ -173,8 +188,10 @@ def _converge_bucket(
     versioned: bool,
     expire_days: int | None,
     dry_run: bool,
+    object_ownership: str = "BucketOwnerEnforced",
 ) -> list[Change]:
     b = _Bucket(cfg, role, name, dry_run)
+    b.ownership = object_ownership
     tags = b.names.tags(component)
     created = not b.exists()
     if created:
@@ -198,7 +215,7 @@ def _converge_bucket(
     ownership = b.current(
         "get_bucket_ownership_controls", "OwnershipControls", "OwnershipControlsNotFoundError"
     )
-    want_own = {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    want_own = {"Rules": [{"ObjectOwnership": object_ownership}]}
     b.setting(
         "ownership",
         ownership,
@@ -280,6 +297,35 @@ def _converge_bucket(
     return b.changes
 
 
+def _converge_acl(
+    cfg: Config, role: Role, name: str, grantee: str, *, created: bool, dry_run: bool
+) -> list[Change]:
+    """The owner's full control and ``grantee``'s :data:`ELASTICACHE_BUCKET_PERMISSIONS`."""
+    b = _Bucket(cfg, role, name, dry_run)
+    b.readable = not (created and dry_run)  # a bucket a dry run has not created
+    acl = None if not b.readable else b.s3.get_bucket_acl(Bucket=b.name)
+    have = sorted(
+        g["Permission"]
+        for g in (acl or {}).get("Grants", [])
+        if g.get("Grantee", {}).get("ID") == grantee
+    )
+    want = sorted(ELASTICACHE_BUCKET_PERMISSIONS)
+
+    def apply() -> None:
+        current = b.s3.get_bucket_acl(Bucket=b.name)
+        owner = current["Owner"]
+        others = [g for g in current["Grants"] if g.get("Grantee", {}).get("ID") != grantee]
+        mine = [
+            {"Grantee": {"Type": "CanonicalUser", "ID": grantee}, "Permission": p} for p in want
+        ]
+        b.s3.put_bucket_acl(
+            Bucket=b.name, AccessControlPolicy={"Owner": owner, "Grants": [*others, *mine]}
+        )
+
+    b.setting("acl_grants", have or None, want, apply, created=created)
+    return b.changes
+
+
 @step("ensure {role} log bucket")
 def ensure_log_bucket(cfg: Config, role: Role, *, dry_run: bool = False) -> StepResult:
     names = names_for(cfg, role)
@@ -341,13 +387,39 @@ def ensure_asset_bucket_policy(
     return StepResult(changes=changes, applied=not dry_run)
 
 
+@step("ensure {role} drill bucket")
+def ensure_drill_bucket(cfg: Config, role: Role, *, dry_run: bool = False) -> StepResult:
+    """The backup drill's staging bucket for the cache's backup (see the module's text)."""
+    names = names_for(cfg, role)
+    created = not _Bucket(cfg, role, names.drill_bucket, dry_run).exists()
+    changes = _converge_bucket(
+        cfg,
+        role,
+        names.drill_bucket,
+        None,  # no policy: only the ACL's two grantees reach it (and the sandbox serves HTTP)
+        "drill",
+        versioned=False,
+        expire_days=DRILL_EXPIRY_DAYS,
+        dry_run=dry_run,
+        object_ownership="BucketOwnerPreferred",
+    )
+    changes += _converge_acl(
+        cfg, role, names.drill_bucket, ELASTICACHE_CANONICAL_ID, created=created, dry_run=dry_run
+    )
+    return StepResult(
+        changes=changes, outputs={"drill_bucket": names.drill_bucket}, applied=not dry_run
+    )
+
+
 @step("delete {role} buckets")
 def ensure_buckets_deleted(cfg: Config, role: Role, *, dry_run: bool = False) -> StepResult:
-    """The log bucket (and the asset bucket in primary): every object version and delete
-    marker first, since S3 refuses to delete a bucket that is not empty."""
+    """The log bucket, the asset bucket in primary, the backup drill's bucket where a drill
+    made one: every object version and delete marker first, since S3 refuses to delete a
+    bucket that is not empty."""
     names = names_for(cfg, role)
     s3 = role_client(cfg, "s3", role)
     buckets = [names.log_bucket] + ([names.asset_bucket] if role == "primary" else [])
+    buckets.append(names.drill_bucket)
     changes: list[Change] = []
     for bucket in buckets:
         if absent(partial(s3.head_bucket, Bucket=bucket), "404", "NoSuchBucket") is None:

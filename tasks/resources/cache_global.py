@@ -134,6 +134,31 @@ def global_cache_findings(
 
 
 # -- provision ---------------------------------------------------------------------------------
+def description(cfg: Config) -> str:
+    return f"{names_for(cfg, 'primary').stem} sessions"
+
+
+def _converge_description(
+    ec: Any, group: dict[str, Any], want: str, *, dry_run: bool
+) -> list[Change]:
+    """An adopted datastore takes tierbook's description (the one setting of the group itself
+    that the config decides), waited for: a member cannot join a group being modified."""
+    have = group.get("GlobalReplicationGroupDescription", "")
+    if have == want:
+        return []
+    ident = group["GlobalReplicationGroupId"]
+    if not dry_run:
+        ec.modify_global_replication_group(
+            GlobalReplicationGroupId=ident,
+            ApplyImmediately=True,
+            GlobalReplicationGroupDescription=want,
+        )
+        wait_settled(
+            ec, ident, f"global cache {ident} modified", settled, defaults.GLOBAL_CACHE_TIMEOUT_S
+        )
+    return [updated(GROUP, ident, "", {"description": have}, {"description": want})]
+
+
 def _ensure_group(cfg: Config, *, dry_run: bool) -> tuple[dict[str, Any] | None, list[Change]]:
     """The datastore, made from the primary's group when there is none (and waited for)."""
     primary = names_for(cfg, "primary")
@@ -142,7 +167,7 @@ def _ensure_group(cfg: Config, *, dry_run: bool) -> tuple[dict[str, Any] | None,
     ident = global_id_of(member)
     group = describe_global(ec, ident) if ident else by_name(ec, cfg)
     if group is not None:
-        return group, []
+        return group, _converge_description(ec, group, description(cfg), dry_run=dry_run)
     change = created(GROUP, primary.global_cache_suffix, "", {"primary": primary.cache})
     if dry_run:
         return None, [change]
@@ -153,7 +178,7 @@ def _ensure_group(cfg: Config, *, dry_run: bool) -> tuple[dict[str, Any] | None,
         )
     made = ec.create_global_replication_group(
         GlobalReplicationGroupIdSuffix=primary.global_cache_suffix,
-        GlobalReplicationGroupDescription=f"{primary.stem} sessions",
+        GlobalReplicationGroupDescription=description(cfg),
         PrimaryReplicationGroupId=primary.cache,
     )["GlobalReplicationGroup"]
     ident = made["GlobalReplicationGroupId"]

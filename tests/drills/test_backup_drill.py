@@ -17,9 +17,11 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from configs.models import Config
+from configs.names import names_for
 from flows.drills import backup_drill
 from sandbox.control import SandboxControl
 from sandbox.testing import CONFIG, ROOT, TEST_TIMINGS, plain
+from tasks.resources.buckets import ELASTICACHE_CANONICAL_ID, ensure_drill_bucket
 from tasks.runbooks.drills.backup import CHECK_HOOK_ENV, prune_drill_snapshots, utcnow
 from tests.support import watch
 
@@ -43,6 +45,27 @@ def drill_instances(cfg: Config) -> list[str]:
         for d in rds.describe_db_instances()["DBInstances"]
         if "-drill-" in d["DBInstanceIdentifier"] and d["DBInstanceStatus"] != "deleting"
     ]
+
+
+def cache_leftovers(cfg: Config, drill: str) -> list[str]:
+    """What the cache restore may leave: its group, its subnet group, its file in each bucket."""
+    ec = plain(cfg, "elasticache", cfg.regions.dr)
+    left = [
+        g["ReplicationGroupId"]
+        for g in ec.describe_replication_groups()["ReplicationGroups"]
+        if g["ReplicationGroupId"] == drill and g["Status"] != "deleting"
+    ]
+    left += [
+        g["CacheSubnetGroupName"]
+        for g in ec.describe_cache_subnet_groups()["CacheSubnetGroups"]
+        if g["CacheSubnetGroupName"] == drill
+    ]
+    for role in ("primary", "dr"):
+        names = names_for(cfg, role)
+        s3 = plain(cfg, "s3", names.region)
+        listed = s3.list_objects_v2(Bucket=names.drill_bucket).get("Contents", [])
+        left += [f"{names.drill_bucket}/{o['Key']}" for o in listed]
+    return left
 
 
 def snapshots(cfg: Config, region: str) -> dict[str, dict[str, Any]]:
@@ -92,6 +115,16 @@ def test_drill_restores_in_dr_measures_and_cleans_up(provisioned: Config) -> Non
     steps = {s["step"]: s for s in report["steps"]}
     assert steps["restore temporary instance in DR"]["outcome"] == "ok"
     assert steps["delete temporary instance"]["outcome"] == "ok"
+    # the cache's backup went to DR through S3, was restored there, timed, and is gone again
+    for key in ("cache_export_seconds", "cache_copy_seconds", "cache_restore_seconds"):
+        assert isinstance(m[key], float) and m[key] >= 0, key
+    assert steps["restore temporary cache in DR"]["outcome"] == "ok"
+    assert f"{drill} available in us-west-2" in steps["restore temporary cache in DR"]["detail"]
+    deleted = steps["delete temporary cache"]["detail"]
+    assert f"replication group {drill}" in deleted and f"subnet group {drill}" in deleted
+    assert f"s3://shop-sandbox-drills-123456789012-us-east-1/{drill}-0001.rdb" in deleted
+    assert f"s3://shop-sandbox-drills-123456789012-us-west-2/{drill}-0001.rdb" in deleted
+    assert cache_leftovers(cfg, drill) == []
     assert Path(report["report_path"]).exists()
 
 
@@ -108,12 +141,23 @@ def test_plan_lists_what_the_drill_would_do_and_calls_nothing_that_changes(
     assert report["outcome"] == "planned"
     drill = report["metrics"]["drill"]
     planned = {(c["resource"], c["action"], c["region"], c["name"]) for c in report["changes"]}
-    assert planned == {
+    rdb = f"{drill}-0001.rdb"
+    buckets = {r: names_for(cfg, r).drill_bucket for r in ("primary", "dr")}
+    made = {
+        ("s3:bucket", "create", names_for(cfg, r).region, b)
+        for r, b in buckets.items()
+        if b not in {x["Name"] for x in plain(cfg, "s3").list_buckets()["Buckets"]}
+    }
+    assert planned == made | {
         ("rds:snapshot", "create", "us-east-1", drill),
         ("rds:snapshot", "create", "us-west-2", drill),
         ("rds:instance", "create", "us-west-2", drill),
         ("rds:instance", "delete", "us-west-2", drill),
         ("elasticache:snapshot", "create", "us-east-1", drill),
+        ("s3:object", "create", "us-east-1", f"{buckets['primary']}/{rdb}"),
+        ("s3:object", "create", "us-west-2", f"{buckets['dr']}/{rdb}"),
+        ("elasticache:replication-group", "create", "us-west-2", drill),
+        ("elasticache:replication-group", "delete", "us-west-2", drill),
     }
     after = set(snapshots(cfg, cfg.regions.primary)) | set(snapshots(cfg, cfg.regions.dr))
     assert after == before
@@ -150,6 +194,75 @@ def test_injected_restore_failure_fails_the_drill_and_leaves_no_instance(
     assert steps["delete temporary instance"]["outcome"] == "ok"
     assert instance_state(provisioned, report["metrics"]["drill"]) == "gone"
     assert drill_instances(provisioned) == []
+
+
+def test_injected_cache_restore_failure_fails_the_drill_and_leaves_nothing(
+    provisioned: Config, control: Any
+) -> None:
+    control.set_faults(
+        {
+            "kind": "error",
+            "services": ["elasticache"],
+            "regions": ["us-west-2"],
+            "operations": ["CreateReplicationGroup"],
+            "code": "InsufficientCacheClusterCapacity",
+            "status": 400,
+        }
+    )
+    out = CliRunner().invoke(app, ["drill", "backup", "-c", CONFIG, "-o", "json"])
+    assert out.exit_code == 1, out.output
+    report = json.loads(out.output)
+    assert "InsufficientCacheClusterCapacity" in report["error"]
+    drill = report["metrics"]["drill"]
+    steps = {s["step"]: s for s in report["steps"]}
+    assert steps["restore temporary cache in DR"]["outcome"] == "failed"
+    # the export and the copy were made, and are deleted with the subnet group
+    assert steps["copy cache backup to DR"]["outcome"] == "ok"
+    assert steps["delete temporary cache"]["outcome"] == "ok"
+    assert f"subnet group {drill}" in steps["delete temporary cache"]["detail"]
+    assert cache_leftovers(provisioned, drill) == []
+    assert instance_state(provisioned, drill) == "gone"
+
+
+def test_drill_buckets_grant_elasticache_and_a_second_ensure_changes_nothing(
+    provisioned: Config,
+) -> None:
+    cfg = provisioned
+    for role in ("primary", "dr"):
+        first = ensure_drill_bucket.fn(cfg, role)
+        second = ensure_drill_bucket.fn(cfg, role)
+        assert second.changes == [], (first.changes, second.changes)
+        name = names_for(cfg, role).drill_bucket
+        s3 = plain(cfg, "s3", names_for(cfg, role).region)
+        grants = {
+            g["Permission"]
+            for g in s3.get_bucket_acl(Bucket=name)["Grants"]
+            if g["Grantee"].get("ID") == ELASTICACHE_CANONICAL_ID
+        }
+        assert grants == {"READ", "WRITE", "READ_ACP"}
+        owner = s3.get_bucket_ownership_controls(Bucket=name)["OwnershipControls"]
+        assert owner["Rules"] == [{"ObjectOwnership": "BucketOwnerPreferred"}]
+        rules = s3.get_bucket_lifecycle_configuration(Bucket=name)["Rules"]
+        assert [r["Expiration"]["Days"] for r in rules] == [1]
+
+
+def test_an_export_to_a_bucket_without_acls_is_refused_as_aws_refuses_it(
+    provisioned: Config,
+) -> None:
+    """The log bucket keeps ACLs off (BucketOwnerEnforced): ElastiCache cannot write to it."""
+    cfg = provisioned
+    ec = plain(cfg, "elasticache")
+    name = f"{cfg.stack}-drill-acl-check"
+    ec.create_snapshot(ReplicationGroupId="shop-sandbox-cache", SnapshotName=name)
+    try:
+        with pytest.raises(ec.exceptions.ClientError, match="has not been granted READ"):
+            ec.copy_snapshot(
+                SourceSnapshotName=name,
+                TargetSnapshotName=name,
+                TargetBucket=names_for(cfg, "primary").log_bucket,
+            )
+    finally:
+        ec.delete_snapshot(SnapshotName=name)
 
 
 def test_restore_that_never_finishes_is_deleted_after_the_deadline(

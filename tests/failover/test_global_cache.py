@@ -193,3 +193,40 @@ def test_destroying_the_primary_alone_deletes_the_datastore_and_leaves_dr_a_regi
     assert cache_groups(stack, "primary") == []
     (member,) = stack.client("elasticache", "dr").describe_replication_groups()["ReplicationGroups"]
     assert member["Status"] == "available" and not member.get("GlobalReplicationGroupInfo")
+
+
+def test_an_existing_datastore_named_in_the_config_is_adopted_and_converged(
+    tmp_path: Path, aws_endpoint: str, prefect_harness: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stack provisioned with a regional cache, a datastore made by hand from its primary
+    group (another name, another description); the config names it under
+    ``names.global_cache``: provision adopts it (makes no other), gives it tierbook's
+    description, adds the DR member; a second run changes nothing."""
+    regional = yaml.safe_load(global_config(tmp_path).read_text())
+    regional["cache"]["global_datastore"] = False
+    first = tmp_path / "regional.yaml"
+    first.write_text(yaml.safe_dump(regional))
+    cfg = fresh_account(aws_endpoint, monkeypatch, str(first))
+    report = provision(config=str(first))
+    assert report["outcome"] == "succeeded", report.get("error")
+    stack = Stack(cfg=cfg, control=SandboxControl(aws_endpoint))
+    east = stack.client("elasticache", "primary")
+    made = east.create_global_replication_group(
+        GlobalReplicationGroupIdSuffix="legacy-sessions",
+        GlobalReplicationGroupDescription="made by hand",
+        PrimaryReplicationGroupId=names_for(cfg, "primary").cache,
+    )["GlobalReplicationGroup"]["GlobalReplicationGroupId"]
+    adopting = {**regional, "cache": {**regional["cache"], "global_datastore": True}}
+    adopting["names"] = {**(adopting.get("names") or {}), "global_cache": made}
+    second = tmp_path / "adopting.yaml"
+    second.write_text(yaml.safe_dump(adopting))
+
+    report = provision(config=str(second))
+    assert report["outcome"] == "succeeded", report.get("error")
+    (group,) = datastores(stack, "dr")
+    assert group["GlobalReplicationGroupId"] == made
+    assert group["GlobalReplicationGroupDescription"] == f"{cfg.stack} sessions"
+    assert roles(stack) == {"us-east-1": "PRIMARY", "us-west-2": "SECONDARY"}
+    assert [g["GlobalReplicationGroupId"] for g in datastores(stack, "primary")] == [made]
+    again = provision(config=str(second), plan=True)
+    assert again["outcome"] == "planned" and again["changes"] == [], again["changes"]

@@ -191,11 +191,28 @@ def _session() -> botocore.session.Session:
     return botocore.session.get_session()
 
 
+# boto3's managed transfers, methods its S3 client has beside the API's -> the operations
+# they make (multipart above the transfer threshold).
+MANAGED: dict[str, dict[str, str]] = {
+    "s3": {
+        "copy": "HeadObject CopyObject CreateMultipartUpload UploadPartCopy "
+        "CompleteMultipartUpload AbortMultipartUpload",
+    },
+}
+
+
 @cache
 def operations(service: str) -> dict[str, str]:
     """snake_case method name -> operation name, for one botocore service."""
     model = _session().get_service_model(service)
     return {xform_name(op): op for op in model.operation_names}
+
+
+def _hits(services: set[str], name: str) -> set[tuple[str, str]]:
+    hits = {(s, operations(s)[name]) for s in services if name in operations(s)}
+    for s in services:
+        hits |= {(s, op) for op in MANAGED.get(s, {}).get(name, "").split()}
+    return hits
 
 
 @cache
@@ -232,7 +249,7 @@ def calls(entry: str) -> set[tuple[str, str]]:
         tiers = (own(fn), by_module[fn.module], everywhere)
         for name in fn.attrs | fn.strings:
             for services in tiers:
-                hits = {(s, operations(s)[name]) for s in services if name in operations(s)}
+                hits = _hits(services, name)
                 if hits:
                     found |= hits
                     break

@@ -82,7 +82,9 @@ def rg(role: str | None = None) -> dict[str, Any]:
     return {"ReplicationGroups": [group]}
 
 
-def datastore(status: str = "available", **roles: str) -> dict[str, Any]:
+def datastore(
+    status: str = "available", description: str = "shop-sandbox sessions", **roles: str
+) -> dict[str, Any]:
     """A described datastore; ``roles``: region (``us_east_1``) → role."""
     members = [
         {
@@ -95,7 +97,12 @@ def datastore(status: str = "available", **roles: str) -> dict[str, Any]:
     ]
     return {
         "GlobalReplicationGroups": [
-            {"GlobalReplicationGroupId": GID, "Status": status, "Members": members}
+            {
+                "GlobalReplicationGroupId": GID,
+                "GlobalReplicationGroupDescription": description,
+                "Status": status,
+                "Members": members,
+            }
         ]
     }
 
@@ -171,16 +178,17 @@ def _tags(cfg: Config) -> list[dict[str, str]]:
     return tag_list(names_for(cfg, "dr").tags("data"))
 
 
-def members_found(stubs: dict[str, Stubber], dr_member: dict[str, Any]) -> None:
-    """Both members exist: the primary's names the datastore, DR's is ``dr_member``."""
+def primary_found(stubs: dict[str, Stubber], group: dict[str, Any]) -> None:
+    """The primary's group names the datastore, described as ``group``."""
     stubs[EAST].add_response(
         "describe_replication_groups", rg("PRIMARY"), {"ReplicationGroupId": CACHE}
     )
-    stubs[EAST].add_response(
-        "describe_global_replication_groups",
-        datastore(us_east_1="PRIMARY", us_west_2="SECONDARY"),
-        DESCRIBE,
-    )
+    stubs[EAST].add_response("describe_global_replication_groups", group, DESCRIBE)
+
+
+def members_found(stubs: dict[str, Stubber], dr_member: dict[str, Any]) -> None:
+    """Both members exist: the primary's names the datastore, DR's is ``dr_member``."""
+    primary_found(stubs, datastore(us_east_1="PRIMARY", us_west_2="SECONDARY"))
     stubs[WEST].add_response(
         "describe_replication_groups", dr_member, {"ReplicationGroupId": CACHE}
     )
@@ -197,6 +205,29 @@ def test_ensure_adopts_the_datastore_a_member_names_and_changes_nothing(
     members_found(stubs, rg("SECONDARY"))
     out = ensure_global_cache.fn(config(), KEY, "sg-data")
     assert out.changes == [] and out.outputs == {"global_cache": GID}
+
+
+def test_ensure_gives_an_adopted_datastore_tierbooks_description_and_waits(
+    stubs: dict[str, Stubber],
+) -> None:
+    primary_found(stubs, datastore(description="made by hand", us_east_1="PRIMARY"))
+    stubs[EAST].add_response(
+        "modify_global_replication_group",
+        {"GlobalReplicationGroup": {"GlobalReplicationGroupId": GID, "Status": "modifying"}},
+        {
+            "GlobalReplicationGroupId": GID,
+            "ApplyImmediately": True,
+            "GlobalReplicationGroupDescription": "shop-sandbox sessions",
+        },
+    )
+    stubs[EAST].add_response(
+        "describe_global_replication_groups", datastore(us_east_1="PRIMARY"), DESCRIBE
+    )
+    group, changes = cache_global._ensure_group(config(), dry_run=False)
+    assert group is not None and group["GlobalReplicationGroupId"] == GID
+    assert [(c.action.value, c.after) for c in changes] == [
+        ("update", {"description": "shop-sandbox sessions"})
+    ]
 
 
 def test_ensure_converges_the_dr_member_like_the_primary(stubs: dict[str, Stubber]) -> None:

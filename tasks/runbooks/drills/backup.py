@@ -25,7 +25,7 @@ from configs.errors import NotFound, Refused, StepFailed
 from configs.models import Config
 from configs.names import names_for
 from tasks.core.aws import connect
-from tasks.core.changes import Action, Change, StepResult, created
+from tasks.core.changes import Action, Change, StepResult, created, temporary
 from tasks.core.errors import AwsError
 from tasks.core.retry import is_code, wait_for
 from tasks.core.steps import step
@@ -71,7 +71,7 @@ def drill_id(cfg: Config, started: datetime) -> str:
     return f"{drill_prefix(cfg)}{started.strftime('%Y%m%d%H%M%S')}-{secrets.token_hex(2)}"
 
 
-def _tags(cfg: Config, drill: str) -> list[dict[str, str]]:
+def drill_tags(cfg: Config, drill: str) -> list[dict[str, str]]:
     return tag_list({**names_for(cfg).tags("drill"), DRILL_TAG: drill})
 
 
@@ -140,7 +140,7 @@ def take_db_snapshot(
         rds.create_db_snapshot(
             DBInstanceIdentifier=names.db_instance,
             DBSnapshotIdentifier=drill,
-            Tags=_tags(cfg, drill),
+            Tags=drill_tags(cfg, drill),
         )
         snap = wait_snapshot(rds, drill, f"snapshot {drill} available", timeout_s)
     else:
@@ -177,7 +177,7 @@ def copy_snapshot_to_dr(
 
 
 # -- restore -----------------------------------------------------------------------------------
-def _dr_data_group(cfg: Config) -> list[str]:
+def dr_data_groups(cfg: Config) -> list[str]:
     dr = names_for(cfg, "dr")
     ec2 = connect(cfg).client("ec2", dr.region)
     groups = ec2.describe_security_groups(
@@ -204,9 +204,9 @@ def restore_temporary_instance(
             "MultiAZ": False,
             "PubliclyAccessible": False,
             "DeletionProtection": False,
-            "Tags": _tags(cfg, instance),
+            "Tags": drill_tags(cfg, instance),
         }
-        if groups := _dr_data_group(cfg):
+        if groups := dr_data_groups(cfg):
             params["VpcSecurityGroupIds"] = groups
         rds.restore_db_instance_from_db_snapshot(**params)
     db = wait_for(
@@ -331,7 +331,7 @@ def snapshot_cache(cfg: Config, drill: str, *, timeout_s: float = SNAPSHOT_TIMEO
     name = names_for(cfg, "primary").cache
     ec = connect(cfg).client("elasticache", cfg.regions.primary)
     try:
-        ec.create_snapshot(ReplicationGroupId=name, SnapshotName=drill, Tags=_tags(cfg, drill))
+        ec.create_snapshot(ReplicationGroupId=name, SnapshotName=drill, Tags=drill_tags(cfg, drill))
     except AwsError as exc:
         if is_code(exc, "ReplicationGroupNotFoundFault"):
             raise NotFound(f"cache {name} not found in {cfg.regions.primary}") from exc
@@ -444,18 +444,12 @@ def plan_backup_drill(cfg: Config, drill: str, source: str) -> StepResult:
         changes.append(created("rds:snapshot", drill, primary.region, {"of": primary.db_instance}))
     changes += [
         created("rds:snapshot", drill, dr.region, {"copy_of": origin, "key": dr.kms_alias}),
-        created(
+        *temporary(
             "rds:instance",
             drill,
             dr.region,
             {"restored_from": drill, "subnet_group": dr.db_subnet_group, "multi_az": False},
-        ),
-        Change(
-            resource="rds:instance",
-            name=drill,
-            action=Action.DELETE,
-            region=dr.region,
-            detail="temporary: deleted at the end of the drill",
+            "temporary: deleted at the end of the drill",
         ),
     ]
     if cfg.cache is not None:
