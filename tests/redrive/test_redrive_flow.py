@@ -28,8 +28,10 @@ def run(queue: str, **params):  # type: ignore[no-untyped-def]
 @pytest.mark.slow
 def test_mixed_messages_return_whole_and_the_dlqs_end_empty(queues: SandboxQueues) -> None:
     orders, payments = queues.pairs["orders"], queues.pairs["payments"]
-    std = standard_messages(700)
-    fifo = fifo_messages(300, groups=6)
+    # Enough for many batches per worker and several per FIFO group; moto's SQS is slow
+    # with thousands (the LocalStack tests and benchmarks/redrive.py take the large counts).
+    std = standard_messages(240)
+    fifo = fifo_messages(120, groups=6)
     queues.fill(orders.dlq, std)
     queues.fill(payments.dlq, fifo)
 
@@ -38,7 +40,7 @@ def test_mixed_messages_return_whole_and_the_dlqs_end_empty(queues: SandboxQueue
     # messages of one group (SQS never does); the engine relies on SQS for group order.
     second = run("payments", workers=1)
 
-    assert first["metrics"]["moved"] == 700 and second["metrics"]["moved"] == 300
+    assert first["metrics"]["moved"] == 240 and second["metrics"]["moved"] == 120
     assert queues.count(orders.dlq) == 0 and queues.count(payments.dlq) == 0
     back = queues.drain(orders.source)
     assert sorted(map(shape, back)) == sorted(map(sent_shape, std))
