@@ -12,8 +12,11 @@ its own with ``--envs`` environments (default 10) provisioned side by side in on
 
 Every AWS answer is delayed ``--latency-ms`` while measuring (AWS's own API latency, which the
 emulator lacks). Each row also prints the CPU seconds of this process (the runbooks and their
-Prefect client; the servers run apart): the fleet cannot end before its CPU work is done, so
-``fleet CPU / one's wall time`` is what this machine allows, whatever the target.
+Prefect client) and of the sandbox's (one Python process answering every environment, where
+AWS scales out): neither can end the fleet before its own CPU work is done, so the larger of the
+two over one environment's wall time is what this machine allows, whatever the target; and how
+busy the whole machine was (the Prefect server's process included): near 100%, the fleet waits
+for this machine's cores, not for tierbook.
 Target: the fleet in at most 2x one environment's time.
 
 Run: ``python benchmarks/fleet.py [--envs N] [--latency-ms MS]``.
@@ -83,16 +86,37 @@ class ApiRetries(logging.Handler):
 
 
 class Timed:
-    """Wall and CPU seconds (this process) of one call, and what it returned."""
+    """Wall and CPU seconds of one call (this process's, and the sandbox's when it says), and
+    what it returned."""
+
+    sandbox: Any = None  # the Sandbox answering
 
     def __init__(self, fn: Callable[[], Any]) -> None:
+        emulator = Timed.sandbox.cpu_seconds() if Timed.sandbox else None
+        machine = machine_ticks()
         wall, cpu = time.perf_counter(), time.process_time()
         self.result = fn()
         self.wall = time.perf_counter() - wall
         self.cpu = time.process_time() - cpu
+        after = Timed.sandbox.cpu_seconds() if Timed.sandbox else None
+        self.emulator = None if emulator is None or after is None else after - emulator
+        busy, total = (b - a for a, b in zip(machine, machine_ticks(), strict=True))
+        self.busy = busy / total if total else None  # every process's, servers included
 
     def row(self, label: str) -> str:
-        return f"  {label:<39}{self.wall:6.1f}s  (CPU {self.cpu:5.1f}s)"
+        sandbox = "" if self.emulator is None else f", sandbox {self.emulator:5.1f}s"
+        machine = "" if self.busy is None else f", machine {self.busy:4.0%} busy"
+        return f"  {label:<39}{self.wall:6.1f}s  (CPU: runbooks {self.cpu:5.1f}s{sandbox}{machine})"
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine so far (Linux's /proc/stat), else 0s."""
+    try:
+        ticks = [int(t) for t in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except OSError:
+        return 0, 0
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return sum(ticks) - idle, sum(ticks)
 
 
 def main() -> None:
@@ -156,6 +180,7 @@ def main() -> None:
     on_pg: tuple[Timed, Timed, int] | None = None
     with sandbox_process() as sandbox, pytest.MonkeyPatch.context() as mp:
         endpoint, control = sandbox.endpoint, sandbox.control
+        Timed.sandbox = sandbox
         fresh_account(endpoint, mp)
         forget_connections()
         with prefect_test_harness(server_startup_timeout=180):
@@ -212,11 +237,10 @@ def print_rows(envs: int, one: Timed, many: Timed) -> None:
         many.row(f"fleet readiness, {envs:>2} environments")
         + f"   fleet / one = {many.wall / one.wall:.2f}"
     )
-    floor = many.cpu / one.wall
+    floor = max(many.cpu, many.emulator or 0.0) / one.wall
     print(
-        f"  this process's CPU alone allows fleet / one >= {floor:.2f} "
-        f"(fleet CPU / one's wall); target: fleet within 2x one  "
-        f"{'OK' if many.wall <= 2 * one.wall else 'MISSED'}"
+        f"  one process's CPU (the runbooks', the sandbox's) allows fleet / one >= {floor:.2f}; "
+        f"target: fleet within 2x one  {'OK' if many.wall <= 2 * one.wall else 'MISSED'}"
     )
 
 

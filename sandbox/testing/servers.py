@@ -24,6 +24,7 @@ import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sandbox.control import SandboxControl
@@ -51,6 +52,17 @@ START_TIMEOUT_S = 60.0
 class Sandbox:
     endpoint: str
     control: SandboxControl
+    pid: int | None = None  # its process, when it runs in one of its own
+
+    def cpu_seconds(self) -> float | None:
+        """CPU seconds its process has used so far (Linux's /proc), else None."""
+        if self.pid is None:
+            return None
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def timings(values: Mapping[str, float] = TEST_TIMINGS) -> Timings:
@@ -95,7 +107,9 @@ def sandbox_process(values: Mapping[str, float] = TEST_TIMINGS) -> Iterator[Sand
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    sandbox = Sandbox(f"http://127.0.0.1:{port}", SandboxControl(f"http://127.0.0.1:{port}"))
+    sandbox = Sandbox(
+        f"http://127.0.0.1:{port}", SandboxControl(f"http://127.0.0.1:{port}"), proc.pid
+    )
     try:
         _until_up(proc, sandbox.control.healthy, "the sandbox")
         yield sandbox
