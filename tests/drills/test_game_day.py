@@ -69,6 +69,7 @@ def set_alarm(cfg: Config, state: str) -> None:
 
 def test_plan_lists_the_faults_and_injects_none(provisioned: Config) -> None:
     cfg = provisioned
+    wait_steady(cfg)  # provision ends before the emulator has started the services' tasks
     ecs = plain(cfg, "ecs")
     arns = ecs.list_tasks(cluster="shop-sandbox", serviceName="shop-sandbox-web")["taskArns"]
     web = ecs.describe_tasks(cluster="shop-sandbox", tasks=arns)["tasks"]
