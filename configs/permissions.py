@@ -485,6 +485,8 @@ RUNBOOKS: dict[str, Permissions] = {
             *FENCE_ON_RETURN,
             *DRILL_BUCKET,
             "ec2:DescribeSecurityGroups",
+            "ec2:DescribeSubnets",  # DR's network, for the temporary cache
+            "ec2:DescribeVpcs",
             # the cache's backup: exported to S3, copied to DR, a temporary group seeded from it
             "elasticache:CopySnapshot",
             "elasticache:CreateCacheSubnetGroup",
@@ -502,7 +504,6 @@ RUNBOOKS: dict[str, Permissions] = {
             "rds:DeleteDBSnapshot",
             "rds:DescribeDBInstances",
             "rds:DescribeDBSnapshots",
-            "rds:DescribeDBSubnetGroups",  # the DR data subnets for the temporary cache
             "rds:RestoreDBInstanceFromDBSnapshot",
             "s3:AbortMultipartUpload",  # S3's managed copy of a large export
             "s3:DeleteObject",

@@ -49,6 +49,7 @@ from flows.report import Timeline, publish_plan, runbook
 from tasks.core.changes import Change
 from tasks.core.locks import hold
 from tasks.resources.buckets import ensure_drill_bucket
+from tasks.resources.network.vpc import find_network
 from tasks.runbooks.drills.backup import (
     RESTORE_TIMEOUT_S,
     check_restored_data,
@@ -163,6 +164,7 @@ def backup_drill(
         try:
             cache = cache_part(snapshot_cache, drill)
             buckets = [cache_part(ensure_drill_bucket, r) for r in ("primary", "dr") if cfg.cache]
+            network = cache_part(find_network, "dr") if cfg.cache else None
             snap = take_db_snapshot(cfg, drill, source).outputs
             keep.append(snap["id"])
             if cfg.cache is not None:
@@ -182,7 +184,10 @@ def backup_drill(
             tl.metrics["restore_seconds"] = round(restored["seconds"], 1)
             if cfg.cache is not None:
                 arn = _seconds(tl, "cache_copy_seconds", cache)["arn"]
-                cache = cache_part(restore_temporary_cache, drill, arn, timeout_s=restore_timeout_s)
+                dr_network = network.result() if network else None
+                cache = cache_part(
+                    restore_temporary_cache, drill, arn, dr_network, timeout_s=restore_timeout_s
+                )
             check = check_restored_data(cfg, drill, restored["host"], restored["port"])
             tl.metrics["check"] = check.outcome() + (f" ({check.skipped})" if check.skipped else "")
             if cfg.cache is not None:

@@ -134,7 +134,15 @@ def _read(fn: Callable[[], Any], *missing: str) -> Any:
 class _Bucket:
     """Describe/compare/set one bucket's settings; each setting is (current, desired, apply)."""
 
-    def __init__(self, cfg: Config, role: Role, name: str, dry_run: bool) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        role: Role,
+        name: str,
+        dry_run: bool,
+        ownership: str = "BucketOwnerEnforced",
+    ) -> None:
+        self.ownership = ownership
         self.names = names_for(cfg, role)
         self.s3 = connect(cfg).client("s3", self.names.region)
         self.name, self.dry_run, self.changes = name, dry_run, []  # type: ignore[var-annotated]
@@ -175,7 +183,6 @@ class _Bucket:
         return None if got is None else got.get(key)
 
     readable = True
-    ownership = "BucketOwnerEnforced"
 
 
 def _converge_bucket(
@@ -189,9 +196,10 @@ def _converge_bucket(
     expire_days: int | None,
     dry_run: bool,
     object_ownership: str = "BucketOwnerEnforced",
+    then: Callable[[_Bucket, bool], None] | None = None,
 ) -> list[Change]:
-    b = _Bucket(cfg, role, name, dry_run)
-    b.ownership = object_ownership
+    """``then(bucket, created)``: a setting only some buckets have, converged last."""
+    b = _Bucket(cfg, role, name, dry_run, object_ownership)
     tags = b.names.tags(component)
     created = not b.exists()
     if created:
@@ -294,16 +302,16 @@ def _converge_bucket(
         have_tags = {}
     if (created or missing_tags(tags, have_tags)) and not dry_run:
         s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": tag_list({**have_tags, **tags})})
+    if then is not None:
+        then(b, created)
     return b.changes
 
 
-def _converge_acl(
-    cfg: Config, role: Role, name: str, grantee: str, *, created: bool, dry_run: bool
-) -> list[Change]:
-    """The owner's full control and ``grantee``'s :data:`ELASTICACHE_BUCKET_PERMISSIONS`."""
-    b = _Bucket(cfg, role, name, dry_run)
-    b.readable = not (created and dry_run)  # a bucket a dry run has not created
-    acl = None if not b.readable else b.s3.get_bucket_acl(Bucket=b.name)
+def _grant_elasticache(b: _Bucket, created: bool) -> None:
+    """The bucket's ACL: what it grants, and ElastiCache's
+    :data:`ELASTICACHE_BUCKET_PERMISSIONS`."""
+    grantee = ELASTICACHE_CANONICAL_ID
+    acl = b.s3.get_bucket_acl(Bucket=b.name) if b.readable else None
     have = sorted(
         g["Permission"]
         for g in (acl or {}).get("Grants", [])
@@ -323,7 +331,6 @@ def _converge_acl(
         )
 
     b.setting("acl_grants", have or None, want, apply, created=created)
-    return b.changes
 
 
 @step("ensure {role} log bucket")
@@ -391,7 +398,6 @@ def ensure_asset_bucket_policy(
 def ensure_drill_bucket(cfg: Config, role: Role, *, dry_run: bool = False) -> StepResult:
     """The backup drill's staging bucket for the cache's backup (see the module's text)."""
     names = names_for(cfg, role)
-    created = not _Bucket(cfg, role, names.drill_bucket, dry_run).exists()
     changes = _converge_bucket(
         cfg,
         role,
@@ -402,9 +408,7 @@ def ensure_drill_bucket(cfg: Config, role: Role, *, dry_run: bool = False) -> St
         expire_days=DRILL_EXPIRY_DAYS,
         dry_run=dry_run,
         object_ownership="BucketOwnerPreferred",
-    )
-    changes += _converge_acl(
-        cfg, role, names.drill_bucket, ELASTICACHE_CANONICAL_ID, created=created, dry_run=dry_run
+        then=_grant_elasticache,
     )
     return StepResult(
         changes=changes, outputs={"drill_bucket": names.drill_bucket}, applied=not dry_run

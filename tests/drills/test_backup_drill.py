@@ -94,6 +94,24 @@ def control(aws_endpoint: str) -> Any:
     ctl.timings(**TEST_TIMINGS)
 
 
+def failed_drill(control: Any, service: str, operation: str, code: str) -> dict[str, Any]:
+    """The drill run from the CLI while every ``operation`` of ``service`` answers ``code``:
+    it exits 1; its report."""
+    control.set_faults(
+        {
+            "kind": "error",
+            "services": [service],
+            "operations": [operation],
+            "code": code,
+            "status": 400,
+        }
+    )
+    out = CliRunner().invoke(app, ["drill", "backup", "-c", CONFIG, "-o", "json"])
+    assert out.exit_code == 1, out.output
+    report: dict[str, Any] = json.loads(out.output)
+    return report
+
+
 def test_drill_restores_in_dr_measures_and_cleans_up(provisioned: Config) -> None:
     cfg = provisioned
     report = backup_drill(config=CONFIG)
@@ -175,18 +193,9 @@ def test_restore_from_the_latest_automated_snapshot(provisioned: Config) -> None
 def test_injected_restore_failure_fails_the_drill_and_leaves_no_instance(
     provisioned: Config, control: Any
 ) -> None:
-    control.set_faults(
-        {
-            "kind": "error",
-            "services": ["rds"],
-            "operations": ["RestoreDBInstanceFromDBSnapshot"],
-            "code": "InsufficientDBInstanceCapacity",
-            "status": 400,
-        }
+    report = failed_drill(
+        control, "rds", "RestoreDBInstanceFromDBSnapshot", "InsufficientDBInstanceCapacity"
     )
-    out = CliRunner().invoke(app, ["drill", "backup", "-c", CONFIG, "-o", "json"])
-    assert out.exit_code == 1, out.output
-    report = json.loads(out.output)
     assert report["outcome"] == "failed"
     assert "InsufficientDBInstanceCapacity" in report["error"]
     steps = {s["step"]: s for s in report["steps"]}
@@ -199,19 +208,9 @@ def test_injected_restore_failure_fails_the_drill_and_leaves_no_instance(
 def test_injected_cache_restore_failure_fails_the_drill_and_leaves_nothing(
     provisioned: Config, control: Any
 ) -> None:
-    control.set_faults(
-        {
-            "kind": "error",
-            "services": ["elasticache"],
-            "regions": ["us-west-2"],
-            "operations": ["CreateReplicationGroup"],
-            "code": "InsufficientCacheClusterCapacity",
-            "status": 400,
-        }
+    report = failed_drill(
+        control, "elasticache", "CreateReplicationGroup", "InsufficientCacheClusterCapacity"
     )
-    out = CliRunner().invoke(app, ["drill", "backup", "-c", CONFIG, "-o", "json"])
-    assert out.exit_code == 1, out.output
-    report = json.loads(out.output)
     assert "InsufficientCacheClusterCapacity" in report["error"]
     drill = report["metrics"]["drill"]
     steps = {s["step"]: s for s in report["steps"]}

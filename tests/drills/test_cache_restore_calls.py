@@ -12,12 +12,14 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from configs import resolve_config
-from configs.errors import Refused
+from configs.errors import NotFound, Refused
 from configs.models import Config
 from sandbox.testing import CONFIG
 from tasks.core import retry
 from tasks.core.aws import install_retries
+from tasks.core.changes import placeholder
 from tasks.resources.buckets import ELASTICACHE_CANONICAL_ID
+from tasks.resources.network.vpc import NetworkIds
 from tasks.runbooks.drills import backup, cache_restore
 from tasks.runbooks.drills.cache_restore import (
     copy_cache_export_to_dr,
@@ -34,6 +36,16 @@ EAST_BUCKET = "shop-sandbox-drills-123456789012-us-east-1"
 WEST_BUCKET = "shop-sandbox-drills-123456789012-us-west-2"
 ARN = f"arn:aws:s3:::{WEST_BUCKET}/{RDB}"
 OWNER = {"ID": "owner-canonical-id", "DisplayName": "owner"}
+
+
+def network() -> NetworkIds:
+    """DR's network as find_network reads it."""
+    return NetworkIds(
+        region=WEST,
+        vpc_id="vpc-dr",
+        subnets={"public": [], "app": [], "data": ["subnet-a", "subnet-b"]},
+        security_groups={"data": "sg-data"},
+    )
 
 
 @pytest.fixture
@@ -128,19 +140,10 @@ def test_the_copy_in_dr_is_readable_by_elasticache(cfg: Config, aws: Clients) ->
 def test_the_temporary_cache_is_seeded_from_the_file_in_the_dr_data_subnets(
     cfg: Config, aws: Clients
 ) -> None:
-    ec, rds, ec2 = aws.stub("elasticache", WEST), aws.stub("rds", WEST), aws.stub("ec2", WEST)
+    ec = aws.stub("elasticache", WEST)
     one = {"ReplicationGroupId": DRILL}
     ec.add_client_error(
         "describe_replication_groups", "ReplicationGroupNotFoundFault", expected_params=one
-    )
-    rds.add_response(
-        "describe_db_subnet_groups",
-        {
-            "DBSubnetGroups": [
-                {"Subnets": [{"SubnetIdentifier": "subnet-a"}, {"SubnetIdentifier": "subnet-b"}]}
-            ]
-        },
-        {"DBSubnetGroupName": "shop-sandbox-data"},
     )
     ec.add_response(
         "create_cache_subnet_group",
@@ -151,11 +154,6 @@ def test_the_temporary_cache_is_seeded_from_the_file_in_the_dr_data_subnets(
             "SubnetIds": ["subnet-a", "subnet-b"],
             "Tags": ANY,
         },
-    )
-    ec2.add_response(
-        "describe_security_groups",
-        {"SecurityGroups": [{"GroupId": "sg-data"}]},
-        {"Filters": [{"Name": "group-name", "Values": ["shop-sandbox-data"]}]},
     )
     assert cfg.cache is not None
     ec.add_response(
@@ -182,8 +180,17 @@ def test_the_temporary_cache_is_seeded_from_the_file_in_the_dr_data_subnets(
         {"ReplicationGroups": [{"ReplicationGroupId": DRILL, "Status": "available"}]},
         one,
     )
-    out = restore_temporary_cache.fn(cfg, DRILL, ARN)
+    out = restore_temporary_cache.fn(cfg, DRILL, ARN, network())
     assert out.outputs["cache"] == DRILL
+
+
+def test_the_temporary_cache_waits_for_a_dr_network(cfg: Config, aws: Clients) -> None:
+    """A DR region provision has not built (placeholders in its network) is refused first."""
+    subnet = placeholder("ec2:subnet", "shop-sandbox-data-us-west-2a")
+    missing = network().model_copy(update={"subnets": {"data": [subnet]}})
+    with pytest.raises(NotFound, match="provision DR first"):
+        restore_temporary_cache.fn(cfg, DRILL, ARN, missing)
+    assert aws.clients == {}
 
 
 def test_the_delete_takes_the_group_then_its_subnet_group_then_both_files(

@@ -28,7 +28,8 @@ from tasks.core.errors import AwsError
 from tasks.core.retry import absent, is_code, wait_for
 from tasks.core.steps import step
 from tasks.resources.buckets import ELASTICACHE_CANONICAL_ID
-from tasks.runbooks.drills.backup import dr_data_groups, drill_prefix, drill_tags
+from tasks.resources.network.vpc import NetworkIds
+from tasks.runbooks.drills.backup import drill_prefix, drill_tags
 
 EXPORT_TIMEOUT_S = 3600.0
 CACHE_RESTORE_TIMEOUT_S = 3600.0
@@ -136,33 +137,23 @@ def _group(ec: Any, ident: str) -> dict[str, Any] | None:
     return found[0] if found else None
 
 
-def _dr_data_subnets(cfg: Config) -> list[str]:
-    """The DR data subnets, as provision's DB subnet group there lists them."""
-    dr = names_for(cfg, "dr")
-    rds = connect(cfg).client("rds", dr.region)
-    found = absent(
-        lambda: rds.describe_db_subnet_groups(DBSubnetGroupName=dr.db_subnet_group)[
-            "DBSubnetGroups"
-        ],
-        "DBSubnetGroupNotFoundFault",
-    )
-    if not found:
-        raise NotFound(
-            f"DB subnet group {dr.db_subnet_group} not found in {dr.region}: "
-            "provision the DR region first"
-        )
-    return [s["SubnetIdentifier"] for s in found[0]["Subnets"]]
-
-
 @step("restore temporary cache in DR")
 def restore_temporary_cache(
-    cfg: Config, drill: str, arn: str, *, timeout_s: float = CACHE_RESTORE_TIMEOUT_S
+    cfg: Config,
+    drill: str,
+    arn: str,
+    network: NetworkIds,
+    *,
+    timeout_s: float = CACHE_RESTORE_TIMEOUT_S,
 ) -> StepResult:
     """A one-node replication group seeded from ``arn``, in a subnet group of its own over
-    the DR data subnets; single node, no failover: it lives only as long as the drill."""
+    the DR data subnets behind the data group (``network``: DR's, as ``find_network`` reads
+    it); single node, no failover: it lives only as long as the drill."""
     c = cfg.cache
     assert c is not None
     dr = names_for(cfg, "dr")
+    if not network.complete:
+        raise NotFound(f"the DR network of {cfg.stack} is not all there: provision DR first")
     ident = temporary_cache_id(cfg, drill)
     ec = connect(cfg).client("elasticache", dr.region)
     started = time.monotonic()
@@ -171,7 +162,7 @@ def restore_temporary_cache(
             ec.create_cache_subnet_group(
                 CacheSubnetGroupName=ident,
                 CacheSubnetGroupDescription=f"backup drill {drill}",
-                SubnetIds=_dr_data_subnets(cfg),
+                SubnetIds=network.subnets["data"],
                 Tags=drill_tags(cfg, drill),
             )
         except AwsError as exc:
@@ -189,10 +180,9 @@ def restore_temporary_cache(
             "TransitEncryptionEnabled": True,
             "AtRestEncryptionEnabled": True,
             "SnapshotArns": [arn],
+            "SecurityGroupIds": [network.security_groups["data"]],
             "Tags": drill_tags(cfg, drill),
         }
-        if groups := dr_data_groups(cfg):
-            params["SecurityGroupIds"] = groups
         ec.create_replication_group(**params)
     wait_for(
         lambda: _group(ec, ident) or {"Status": "missing"},
