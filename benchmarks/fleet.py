@@ -93,30 +93,20 @@ class Timed:
 
     def __init__(self, fn: Callable[[], Any]) -> None:
         emulator = Timed.sandbox.cpu_seconds() if Timed.sandbox else None
-        machine = machine_ticks()
+        machine = testing.machine_ticks()
         wall, cpu = time.perf_counter(), time.process_time()
         self.result = fn()
         self.wall = time.perf_counter() - wall
         self.cpu = time.process_time() - cpu
         after = Timed.sandbox.cpu_seconds() if Timed.sandbox else None
         self.emulator = None if emulator is None or after is None else after - emulator
-        busy, total = (b - a for a, b in zip(machine, machine_ticks(), strict=True))
+        busy, total = (b - a for a, b in zip(machine, testing.machine_ticks(), strict=True))
         self.busy = busy / total if total else None  # every process's, servers included
 
     def row(self, label: str) -> str:
         sandbox = "" if self.emulator is None else f", sandbox {self.emulator:5.1f}s"
         machine = "" if self.busy is None else f", machine {self.busy:4.0%} busy"
         return f"  {label:<39}{self.wall:6.1f}s  (CPU: runbooks {self.cpu:5.1f}s{sandbox}{machine})"
-
-
-def machine_ticks() -> tuple[int, int]:
-    """(busy, total) CPU ticks of the whole machine so far (Linux's /proc/stat), else 0s."""
-    try:
-        ticks = [int(t) for t in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except OSError:
-        return 0, 0
-    idle = ticks[3] + ticks[4]  # idle, iowait
-    return sum(ticks) - idle, sum(ticks)
 
 
 def main() -> None:

@@ -129,10 +129,13 @@ def main() -> None:
         events = connect(cfg).session.events
         events.register("before-call.*.*", meter.before)
         events.register("after-call.*.*", meter.after)
+        emulator, machine = sandbox.cpu_seconds(), testing.machine_ticks()
         started, cpu = time.perf_counter(), time.process_time()
         report = provision(config=CONFIG, sequential=sequential)
         ended = time.perf_counter()
         seconds, cpu = ended - started, time.process_time() - cpu
+        emulator = (sandbox.cpu_seconds() or 0.0) - (emulator or 0.0)
+        busy, total = (b - a for a, b in zip(machine, testing.machine_ticks(), strict=True))
         events.unregister("before-call.*.*", meter.before)
         events.unregister("after-call.*.*", meter.after)
         assert report["outcome"] == "succeeded", report.get("error")
@@ -141,6 +144,8 @@ def main() -> None:
             "mutating": sum(1 for c in meter.calls if is_mutating(c)),
             "seconds": seconds,
             "cpu": cpu,
+            "sandbox_cpu": emulator,
+            "busy": busy / total if total else 0.0,
             "changes": len(report["changes"]),
             "per_node": meter.per_node,
             "per_call": sum(meter.seconds) / max(len(meter.seconds), 1),
@@ -173,7 +178,8 @@ def main() -> None:
 
     row: Callable[[str, dict[str, Any]], str] = lambda label, r: (  # noqa: E731
         f"{label:<38} {r['calls']:>6} calls {r['mutating']:>5} mutating "
-        f"{r['changes']:>5} changes {r['seconds']:>7.2f} s ({r['cpu']:.2f} s CPU)"
+        f"{r['changes']:>5} changes {r['seconds']:>7.2f} s (CPU: runbook {r['cpu']:.2f} s, "
+        f"sandbox {r['sandbox_cpu']:.2f} s; machine {r['busy']:.0%} busy)"
     )
     ms = f"{LATENCY_S * 1000:.0f} ms per call"
     print(row("fresh run (both regions)", fresh))

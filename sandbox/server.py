@@ -23,6 +23,10 @@ class SandboxServer:
         self, host: str = "127.0.0.1", port: int = 0, timings: Timings | None = None
     ) -> None:
         os.environ.setdefault("MOTO_ACM_VALIDATION_WAIT", "0")
+        # moto fills every new account's EC2 region with a few hundred public AMIs (and their
+        # snapshots) on its first EC2 call: ~0.2 s of the emulator's CPU per account and
+        # region that AWS never spends, and no runbook launches an instance.
+        os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
         self.app = SandboxApp(timings)
         self.host, self.port = host, port
         self._server: BaseWSGIServer | None = None

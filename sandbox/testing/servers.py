@@ -65,6 +65,17 @@ class Sandbox:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine so far (Linux's /proc/stat), else 0s: how
+    busy every process was between two readings, servers and emulators included."""
+    try:
+        ticks = [int(t) for t in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except OSError:
+        return 0, 0
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return sum(ticks) - idle, sum(ticks)
+
+
 def timings(values: Mapping[str, float] = TEST_TIMINGS) -> Timings:
     out = Timings()
     out.update(dict(values))

@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import functools
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +26,7 @@ import boto3
 import botocore.session
 from botocore.config import Config as BotoConfig
 from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
+from botocore.loaders import Loader
 
 from configs import defaults
 from configs.models import Config
@@ -145,6 +148,9 @@ class Aws:
         ``probe=True``: the same timeouts, and a hang is not retried at all (the probe's).
         ``endpoint_url`` for services reached at their own endpoints (ARC's cluster)."""
         key = (service, region, "probe" if probe else impaired, endpoint_url)
+        made = self._clients.get(key)  # no lock: a step never waits while another makes one
+        if made is not None:
+            return made
         with self._lock:
             if key not in self._clients:
                 self._clients[key] = self._make_client(
@@ -278,6 +284,34 @@ def _policy(cfg: Config) -> retry.RetryPolicy:
     )
 
 
+class _PathsOnce(list[str]):
+    """boto3 appends its data directory to the loader of every session it wraps; with one
+    loader for the process, once is enough."""
+
+    def append(self, path: str) -> None:
+        if path not in self:
+            super().append(path)
+
+
+@functools.cache
+def _shared_loader(data_path: str | None) -> Loader:
+    """One botocore loader per process (per ``AWS_DATA_PATH``): the service models it parses
+    (ec2's alone is ~0.2 s of CPU, holding the GIL) are parsed once, not once per session —
+    every environment of a fleet and every run of a long-lived worker has a session of its
+    own. The loader caches read-only data; botocore already shares it between the clients of
+    one session, across threads."""
+    extra = [] if data_path is None else data_path.split(os.pathsep)
+    return Loader(
+        extra_search_paths=_PathsOnce(os.path.expandvars(os.path.expanduser(p)) for p in extra)
+    )
+
+
+def _core_session() -> botocore.session.Session:
+    core = botocore.session.Session()
+    core.register_component("data_loader", _shared_loader(core.get_config_variable("data_path")))
+    return core
+
+
 def _session_for(cfg: Config) -> boto3.Session:
     access = cfg.aws
     if access.endpoint_url:
@@ -286,8 +320,13 @@ def _session_for(cfg: Config) -> boto3.Session:
             aws_access_key_id="sandbox",
             aws_secret_access_key="sandbox",
             region_name=cfg.regions.primary,
+            botocore_session=_core_session(),
         )
-    base = boto3.Session(profile_name=access.profile, region_name=cfg.regions.primary)
+    base = boto3.Session(
+        profile_name=access.profile,
+        region_name=cfg.regions.primary,
+        botocore_session=_core_session(),
+    )
     if not access.role_arn:
         return base
     extra: dict[str, Any] = {"RoleSessionName": f"tierbook-{cfg.stack}"}
@@ -299,7 +338,7 @@ def _session_for(cfg: Config) -> boto3.Session:
         role_arn=access.role_arn,
         extra_args=extra,
     )
-    core = botocore.session.Session()
+    core = _core_session()
     # Refreshed before they expire, the way botocore's own assume-role provider does it.
     core._credentials = DeferredRefreshableCredentials(  # type: ignore[attr-defined]
         method="assume-role", refresh_using=fetcher.fetch_credentials

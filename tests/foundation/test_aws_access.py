@@ -182,3 +182,22 @@ def test_sandbox_throttling_30_percent_every_call_lands_once(
     assert injected > 3 and len(retries) == injected
     created = [v for v in ec2.describe_vpcs()["Vpcs"] if v["VpcId"] in vpcs]
     assert len(created) == 15 and all(v.get("Tags") for v in created)  # nothing done twice or lost
+
+
+def test_sessions_share_one_loader_and_each_reaches_its_own_account(sandbox_cfg: Any) -> None:
+    """Another environment's session reuses the service models already parsed (one loader per
+    process), and boto3's data directory is listed once however many sessions wrap it; the
+    clients still answer for their own session's account and region."""
+    other = sandbox_cfg.model_copy(update={"app": "other"})
+    first, second = connect(sandbox_cfg), connect(other)
+    assert first.session is not second.session
+    loaders = {id(a.session._session.get_component("data_loader")) for a in (first, second)}
+    assert len(loaders) == 1
+    paths = first.session._session.get_component("data_loader").search_paths
+    assert len(paths) == len(set(paths))
+    for aws in (first, second):
+        ec2 = aws.client("ec2", sandbox_cfg.regions.dr)
+        assert ec2.meta.region_name == sandbox_cfg.regions.dr
+        assert aws.client("ec2", sandbox_cfg.regions.dr) is ec2
+        ec2.describe_vpcs()
+        assert aws.caller_account() == sandbox_cfg.account_id
