@@ -201,6 +201,17 @@ def main() -> None:
         f"answer, polls included): {len(busy_chain)} steps, {busy:.2f} s"
     )
     print("  " + " → ".join(busy_chain))
+    # Where the chain's time went: each step's wait between its needs' last answer and its own
+    # first call (scheduling, the task's start, its own work before calling), and its span.
+    spans = par["spans"]
+    for key in busy_chain:
+        needs = [spans[k][1] for k in graph.nodes[key].needs if k in spans]
+        wait = spans[key][0] - max(needs, default=par["started"])
+        alone_span = seq["spans"][key][1] - seq["spans"][key][0]
+        print(
+            f"    {key:<28} waited {wait:5.2f} s, span {spans[key][1] - spans[key][0]:5.2f} s "
+            f"({par['per_node'][key]} calls; alone {alone_span:5.2f} s)"
+        )
     print(
         f"critical path by the steps' spans when each ran alone (one at a time: its calls and "
         f"its waits for AWS, no contention): {len(alone_chain)} steps, {alone:.2f} s"

@@ -190,6 +190,16 @@ class Graph:
                 out.add(n.key)
         return out
 
+    def heights(self) -> dict[str, int]:
+        """For each node, the most nodes on a chain of needs that starts at it (itself
+        included): the steps still to run after it on its longest path."""
+        height: dict[str, int] = {}
+        for n in reversed(list(self)):  # dependents before what they need
+            height.setdefault(n.key, 1)
+            for k in n.needs:
+                height[k] = max(height.get(k, 1), height[n.key] + 1)
+        return height
+
     def by_phase(self) -> dict[Phase, list[Node]]:
         return {p: [n for n in self if n.phase == p] for p in PHASES}
 
@@ -225,6 +235,9 @@ def execute(graph: Graph, cfg: Config, *, dry_run: bool, sequential: bool = Fals
     started: list[str] = []
     finished: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
     running = 0
+    # Ready nodes start longest chain first: the critical path's steps are not queued behind
+    # the burst of short ones (every root starts at once and shares this process's GIL).
+    height = graph.heights()
 
     def ready(n: Node) -> bool:
         return n.key not in started and all(k in outputs for k in n.needs)
@@ -244,9 +257,11 @@ def execute(graph: Graph, cfg: Config, *, dry_run: bool, sequential: bool = Fals
         running += 1
 
     while True:
-        for n in graph:
-            if ready(n) and (not sequential or running == 0):
-                start(n)
+        now = [n for n in graph if ready(n)]
+        for n in now if sequential else sorted(now, key=lambda n: -height[n.key]):
+            if sequential and running:
+                break
+            start(n)
         if running == 0:
             break
         key, handle = finished.get()

@@ -125,6 +125,37 @@ def test_a_failing_node_stops_only_its_dependents() -> None:
     assert ran == ["a", "ad"]
 
 
+def test_ready_steps_start_longest_chain_first() -> None:
+    """Of the steps ready at once, the one with the longest chain of dependents after it
+    starts first (the critical path is not queued behind short steps); one at a time keeps
+    the declaration order."""
+
+    def ok(cfg: Config) -> str:
+        return "x"
+
+    g = Graph()
+    short = g.add("short", "network", None, ok, output=str, mutating=False)
+    head = g.add("head", "network", None, ok, output=str, mutating=False)
+    middle = g.add("middle", "data", None, ok, needs=[head], output=str, mutating=False)
+    g.add("tail", "app", None, ok, needs=[middle], mutating=False)
+    g.add("after-short", "app", None, ok, needs=[short], mutating=False)
+    assert g.heights() == {"short": 2, "head": 3, "middle": 2, "tail": 1, "after-short": 1}
+    assert execute(g, CFG, dry_run=False).started == [
+        "head",
+        "short",
+        "middle",
+        "after-short",
+        "tail",
+    ]
+    assert execute(g, CFG, dry_run=False, sequential=True).started == [
+        "short",
+        "head",
+        "middle",
+        "tail",
+        "after-short",
+    ]
+
+
 def test_a_node_reading_what_it_does_not_need_fails() -> None:
     def ok(cfg: Config, value: str = "") -> str:
         return value or "x"
