@@ -308,7 +308,10 @@ def _shared_loader(data_path: str | None) -> Loader:
 
 def _core_session() -> botocore.session.Session:
     core = botocore.session.Session()
-    core.register_component("data_loader", _shared_loader(core.get_config_variable("data_path")))
+    # Lazily, as botocore does: ``data_path`` is read once the session's profile is set.
+    core.lazy_register_component(
+        "data_loader", lambda: _shared_loader(core.get_config_variable("data_path"))
+    )
     return core
 
 
