@@ -15,8 +15,11 @@ fails naming the failed node and the ones it kept from starting.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -227,8 +230,39 @@ class Outcome:
     outputs: dict[str, Any]
 
 
+_frozen_lock = threading.Lock()
+_frozen_runs = 0
+
+
+@contextlib.contextmanager
+def _heap_frozen() -> Iterator[None]:
+    """While any graph runs, the heap it started with is out of the collector's sight
+    (``gc.freeze``): a full collection walks every object of the process (the service models
+    alone are ~0.25 M of them, ~0.13 s holding the GIL on a quiet core, ~0.5 s measured in the
+    middle of the start-up burst), and it stops every step at once. Young objects are still
+    collected as usual; the last graph to end hands the frozen heap back (``gc.unfreeze``),
+    so garbage that was frozen is collected later, not kept."""
+    global _frozen_runs
+    with _frozen_lock:
+        _frozen_runs += 1
+        if _frozen_runs == 1:
+            gc.freeze()
+    try:
+        yield
+    finally:
+        with _frozen_lock:
+            _frozen_runs -= 1
+            if _frozen_runs == 0:
+                gc.unfreeze()
+
+
 def execute(graph: Graph, cfg: Config, *, dry_run: bool, sequential: bool = False) -> Outcome:
     """Run every node once everything it needs has finished; raise when any node failed."""
+    with _heap_frozen():
+        return _execute(graph, cfg, dry_run=dry_run, sequential=sequential)
+
+
+def _execute(graph: Graph, cfg: Config, *, dry_run: bool, sequential: bool) -> Outcome:
     outputs: dict[str, Any] = {}
     results: dict[str, StepResult] = {}
     failed: dict[str, BaseException] = {}

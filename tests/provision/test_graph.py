@@ -156,6 +156,80 @@ def test_ready_steps_start_longest_chain_first() -> None:
     ]
 
 
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_a_run_hides_the_heap_it_started_with_from_full_collections_and_hands_it_back() -> None:
+    """While a graph runs, what the process held when it started is frozen (a full collection
+    does not walk it and stops no step); at the end, failed or not, it is unfrozen, and
+    garbage that was frozen is collected then, not kept."""
+    import gc
+    import weakref
+
+    seen: list[int] = []
+
+    def look(cfg: Config) -> str:
+        seen.append(gc.get_freeze_count())
+        return "x"
+
+    def boom(cfg: Config) -> str:
+        seen.append(gc.get_freeze_count())
+        raise RuntimeError("no such thing")
+
+    gc.disable()  # no automatic collection frees the cycle before the run starts
+    try:
+        garbage = _Cycle()
+        gone = weakref.ref(garbage)
+        del garbage  # a cycle: only a collection frees it
+        assert gc.get_freeze_count() == 0
+        g = Graph()
+        g.add("a", "network", None, look, output=str, mutating=False)
+        execute(g, CFG, dry_run=False)
+        g.add("b", "network", None, boom, output=str, mutating=False)
+        with pytest.raises(StepFailed):
+            execute(g, CFG, dry_run=False)
+    finally:
+        gc.enable()
+    assert len(seen) == 3 and all(frozen > 0 for frozen in seen)
+    assert gc.get_freeze_count() == 0
+    assert gone() is not None
+    gc.collect()
+    assert gone() is None
+
+
+def test_concurrent_runs_unfreeze_the_heap_when_the_last_one_ends() -> None:
+    """Two graphs at once (a fleet's environments): the one that ends first leaves the heap
+    frozen for the one still running."""
+    import gc
+    import threading
+
+    running, other_ended = threading.Event(), threading.Event()
+    seen: list[int] = []
+
+    def slow(cfg: Config) -> str:
+        running.set()
+        assert other_ended.wait(10)
+        seen.append(gc.get_freeze_count())
+        return "x"
+
+    def quick(cfg: Config) -> str:
+        return "x"
+
+    long_run, short_run = Graph(), Graph()
+    long_run.add("slow", "network", None, slow, output=str, mutating=False)
+    short_run.add("quick", "network", None, quick, output=str, mutating=False)
+    first = threading.Thread(target=execute, args=(long_run, CFG), kwargs={"dry_run": False})
+    first.start()
+    assert running.wait(10)
+    execute(short_run, CFG, dry_run=False)
+    other_ended.set()
+    first.join(10)
+    assert seen and seen[0] > 0  # still frozen after the short run ended
+    assert gc.get_freeze_count() == 0
+
+
 def test_a_node_reading_what_it_does_not_need_fails() -> None:
     def ok(cfg: Config, value: str = "") -> str:
         return value or "x"
