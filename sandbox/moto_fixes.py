@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from sandbox import sim_cache_export, sim_elasticache
+from sandbox import moto_costs, sim_cache_export, sim_elasticache
 
 _applied = False
 _lock = threading.Lock()
@@ -35,6 +35,7 @@ def apply() -> None:
         _route53_update_keeps_children()
         sim_elasticache.install()  # after _cache_deletion_completes: it wraps that delete
         sim_cache_export.install()
+        moto_costs.install()
         from moto import settings
 
         settings.ACM_VALIDATION_WAIT = 0  # DNS-validated certificates are issued at once

@@ -450,6 +450,35 @@ def test_codebuild_pushes_its_image_to_ecr(sandbox: Sandbox, clean_aws: str) -> 
     )
 
 
+def test_certificates_are_issued_each_its_own_and_an_imported_key_is_still_checked(
+    clean_aws: str,
+) -> None:
+    """The sandbox signs the certificates it issues with one key of its own (no key made per
+    request): each is still a certificate of its own, for its names, issued at once; an
+    imported certificate with a key that is not a key is refused, as AWS does."""
+    acm = client(clean_aws, "acm")
+    arns = [
+        acm.request_certificate(
+            DomainName=name, SubjectAlternativeNames=[f"www.{name}"], ValidationMethod="DNS"
+        )["CertificateArn"]
+        for name in ("shop.example.com", "admin.example.com")
+    ]
+    issued = [acm.describe_certificate(CertificateArn=a)["Certificate"] for a in arns]
+    assert [c["DomainName"] for c in issued] == ["shop.example.com", "admin.example.com"]
+    assert sorted(issued[1]["SubjectAlternativeNames"]) == [
+        "admin.example.com",
+        "www.admin.example.com",
+    ]
+    assert {c["Status"] for c in issued} == {"ISSUED"}
+    assert issued[0]["Serial"] != issued[1]["Serial"]
+    pem = acm.get_certificate(CertificateArn=arns[0])["Certificate"]
+    assert pem.startswith("-----BEGIN CERTIFICATE-----")
+    with pytest.raises(ClientError) as refused:
+        acm.import_certificate(Certificate=pem.encode(), PrivateKey=b"not a key")
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert len(acm.list_certificates()["CertificateSummaryList"]) == 2
+
+
 def test_throttling_fault_answers_in_protocol_and_changes_nothing(
     sandbox: Sandbox, clean_aws: str
 ) -> None:
