@@ -32,7 +32,7 @@ from configs.errors import BadInput, DeadlineExceeded, NotFound, StepFailed
 from configs.models import SECRET_LIKE, Config
 from configs.names import Role, names_for
 from flows.approval import approve_protected
-from flows.fencing import fence_on_return
+from flows.guards import open_run
 from flows.report import Timeline, publish_plan, runbook
 from tasks.core.changes import Change
 from tasks.core.locks import hold
@@ -61,7 +61,6 @@ from tasks.runbooks.deploy.rollout import (
     roll_back,
     wait_for_rollout,
 )
-from tasks.runbooks.preflight import check_account
 
 STEPS = [
     "provide image",
@@ -158,8 +157,7 @@ def deploy(
     with runbook("deploy", cfg.stack) as tl:
         if not plan:
             src.ready()
-        check_account(cfg)
-        fence_on_return(tl, cfg, dry_run=plan)
+        open_run(tl, cfg, dry_run=plan)
         tl.metrics |= {"tag": tag, "source": src.name, "services": ", ".join(svcs)}
         # An image CI pushed must exist before anything is touched.
         pinned = (
@@ -342,8 +340,7 @@ def rollback(
     if to is not None and len(svcs) != 1:
         raise BadInput("--to names one revision: pick one --service with it")
     with runbook("rollback", cfg.stack) as tl:
-        check_account(cfg)
-        fence_on_return(tl, cfg)
+        open_run(tl, cfg, dry_run=False)
         targets: dict[str, str] = {}
         for svc in svcs:
             current = describe_revision(

@@ -39,8 +39,7 @@ from configs.errors import Refused
 from configs.models import Config
 from configs.names import Role
 from flows.approval import approve_typed
-from flows.fencing import fence_on_return
-from flows.guards import refuse_if_failed_over, roles_for
+from flows.guards import open_run, roles_for
 from flows.layers import Runner
 from flows.report import Timeline, publish_plan, runbook
 from tasks.core.changes import Action
@@ -67,7 +66,6 @@ from tasks.resources.network.routes import ensure_nat_gateways_deleted
 from tasks.resources.network.vpc import ensure_vpc_deleted
 from tasks.resources.queues import ensure_queues_deleted
 from tasks.runbooks.destroy.protection import check_deletion_protection, ensure_protection_off
-from tasks.runbooks.preflight import check_account
 
 
 def refuse_unsafe(cfg: Config) -> None:
@@ -218,9 +216,7 @@ def destroy(
     roles = roles_for(region)
     with runbook("destroy", cfg.stack) as tl:
         refuse_unsafe(cfg)
-        check_account(cfg)
-        fence_on_return(tl, cfg, dry_run=plan)
-        refuse_if_failed_over(cfg, "destroy would delete the live database")
+        open_run(tl, cfg, dry_run=plan, refuse="destroy would delete the live database")
         protected = check_deletion_protection(cfg, roles).outputs["protected"]
         if plan:
             planned(tl, cfg, roles, protected, skip_final_snapshot, disable_deletion_protection)

@@ -43,7 +43,7 @@ from prefect import flow
 from configs import resolve_config
 from configs.errors import BadInput
 from flows.approval import approve_protected
-from flows.fencing import fence_on_return
+from flows.guards import open_run
 from flows.isolation import reconnect, restore_left_isolation
 from flows.report import Timeline, publish_plan, runbook
 from tasks.core.changes import Change
@@ -82,7 +82,6 @@ from tasks.runbooks.drills.game_day import (
     wait_for_recovery,
 )
 from tasks.runbooks.drills.isolation import isolate_az, plan_isolation
-from tasks.runbooks.preflight import check_account
 
 SOURCES = ("new", "automated")
 
@@ -140,8 +139,7 @@ def backup_drill(
         raise BadInput(f"restore_timeout_s must be positive (got {restore_timeout_s})")
     cfg = resolve_config(config)
     with runbook("backup-drill", cfg.stack) as tl:
-        check_account(cfg)
-        fence_on_return(tl, cfg, dry_run=plan)
+        open_run(tl, cfg, dry_run=plan)
         drill = drill_id(cfg, utcnow())
         tl.metrics["drill"] = drill
         if plan:
@@ -234,8 +232,7 @@ def game_day(
     if timeout_s <= 0:
         raise BadInput(f"recovery timeout must be positive (got {timeout_s})")
     with runbook("game-day", cfg.stack) as tl:
-        check_account(cfg)
-        fence_on_return(tl, cfg, dry_run=plan)
+        open_run(tl, cfg, dry_run=plan)
         restore_left_isolation(tl, cfg, dry_run=plan, strict=True)
         check_stop_alarms(cfg)
         check_steady_state(cfg)

@@ -11,15 +11,24 @@ fence: its permissions stay read-only.
 
 from __future__ import annotations
 
+from concurrent.futures import Future
+
 from configs.models import Config
 from flows.report import Timeline
-from tasks.runbooks.failover.fencing import fence_if_answers, pending_fences
+from tasks.runbooks.failover.fencing import PendingFence, fence_if_answers, pending_fences
 
 
-def fence_on_return(tl: Timeline, cfg: Config, *, dry_run: bool = False) -> None:
-    """Fence every region a region move left unfenced that answers again; report it."""
+def fence_on_return(
+    tl: Timeline,
+    cfg: Config,
+    *,
+    dry_run: bool = False,
+    read: Future[list[PendingFence]] | None = None,
+) -> None:
+    """Fence every region a region move left unfenced that answers again; report it.
+    ``read``: the pending fences, already being read (:func:`flows.guards.open_run`)."""
     try:
-        pending = pending_fences(cfg)
+        pending = read.result() if read is not None else pending_fences(cfg)
     except Exception as exc:  # never the reason a run fails; said in its report
         tl.note(f"could not read pending fences in {cfg.regions.dr}: {exc}")
         return

@@ -31,12 +31,10 @@ from prefect import flow
 
 from configs import resolve_config
 from configs.models import Config
-from flows.fencing import fence_on_return
 from flows.graph import execute
-from flows.guards import refuse_if_failed_over, roles_for
+from flows.guards import open_run, roles_for
 from flows.provision_graph import build
 from flows.report import publish_plan, runbook
-from tasks.runbooks.preflight import check_account
 
 Regions = Literal["primary", "dr", "both"]
 
@@ -59,9 +57,7 @@ def provision(
     cfg: Config = resolve_config(config)
     roles = roles_for(region)
     with runbook("provision", cfg.stack) as tl:
-        check_account(cfg)
-        fence_on_return(tl, cfg, dry_run=plan)
-        refuse_if_failed_over(cfg)
+        open_run(tl, cfg, dry_run=plan, refuse="provision would undo it")
         done = execute(build(cfg, roles, dry_run=plan), cfg, dry_run=plan, sequential=sequential)
         tl.changes = done.changes
         tl.metrics["changes"] = len(done.changes)

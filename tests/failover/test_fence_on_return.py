@@ -160,6 +160,51 @@ def test_before_provision_no_table_is_no_fence(sandbox_cfg: Config) -> None:
     assert pending_fences(sandbox_cfg) == []
 
 
+def test_a_run_opens_with_its_three_reads_at_once(
+    sandbox_cfg: Config, prefect_harness: None
+) -> None:
+    """``open_run``: the pending fences (DR's lock table) and DR's database are read while the
+    account is being checked: STS answers only once both reads have gone out (one at a time,
+    they would wait for its answer and it for them). Then the checks act in their order."""
+    import threading
+
+    from prefect import flow
+
+    from flows.guards import open_run
+    from flows.report import runbook
+    from tasks.core.aws import forget_connections
+
+    forget_connections()  # clients copy the session's hooks when they are made
+    events = connect(sandbox_cfg).session.events
+    went_out = {"dynamodb": threading.Event(), "rds": threading.Event()}
+    answered_after: list[bool] = []
+
+    def read_started(model: Any, **_: Any) -> None:
+        went_out[model.service_model.endpoint_prefix].set()
+
+    def hold_sts(**_: Any) -> None:
+        answered_after.append(all(e.wait(10) for e in went_out.values()))
+
+    events.register("before-call.dynamodb.BatchGetItem", read_started)
+    events.register("before-call.rds.DescribeDBInstances", read_started)
+    events.register("before-call.sts.GetCallerIdentity", hold_sts)
+
+    @flow(name="open-run-under-test", persist_result=False)
+    def opened() -> dict[str, Any]:
+        with runbook("open-run", sandbox_cfg.stack) as tl:
+            open_run(tl, sandbox_cfg, dry_run=False, refuse="provision would undo it")
+        return tl.model_dump(mode="json")
+
+    try:
+        report = opened()
+    finally:
+        forget_connections()
+    assert answered_after == [True]
+    assert report["outcome"] == "succeeded" and report["changes"] == []
+    assert "fenced_on_return" not in report["metrics"]
+    assert [s["step"] for s in report["steps"]] == ["check account"]
+
+
 def test_a_dark_failover_records_the_fence_and_readiness_fails_until_it_is_applied(
     failed_over: tuple[Stack, dict[str, Any], dict[str, Any]],
 ) -> None:
