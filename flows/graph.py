@@ -237,11 +237,13 @@ _frozen_runs = 0
 @contextlib.contextmanager
 def _heap_frozen() -> Iterator[None]:
     """While any graph runs, the heap it started with is out of the collector's sight
-    (``gc.freeze``): a full collection walks every object of the process (the service models
-    alone are ~0.25 M of them, ~0.13 s holding the GIL on a quiet core, ~0.5 s measured in the
-    middle of the start-up burst), and it stops every step at once. Young objects are still
-    collected as usual; the last graph to end hands the frozen heap back (``gc.unfreeze``),
-    so garbage that was frozen is collected later, not kept."""
+    (``gc.freeze``): a full collection walks every object of the process (~0.25 M once Prefect
+    and the service models are loaded: ~0.13 s holding the GIL on a quiet core, 0.48 s
+    measured in the middle of the start-up burst), and it stops every step at once. Young
+    objects are still collected as usual, and so is what the run itself keeps. The last graph
+    to end hands the frozen heap back (``gc.unfreeze``): garbage that was frozen is collected
+    by the next full collection, which then walks the whole heap once (it comes soon after
+    the graph when one ran during it)."""
     global _frozen_runs
     with _frozen_lock:
         _frozen_runs += 1
