@@ -39,7 +39,7 @@ from configs.errors import Refused
 from configs.models import Config
 from configs.names import Role
 from flows.approval import approve_typed
-from flows.guards import open_run, roles_for
+from flows.guards import open_run, refuse_if_failed_over, roles_for
 from flows.layers import Runner
 from flows.report import Timeline, publish_plan, runbook
 from tasks.core.changes import Action
@@ -75,6 +75,10 @@ def refuse_unsafe(cfg: Config) -> None:
             f"{cfg.stack} is protected (protected: true in its config); destroy never acts on "
             "a protected environment — set protected: false first if it really must go"
         )
+
+
+def _refuse_if_failed_over(cfg: Config) -> None:
+    refuse_if_failed_over(cfg, "destroy would delete the live database")
 
 
 def refuse_protected_resources(protected: list[str]) -> None:
@@ -216,7 +220,7 @@ def destroy(
     roles = roles_for(region)
     with runbook("destroy", cfg.stack) as tl:
         refuse_unsafe(cfg)
-        open_run(tl, cfg, dry_run=plan, refuse="destroy would delete the live database")
+        open_run(tl, cfg, dry_run=plan, refuse=_refuse_if_failed_over)
         protected = check_deletion_protection(cfg, roles).outputs["protected"]
         if plan:
             planned(tl, cfg, roles, protected, skip_final_snapshot, disable_deletion_protection)

@@ -4,7 +4,8 @@ over (provision and destroy both ask)."""
 
 from __future__ import annotations
 
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextvars import copy_context
 
 from configs.errors import BadInput, Refused
@@ -17,38 +18,34 @@ from tasks.runbooks.failover.fencing import pending_fences
 from tasks.runbooks.preflight import check_account
 
 
-def open_run(tl: Timeline, cfg: Config, *, dry_run: bool, refuse: str | None = None) -> None:
+def open_run(
+    tl: Timeline, cfg: Config, *, dry_run: bool, refuse: Callable[[Config], None] | None = None
+) -> None:
     """The first steps of a run that changes the stack, in this order: the credentials reach
     the config's account; a region a region move left unfenced is fenced once it answers
-    again; with ``refuse`` (what the run would do), a stack that runs in DR since a failover
-    is refused. Their reads go out at once (the caller's identity, the pending fences in DR's
-    lock table, DR's database): the run waits one round trip for them, not three. Nothing is
-    changed before the account is checked."""
+    again; ``refuse``, a check that raises to refuse the run (provision and destroy:
+    :func:`refuse_if_failed_over`), in its turn. Their reads go out at once (the caller's
+    identity, the pending fences in DR's lock table, what ``refuse`` reads): the run waits one
+    round trip for them, not three. Nothing is changed before the account is checked."""
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tierbook-open")
     try:
         fences = pool.submit(copy_context().run, pending_fences, cfg)
-        writes = (
-            pool.submit(copy_context().run, dr_writes, cfg)
-            if refuse is not None and cfg.database.dr_replica
-            else None
-        )
+        refused = pool.submit(copy_context().run, refuse, cfg) if refuse is not None else None
         check_account(cfg)
         fence_on_return(tl, cfg, dry_run=dry_run, read=fences)
-        if refuse is not None:
-            refuse_if_failed_over(cfg, refuse, read=writes)
+        if refused is not None:
+            refused.result()  # raises the refusal
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)  # the refusal is not held up by a read
         raise
     pool.shutdown()
 
 
-def refuse_if_failed_over(
-    cfg: Config, consequence: str = "provision would undo it", *, read: Future[bool] | None = None
-) -> None:
+def refuse_if_failed_over(cfg: Config, consequence: str = "provision would undo it") -> None:
     """After a failover the DR database is the writer and the primary's services are fenced;
     converging to the config would undo that (and destroying would take the live writer).
-    Failback is the way home. ``read``: whether DR writes, already being read."""
-    if cfg.database.dr_replica and (read.result() if read is not None else dr_writes(cfg)):
+    Failback is the way home."""
+    if cfg.database.dr_replica and dr_writes(cfg):
         raise Refused(
             f"{cfg.stack} runs in {cfg.regions.dr} since a failover (the DR database is the "
             f"writer); {consequence} — run `tierbook failback` first"

@@ -32,7 +32,7 @@ from prefect import flow
 from configs import resolve_config
 from configs.models import Config
 from flows.graph import execute
-from flows.guards import open_run, roles_for
+from flows.guards import open_run, refuse_if_failed_over, roles_for
 from flows.provision_graph import build
 from flows.report import publish_plan, runbook
 
@@ -57,7 +57,7 @@ def provision(
     cfg: Config = resolve_config(config)
     roles = roles_for(region)
     with runbook("provision", cfg.stack) as tl:
-        open_run(tl, cfg, dry_run=plan, refuse="provision would undo it")
+        open_run(tl, cfg, dry_run=plan, refuse=refuse_if_failed_over)
         done = execute(build(cfg, roles, dry_run=plan), cfg, dry_run=plan, sequential=sequential)
         tl.changes = done.changes
         tl.metrics["changes"] = len(done.changes)

@@ -140,6 +140,17 @@ def test_backup_and_restore_fails_over_and_back_to_its_posture(
     assert readiness_drill(config=path)["outcome"] == "succeeded"
 
 
+def test_two_copies_made_within_a_second_are_two() -> None:
+    """A copy's name carries its time to the millisecond: a second run in the same second (a
+    fast emulator, a schedule and a hand-started run) makes a copy of its own, not the first
+    run's again; names still sort in time order."""
+    cfg = resolve_config(CONFIG)
+    at = copies.utcnow().replace(microsecond=123_000)
+    names = [copies.copy_id(cfg, at + timedelta(milliseconds=ms)) for ms in (0, 1, 900)]
+    assert len(set(names)) == 3 and names == sorted(names)
+    assert all(n.startswith(copies.copy_prefix(cfg)) for n in names)
+
+
 def test_a_stale_copy_fails_readiness_until_a_new_copy_is_made(
     restorable: tuple[Stack, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -170,7 +170,7 @@ def test_a_run_opens_with_its_three_reads_at_once(
 
     from prefect import flow
 
-    from flows.guards import open_run
+    from flows.guards import open_run, refuse_if_failed_over
     from flows.report import runbook
     from tasks.core.aws import forget_connections
 
@@ -192,7 +192,7 @@ def test_a_run_opens_with_its_three_reads_at_once(
     @flow(name="open-run-under-test", persist_result=False)
     def opened() -> dict[str, Any]:
         with runbook("open-run", sandbox_cfg.stack) as tl:
-            open_run(tl, sandbox_cfg, dry_run=False, refuse="provision would undo it")
+            open_run(tl, sandbox_cfg, dry_run=False, refuse=refuse_if_failed_over)
         return tl.model_dump(mode="json")
 
     try:

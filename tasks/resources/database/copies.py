@@ -31,7 +31,7 @@ COPY_TIMEOUT_S = 7200.0
 SOURCE_CREATED_TAG = "tierbook:source-created"
 
 
-STAMP = "%Y%m%d%H%M%S"
+STAMP = "%Y%m%d%H%M%S"  # then milliseconds: two runs within a second make two copies
 
 
 def utcnow() -> datetime:
@@ -43,7 +43,7 @@ def copy_prefix(cfg: Config) -> str:
 
 
 def copy_id(cfg: Config, at: datetime) -> str:
-    return f"{copy_prefix(cfg)}{at.strftime(STAMP)}"
+    return f"{copy_prefix(cfg)}{at.strftime(STAMP)}{at.microsecond // 1000:03d}"
 
 
 def wait_snapshot(rds: Any, ident: str, what: str, timeout_s: float) -> dict[str, Any]:
