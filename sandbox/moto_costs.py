@@ -12,7 +12,9 @@ from typing import Any
 
 def install() -> None:
     _actions_are_listed_once_per_class()
+    _services_are_listed_once()
     _certificates_are_signed_with_one_key()
+    _symmetric_keys_share_one_unused_key_pair()
 
 
 def _actions_are_listed_once_per_class() -> None:
@@ -21,6 +23,17 @@ def _actions_are_listed_once_per_class() -> None:
     from moto.core import responses, utils
 
     responses.method_names_from_class = functools.cache(utils.method_names_from_class)
+
+
+def _services_are_listed_once() -> None:
+    """moto's server finds a request's service by asking, on every request, whether the host
+    names one of its packages: it lists its own directory and stats each of ~170 entries
+    (each ``stat`` lets go of the GIL and waits to take it back while other requests run).
+    The installed packages do not change: list them once."""
+    from moto import backends
+
+    listing = backends.list_of_moto_modules
+    backends.list_of_moto_modules = functools.cache(lambda: frozenset(listing()))  # type: ignore[assignment]
 
 
 def _certificates_are_signed_with_one_key() -> None:
@@ -57,3 +70,19 @@ def _certificates_are_signed_with_one_key() -> None:
         return key if self.key == pem else check(self)
 
     models.CertBundle.validate_pk = validate_pk  # type: ignore[method-assign]
+
+
+def _symmetric_keys_share_one_unused_key_pair() -> None:
+    """KMS: moto makes a 2048-bit RSA key pair for every key it creates, symmetric ones too
+    (~0.1 s of CPU each), for signing, which KMS refuses with a symmetric key. The sandbox
+    gives every key whose spec is not asymmetric one key pair, made on first use; an
+    asymmetric key (RSA_*, ECC_*) still gets its own."""
+    from moto.kms import models, utils
+
+    make = utils.generate_private_key
+    shared = functools.cache(lambda: make("RSA_2048"))
+
+    def generate_private_key(key_spec: str) -> Any:
+        return make(key_spec) if key_spec.startswith(("RSA_", "ECC_")) else shared()
+
+    models.generate_private_key = generate_private_key  # type: ignore[assignment]

@@ -479,6 +479,57 @@ def test_certificates_are_issued_each_its_own_and_an_imported_key_is_still_check
     assert len(acm.list_certificates()["CertificateSummaryList"]) == 2
 
 
+def test_kms_keys_are_each_their_own_and_an_asymmetric_key_signs_with_its_own_pair(
+    clean_aws: str,
+) -> None:
+    """Symmetric keys share one unused key pair in the sandbox (none made per key): each
+    still encrypts for itself alone; each asymmetric key has a pair of its own and signs."""
+    kms = client(clean_aws, "kms")
+    first, second = (kms.create_key()["KeyMetadata"]["KeyId"] for _ in range(2))
+    sealed = kms.encrypt(KeyId=first, Plaintext=b"orders")["CiphertextBlob"]
+    opened = kms.decrypt(CiphertextBlob=sealed)
+    assert opened["Plaintext"] == b"orders" and opened["KeyId"].endswith(first)
+    with pytest.raises(ClientError):
+        kms.decrypt(CiphertextBlob=sealed, KeyId=second)
+    signing = [
+        kms.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+        for _ in range(2)
+    ]
+    publics = {kms.get_public_key(KeyId=k)["PublicKey"] for k in signing}
+    assert len(publics) == 2
+    signed = kms.sign(KeyId=signing[0], Message=b"m", SigningAlgorithm="RSASSA_PKCS1_V1_5_SHA_256")[
+        "Signature"
+    ]
+    assert kms.verify(
+        KeyId=signing[0],
+        Message=b"m",
+        Signature=signed,
+        SigningAlgorithm="RSASSA_PKCS1_V1_5_SHA_256",
+    )["SignatureValid"]
+
+
+def test_the_services_the_sandbox_serves_are_listed_once_and_all() -> None:
+    """The sandbox lists moto's service packages once (moto lists its directory on every
+    request): the list it keeps is the whole of it."""
+    import os
+
+    import moto
+    from moto import backends
+
+    from sandbox import moto_fixes
+
+    moto_fixes.apply()
+    folder = os.path.dirname(moto.__file__)
+    on_disk = {
+        d
+        for d in os.listdir(folder)
+        if os.path.isdir(os.path.join(folder, d)) and not d.startswith("__")
+    }
+    assert set(backends.list_of_moto_modules()) == on_disk
+    assert {"ec2", "s3", "kms"} <= on_disk
+    assert backends.list_of_moto_modules() is backends.list_of_moto_modules()
+
+
 def test_throttling_fault_answers_in_protocol_and_changes_nothing(
     sandbox: Sandbox, clean_aws: str
 ) -> None:
