@@ -74,9 +74,9 @@ def _certificates_are_signed_with_one_key() -> None:
 
 def _symmetric_keys_share_one_unused_key_pair() -> None:
     """KMS: moto makes a 2048-bit RSA key pair for every key it creates, symmetric ones too
-    (~0.1 s of CPU each), for signing, which KMS refuses with a symmetric key. The sandbox
-    gives every key whose spec is not asymmetric one key pair, made on first use; an
-    asymmetric key (RSA_*, ECC_*) still gets its own."""
+    (15-100 ms of CPU each, 45 ms on average measured here), for signing, which KMS refuses
+    with a symmetric key. The sandbox gives every key whose spec is not asymmetric one key
+    pair, made on first use; an asymmetric key (RSA_*, ECC_*) still gets its own."""
     from moto.kms import models, utils
 
     make = utils.generate_private_key
