@@ -10,6 +10,7 @@ Prefect's default."""
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import os
@@ -28,7 +29,14 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from deployments.pool import POOL
-from sandbox.testing import ROOT, SERVER_TEST_TIMEOUT_S, PrefectServer, Stack
+from sandbox.testing import (
+    ROOT,
+    SERVER_TEST_TIMEOUT_S,
+    NoPostgres,
+    PrefectServer,
+    Stack,
+    postgres,
+)
 from sandbox.testing.prefect import reporting_to, running_server, stop
 from tests.failover.test_failover_e2e import assert_failed_over
 from tests.fleet.conftest import FLEET
@@ -43,8 +51,16 @@ CLIENT_RETRIES = {"PREFECT_CLIENT_MAX_RETRIES": "10"}
 
 @pytest.fixture(scope="module")
 def pool_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
-    with running_server(tmp_path_factory.mktemp("pool-server")) as server:
-        yield server
+    """On PostgreSQL where it is installed: SQLite answers concurrent writers 503, and the
+    clients' retries back off for up to a minute; a worker stuck in them polls nothing while
+    the other takes every run (seen once from a clean clone). SQLite otherwise."""
+    with contextlib.ExitStack() as stack:
+        try:
+            database: str | None = stack.enter_context(postgres())
+        except NoPostgres:
+            database = None
+        home = tmp_path_factory.mktemp("pool-server")
+        yield stack.enter_context(running_server(home, database=database))
 
 
 @pytest.fixture(scope="module")
