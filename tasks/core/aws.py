@@ -129,7 +129,8 @@ class Aws:
         self.account_id = cfg.account_id
         self.session = session or _session_for(cfg)
         self._clients: dict[tuple[str, str, str | bool, str | None], Any] = {}
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # clients and probes
+        self._verify_lock = threading.Lock()  # the account check: clients are made meanwhile
         self._verified_account: str | None = None
         self._probes: dict[str, RegionProbe] = {}
 
@@ -262,7 +263,7 @@ class Aws:
         """Refuse to go on unless the credentials reach the config's account. Cached."""
         if self._verified_account is not None:
             return self._verified_account
-        with self._lock:
+        with self._verify_lock:
             if self._verified_account is None:
                 actual = self.caller_account()
                 if actual != self.account_id:

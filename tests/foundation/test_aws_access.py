@@ -7,6 +7,7 @@ import json
 import logging
 import random
 import re
+import threading
 from collections import Counter
 from typing import Any
 
@@ -15,7 +16,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 
 from configs.errors import DeadlineExceeded, StepFailed
-from tasks.core.aws import connect, is_mutating
+from tasks.core.aws import Aws, connect, is_mutating
 from tasks.core.errors import AccountMismatch, PermanentAwsError, TransientAwsError
 from tasks.core.retry import wait_for
 
@@ -136,6 +137,35 @@ def test_wrong_account_is_refused_with_zero_mutating_calls(sandbox_cfg: Any) -> 
     assert wire.sent["GetCallerIdentity"] == 1
     right = connect(sandbox_cfg).client("sqs", sandbox_cfg.regions.primary)
     assert "QueueUrls" not in right.list_queues()  # nothing was created
+
+
+def test_a_slow_account_check_does_not_hold_back_other_clients(sandbox_cfg: Any) -> None:
+    """The account check's STS call (seconds, against a region going dark) must not keep
+    other steps from making their clients and calling AWS meanwhile."""
+    aws = Aws(sandbox_cfg)  # its own: the shared one may have checked the account already
+    in_sts, let_go = threading.Event(), threading.Event()
+
+    def hold_sts(**kwargs: Any) -> None:
+        in_sts.set()
+        let_go.wait(30)
+
+    aws.session.events.register("before-send.sts.GetCallerIdentity", hold_sts)
+    checked: list[str] = []
+    checker = threading.Thread(target=lambda: checked.append(aws.verify_account()))
+    checker.start()
+    try:
+        assert in_sts.wait(10), "the account check never called STS"
+        read = threading.Thread(
+            target=lambda: aws.client("s3", sandbox_cfg.regions.dr).list_buckets()
+        )
+        read.start()
+        read.join(10)
+        assert not read.is_alive(), "a new client waited for the account check"
+        assert not checked  # the check is still out
+    finally:
+        let_go.set()
+        checker.join(10)
+    assert checked == [sandbox_cfg.account_id]
 
 
 def test_wait_for_deadline_and_early_failure() -> None:
