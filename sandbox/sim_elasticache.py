@@ -7,7 +7,8 @@ each of its members' regions, with AWS's progressions and refusals.
   region, inheriting engine, version, node type and encryption flags: the group ``modifying``
   and the member ``associating`` → ``associated``. Refused while the group is not available.
 * ``FailoverGlobalReplicationGroup``: ``modifying`` for a while, then the roles swap; allowed
-  while another change is under way, refused while a failover is.
+  while another change is under way, refused while a failover is. The group is ``available``
+  again only when the last change under way has ended.
 * ``DisassociateGlobalReplicationGroup``: the member ``disassociating``, then a standalone
   replication group. ``DeleteGlobalReplicationGroup`` (``RetainPrimaryReplicationGroup``)
   refuses while a secondary is left: ``deleting``, then gone.
@@ -57,6 +58,16 @@ class GlobalGroup:
     status: str = "creating"
     members: list[Member] = field(default_factory=list)
     failing_over: bool = False
+    changes: int = 0  # changes under way; the group is available again when the last ends
+
+    def begin(self) -> None:
+        self.changes += 1
+        self.status = "modifying"
+
+    def end(self) -> None:
+        self.changes -= 1
+        if self.changes == 0:
+            self.status = "available"
 
     def visible_from(self, region: str) -> bool:
         return any(m.region == region for m in self.members)
@@ -196,11 +207,11 @@ class GlobalDatastores:
                     )
             member = Member(group, region, "SECONDARY", "associating")
             g.members.append(member)
-            g.status = "modifying"
+            g.begin()
 
             def associated() -> None:
                 member.status = "associated"
-                g.status = "available"
+                g.end()
 
             self.later(associated)
             return dict(g.settings)
@@ -225,12 +236,14 @@ class GlobalDatastores:
                 raise fault(
                     "InvalidGlobalReplicationGroupState", f"{new_primary} is {target.status}"
                 )
-            g.status, g.failing_over = "modifying", True
+            g.failing_over = True
+            g.begin()
 
             def swapped() -> None:
                 for m in g.members:
                     m.role = "PRIMARY" if m is target else "SECONDARY"
-                g.status, g.failing_over = "available", False
+                g.failing_over = False
+                g.end()
 
             self.later(swapped)
             return g
@@ -245,11 +258,11 @@ class GlobalDatastores:
                     "instead",
                 )
             m.status = "disassociating"
-            g.status = "modifying"
+            g.begin()
 
             def gone() -> None:
                 g.members.remove(m)
-                g.status = "available"
+                g.end()
 
             self.later(gone)
             return g
@@ -281,12 +294,12 @@ class GlobalDatastores:
         with self.lock:
             g = self.get(ident, region)
             self.require(g, "available")
-            g.status = "modifying"
+            g.begin()
 
             def modified() -> None:
                 if description is not None:
                     g.description = description
-                g.status = "available"
+                g.end()
 
             self.later(modified)
             return g

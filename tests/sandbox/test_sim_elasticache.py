@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -94,10 +95,12 @@ def test_failover_swaps_the_roles_after_a_while_and_delete_leaves_regional_group
         ReplicationGroupId="sessions", ReplicationGroupDescription="s", GlobalReplicationGroupId=gid
     )
     until(lambda: status(west, gid), lambda s: s == "available")
-    # a promotion is allowed while another change is in progress, not a second one at once
+    # a promotion is allowed while another change is in progress, not a second one at once;
+    # the group stays modifying until the last of them ends (the change ends first here)
     east.modify_global_replication_group(
         GlobalReplicationGroupId=gid, ApplyImmediately=True, GlobalReplicationGroupDescription="x"
     )
+    time.sleep(0.15)  # half the sandbox's 0.3 s: the promotion starts while the change is on
     promote = {"GlobalReplicationGroupId": gid, "PrimaryReplicationGroupId": "sessions"}
     west.failover_global_replication_group(**promote, PrimaryRegion=WEST)
     assert status(west, gid) == "modifying"
