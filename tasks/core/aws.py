@@ -129,7 +129,7 @@ class Aws:
         self.account_id = cfg.account_id
         self.session = session or _session_for(cfg)
         self._clients: dict[tuple[str, str, str | bool, str | None], Any] = {}
-        self._lock = threading.RLock()  # clients and probes
+        self._lock = threading.Lock()  # clients and probes (never taken twice)
         self._verify_lock = threading.Lock()  # the account check: clients are made meanwhile
         self._verified_account: str | None = None
         self._probes: dict[str, RegionProbe] = {}
