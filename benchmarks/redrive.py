@@ -5,7 +5,12 @@
   emulator can accept; the engine makes three calls per 10 messages (receive, send, delete),
   so a third of the ceiling is its bound and its figure reads as a fraction of that bound;
 * engine: ``tasks.runbooks.redrive.engine.Engine`` (the receive → send → delete pipeline);
-* peak memory (tracemalloc, this process only) of an engine run over each ``--memory-messages``.
+* peak memory (tracemalloc, this process only) of an engine run over each ``--memory-messages``;
+* where the emulator's process can be read (Linux, the process listening on the endpoint's
+  port): its CPU per message moved, in the loop and in the engine. An emulator whose requests
+  run one at a time (one Python process) cannot serve the engine faster than one message per
+  its engine CPU per message, so ``cap`` = the loop's seconds per message / that CPU is the
+  most engine/loop can be on that emulator, whatever the engine does.
 
 ``--runs N`` repeats the three timings N times; every ratio compares figures of the same run.
 
@@ -24,10 +29,12 @@ import sys
 import time
 import tracemalloc
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 
@@ -75,21 +82,33 @@ def one_at_a_time(sqs: Any, dlq: str, src: str, n: int) -> float:
     return time.perf_counter() - started
 
 
-def engine_run(cfg: Any, sqs: Any, n: int, workers: int, *, memory: bool = False) -> tuple:
+def engine_run(
+    cfg: Any,
+    sqs: Any,
+    n: int,
+    workers: int,
+    *,
+    memory: bool = False,
+    emulator: Callable[[], float] = lambda: 0.0,
+) -> tuple[float, int, float]:
+    """Seconds, peak bytes (with ``memory``) and the emulator's CPU seconds (read by
+    ``emulator``) of one engine run over ``n`` messages."""
     stem = f"bench-{uuid.uuid4().hex[:6]}"
     dlq, _src = testing.dlq_pair(sqs, stem)
     send_all(sqs, dlq, n, workers)
     route = find_route.fn(cfg, f"{stem}-dlq")
     if memory:
         tracemalloc.start()
+    cpu = emulator()
     started = time.perf_counter()
     tally = Engine(cfg, route, EngineSettings(workers=workers, visibility_s=120)).run()
     seconds = time.perf_counter() - started
+    cpu = emulator() - cpu
     peak = tracemalloc.get_traced_memory()[1] if memory else 0
     if memory:
         tracemalloc.stop()
     assert tally.moved == n, f"engine moved {tally.moved} of {n}"
-    return seconds, peak
+    return seconds, peak, cpu
 
 
 def main() -> None:
@@ -136,6 +155,8 @@ def main() -> None:
             aws_access_key_id="sandbox",
             aws_secret_access_key="sandbox",
         )
+        pid = testing.listening_pid(urlsplit(endpoint).port or 80)
+        emulator = (lambda: testing.cpu_seconds(pid) or 0.0) if pid is not None else None
         print(f"redrive benchmark: {n} messages, {w} workers, {args.runs} run(s)")
         print(
             "  run   loop msgs/s  ceiling msgs/s  bound msgs/s  engine msgs/s"
@@ -143,27 +164,50 @@ def main() -> None:
             flush=True,
         )
         for i in range(1, args.runs + 1):
-            loop, ceiling, engine = one_run(cfg, sqs, n, w)
-            bound = ceiling / 3
+            run = one_run(cfg, sqs, n, w, emulator)
+            loop, engine, bound = n / run["loop_s"], n / run["engine_s"], run["ceiling"] / 3
             print(
-                f"  {i:>3}  {loop:11.1f}  {ceiling:14.1f}  {bound:12.1f}  {engine:13.1f}"
+                f"  {i:>3}  {loop:11.1f}  {run['ceiling']:14.1f}  {bound:12.1f}  {engine:13.1f}"
                 f"  {engine / loop:10.1f}x  {engine / bound:12.2f}",
                 flush=True,
             )
+            if emulator is not None:
+                per_msg = run["engine_cpu"] / n
+                print(
+                    f"       emulator (pid {pid}) CPU per message: loop "
+                    f"{run['loop_cpu'] / n * 1e3:.2f} ms, engine {per_msg * 1e3:.2f} ms, busy "
+                    f"{run['engine_cpu'] / run['engine_s']:.0%} of the engine's run; "
+                    f"cap {run['loop_s'] / n / per_msg:.1f}x the loop",
+                    flush=True,
+                )
+        if emulator is None:
+            print("  (the emulator's process is not readable here: no CPU figures)")
         for m in args.memory_messages:
-            _, peak = engine_run(cfg, sqs, m, w, memory=True)
+            _, peak, _ = engine_run(cfg, sqs, m, w, memory=True)
             print(f"  peak memory, {m} messages: {peak / 1e6:.1f} MB (tracemalloc)", flush=True)
 
 
-def one_run(cfg: Any, sqs: Any, n: int, w: int) -> tuple[float, float, float]:
-    """(loop, ceiling, engine) in messages/s, measured one after the other."""
+def one_run(
+    cfg: Any, sqs: Any, n: int, w: int, emulator: Callable[[], float] | None
+) -> dict[str, float]:
+    """The ceiling (msgs/s), the loop's and the engine's seconds, measured one after the
+    other, and the emulator's CPU seconds during each of the two (0 when unreadable)."""
+    cpu = emulator or (lambda: 0.0)
     ceiling_q = sqs.create_queue(QueueName=f"bench-ceiling-{uuid.uuid4().hex[:6]}")["QueueUrl"]
     ceiling = n / send_all(sqs, ceiling_q, n, w)
     dlq, src = testing.dlq_pair(sqs, f"bench-loop-{uuid.uuid4().hex[:6]}")
     send_all(sqs, dlq, n, w)
-    loop = n / one_at_a_time(sqs, dlq, src, n)
-    engine_s, _ = engine_run(cfg, sqs, n, w)
-    return loop, ceiling, n / engine_s
+    before = cpu()
+    loop_s = one_at_a_time(sqs, dlq, src, n)
+    loop_cpu = cpu() - before
+    engine_s, _, engine_cpu = engine_run(cfg, sqs, n, w, emulator=cpu)
+    return {
+        "ceiling": ceiling,
+        "loop_s": loop_s,
+        "loop_cpu": loop_cpu,
+        "engine_s": engine_s,
+        "engine_cpu": engine_cpu,
+    }
 
 
 if __name__ == "__main__":

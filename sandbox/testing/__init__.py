@@ -8,6 +8,7 @@ made. Every setting is a value the caller applies on purpose and can print.
 * emulators on a free port: :func:`running_sandbox` (in this process),
   :func:`sandbox_process` (``python -m sandbox``), :func:`moto_process` (plain moto);
   :data:`TEST_TIMINGS`; :func:`postgres` (a throwaway PostgreSQL for a Prefect server);
+  :func:`listening_pid` and :func:`cpu_seconds` (an emulator's CPU, where it runs);
 * accounts: :func:`reset_aws`, :func:`fresh_account`, :func:`plain`, :func:`make_network`;
 * stacks: :func:`push`, :func:`push_images`, :class:`Stack` and its readers;
 * calls: :class:`Calls`, :func:`watch`, :func:`plan_build_rerun`;
@@ -63,6 +64,8 @@ from sandbox.testing.servers import (
     TEST_TIMINGS,
     NoPostgres,
     Sandbox,
+    cpu_seconds,
+    listening_pid,
     machine_ticks,
     moto_process,
     postgres,
@@ -98,6 +101,7 @@ __all__ = [
     "Sandbox",
     "SandboxQueues",
     "Stack",
+    "cpu_seconds",
     "describe",
     "dlq_pair",
     "environment",
@@ -105,6 +109,7 @@ __all__ = [
     "free_port",
     "fresh_account",
     "isolated_environment",
+    "listening_pid",
     "machine_ticks",
     "make_network",
     "make_queues",

@@ -606,9 +606,14 @@ def test_importing_the_test_support_changes_nothing() -> None:
 
 
 def test_sandbox_process_serves_and_is_gone_after() -> None:
-    from sandbox.testing import sandbox_process
+    from sandbox.testing import cpu_seconds, listening_pid, sandbox_process
 
     with sandbox_process({"route53_sync_seconds": 0.1}) as running:
         assert running.control.timings()["route53_sync_seconds"] == 0.1
         assert client(running.endpoint, "sts").get_caller_identity()["Account"]
+        # what a benchmark reads of an emulator it did not start: the process on the port
+        port = int(running.endpoint.rsplit(":", 1)[1])
+        assert running.pid is not None and listening_pid(port) == running.pid
+        assert (cpu_seconds(running.pid) or 0.0) > 0.0
     assert not running.control.healthy()
+    assert listening_pid(port) is None
