@@ -8,9 +8,19 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from sandbox.testing import Sandbox
 from tests.sandbox.test_sandbox import client, until
 
 EAST, WEST, EU = "us-east-1", "us-west-2", "eu-west-1"
+CHANGE_S = 1.0  # how long a change takes here
+
+
+@pytest.fixture
+def aws(sandbox: Sandbox, clean_aws: str) -> str:
+    """A clean account whose Global Datastore changes take ``CHANGE_S``: long enough that a
+    state read right after a call (``modifying``) holds on a loaded machine."""
+    sandbox.control.timings(cache_global_seconds=CHANGE_S)
+    return clean_aws
 
 
 def code(call: Any) -> str:
@@ -36,10 +46,10 @@ def status(ec: Any, gid: str) -> str:
 
 
 def test_a_datastore_is_seen_from_its_members_regions_only_and_progresses(
-    clean_aws: str,
+    aws: str,
 ) -> None:
-    east, west, eu = (client(clean_aws, "elasticache", r) for r in (EAST, WEST, EU))
-    primary(clean_aws)
+    east, west, eu = (client(aws, "elasticache", r) for r in (EAST, WEST, EU))
+    primary(aws)
     made = east.create_global_replication_group(
         GlobalReplicationGroupIdSuffix="shop", PrimaryReplicationGroupId="sessions"
     )["GlobalReplicationGroup"]
@@ -83,10 +93,10 @@ def test_a_datastore_is_seen_from_its_members_regions_only_and_progresses(
 
 
 def test_failover_swaps_the_roles_after_a_while_and_delete_leaves_regional_groups(
-    clean_aws: str,
+    aws: str,
 ) -> None:
-    east, west = client(clean_aws, "elasticache", EAST), client(clean_aws, "elasticache", WEST)
-    primary(clean_aws)
+    east, west = client(aws, "elasticache", EAST), client(aws, "elasticache", WEST)
+    primary(aws)
     gid = east.create_global_replication_group(
         GlobalReplicationGroupIdSuffix="shop", PrimaryReplicationGroupId="sessions"
     )["GlobalReplicationGroup"]["GlobalReplicationGroupId"]
@@ -100,7 +110,7 @@ def test_failover_swaps_the_roles_after_a_while_and_delete_leaves_regional_group
     east.modify_global_replication_group(
         GlobalReplicationGroupId=gid, ApplyImmediately=True, GlobalReplicationGroupDescription="x"
     )
-    time.sleep(0.15)  # half the sandbox's 0.3 s: the promotion starts while the change is on
+    time.sleep(CHANGE_S / 2)  # the promotion starts while the change is half done
     promote = {"GlobalReplicationGroupId": gid, "PrimaryReplicationGroupId": "sessions"}
     west.failover_global_replication_group(**promote, PrimaryRegion=WEST)
     assert status(west, gid) == "modifying"
