@@ -171,7 +171,7 @@ def main() -> None:
                 f"  {engine / loop:10.1f}x  {engine / bound:12.2f}",
                 flush=True,
             )
-            if emulator is not None:
+            if emulator is not None and run["engine_cpu"] > 0:
                 per_msg = run["engine_cpu"] / n
                 print(
                     f"       emulator (pid {pid}) CPU per message: loop "
