@@ -156,7 +156,10 @@ def main() -> None:
             aws_secret_access_key="sandbox",
         )
         pid = testing.listening_pid(urlsplit(endpoint).port or 80)
-        emulator = (lambda: testing.cpu_seconds(pid) or 0.0) if pid is not None else None
+
+        def emulator() -> float:
+            return (testing.cpu_seconds(pid) or 0.0) if pid is not None else 0.0
+
         print(f"redrive benchmark: {n} messages, {w} workers, {args.runs} run(s)")
         print(
             "  run   loop msgs/s  ceiling msgs/s  bound msgs/s  engine msgs/s"
@@ -171,7 +174,7 @@ def main() -> None:
                 f"  {engine / loop:10.1f}x  {engine / bound:12.2f}",
                 flush=True,
             )
-            if emulator is not None and run["engine_cpu"] > 0:
+            if run["engine_cpu"] > 0:
                 per_msg = run["engine_cpu"] / n
                 print(
                     f"       emulator (pid {pid}) CPU per message: loop "
@@ -180,19 +183,16 @@ def main() -> None:
                     f"cap {run['loop_s'] / n / per_msg:.1f}x the loop",
                     flush=True,
                 )
-        if emulator is None:
+        if pid is None:
             print("  (the emulator's process is not readable here: no CPU figures)")
         for m in args.memory_messages:
             _, peak, _ = engine_run(cfg, sqs, m, w, memory=True)
             print(f"  peak memory, {m} messages: {peak / 1e6:.1f} MB (tracemalloc)", flush=True)
 
 
-def one_run(
-    cfg: Any, sqs: Any, n: int, w: int, emulator: Callable[[], float] | None
-) -> dict[str, float]:
+def one_run(cfg: Any, sqs: Any, n: int, w: int, cpu: Callable[[], float]) -> dict[str, float]:
     """The ceiling (msgs/s), the loop's and the engine's seconds, measured one after the
-    other, and the emulator's CPU seconds during each of the two (0 when unreadable)."""
-    cpu = emulator or (lambda: 0.0)
+    other, and the emulator's CPU seconds during each of the two (read by ``cpu``)."""
     ceiling_q = sqs.create_queue(QueueName=f"bench-ceiling-{uuid.uuid4().hex[:6]}")["QueueUrl"]
     ceiling = n / send_all(sqs, ceiling_q, n, w)
     dlq, src = testing.dlq_pair(sqs, f"bench-loop-{uuid.uuid4().hex[:6]}")

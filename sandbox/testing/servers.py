@@ -81,8 +81,10 @@ def listening_pid(port: int) -> int | None:
             cols = row.split()
             if cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:  # LISTEN
                 inodes.add(f"socket:[{cols[9]}]")
+    if not inodes:
+        return None
     for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or not inodes:
+        if not proc.name.isdigit():
             continue
         try:
             if any(os.readlink(fd) in inodes for fd in (proc / "fd").iterdir()):
